@@ -1,0 +1,34 @@
+# Quick start: `make demo`, `make test`. Both create .venv when missing and install byol into it.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m byol.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check byol tests benchmarks
+	$(BIN)/ruff format --check byol tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format byol tests benchmarks
+	$(BIN)/ruff check --fix byol tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""byol: BYOL (Grill et al. 2020) self-supervised image representation learning."""
+
+from byol.losses import regression_loss
+from byol.method import BYOL, BYOLOutput
+from byol.models import MLP, available_backbones, build_encoder
+from byol.optim import build_optimizer, param_groups
+from byol.optim.lars import LARS
+from byol.schedules import lr_schedule, scaled_lr, tau_schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BYOL",
+    "BYOLOutput",
+    "LARS",
+    "MLP",
+    "available_backbones",
+    "build_encoder",
+    "build_optimizer",
+    "lr_schedule",
+    "param_groups",
+    "regression_loss",
+    "scaled_lr",
+    "tau_schedule",
+]

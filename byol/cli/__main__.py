@@ -1,0 +1,46 @@
+"""``byol`` entry point: a dispatch table of subcommands, each in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from byol.errors import ByolError
+
+# name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "augment": ("byol.cli.augment", "write a grid of images beside their two augmented views"),
+    "pretrain": ("byol.cli.pretrain", "pretrain an encoder with BYOL on a folder of images"),
+    "eval": ("byol.cli.evaluate", "evaluate a pretrained encoder (knn)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="byol", description="BYOL self-supervised learning (Grill et al. 2020).")
+    parser.add_argument("--version", action="version", version=f"byol {importlib.import_module('byol').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except ByolError as e:
+        print(f"byol {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"byol {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Projector and predictor heads: one MLP class whose normalisation is a parameter."""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = ("batchnorm", "layernorm", "groupnorm", "none")
+
+
+def make_norm1d(norm: str, dim: int) -> nn.Module:
+    """A normalisation layer for ``(B, dim)`` features, by name (see ``NORMS``)."""
+    if norm == "batchnorm":
+        return nn.BatchNorm1d(dim)
+    if norm == "layernorm":
+        return nn.LayerNorm(dim)
+    if norm == "groupnorm":
+        return nn.GroupNorm(min(32, dim), dim)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+class MLP(nn.Sequential):
+    """Linear(in → hidden) → norm → ReLU → Linear(hidden → out), no norm on the output.
+
+    BYOL's projector and predictor (Grill et al. 2020, §3.3): "a linear layer with output size
+    4096 followed by batch normalization, rectified linear units (ReLU), and a final linear layer
+    with output dimension 256". The norm is a parameter because the ablations swap it.
+
+    Example:
+        >>> import torch
+        >>> MLP(512, 4096, 256)(torch.randn(8, 512)).shape
+        torch.Size([8, 256])
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256, norm: str = "batchnorm"):
+        # A bias right before BatchNorm is cancelled by its mean subtraction.
+        super().__init__(
+            nn.Linear(in_dim, hidden_dim, bias=norm != "batchnorm"),
+            make_norm1d(norm, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim),
+        )

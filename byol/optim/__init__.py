@@ -1,0 +1,63 @@
+"""Optimisers by name, with the paper's parameter groups."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from byol.optim.lars import LARS
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("lars", "sgd", "adamw")
+
+
+def param_groups(modules: nn.Module | list[nn.Module], weight_decay: float) -> list[dict]:
+    """Split trainable parameters into a decayed group and an excluded one.
+
+    Biases and normalisation parameters (every tensor with at most one dimension) are excluded
+    from weight decay and, under LARS, from the trust-ratio adaptation (Grill et al. 2020, app. C).
+    """
+    if isinstance(modules, nn.Module):
+        modules = [modules]
+    decay, excluded = [], []
+    seen: set[int] = set()
+    for module in modules:
+        for p in module.parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (excluded if p.ndim <= 1 else decay).append(p)
+    log.info("optimizer groups: %d tensors decayed/adapted, %d excluded (biases, norms)", len(decay), len(excluded))
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
+        {"params": excluded, "weight_decay": 0.0, "lars_exclude": True},
+    ]
+
+
+def build_optimizer(
+    name: str,
+    groups: list[dict],
+    lr: float,
+    weight_decay: float,
+    momentum: float = 0.9,
+    trust_coefficient: float = 1e-3,
+    clip: bool = False,
+) -> torch.optim.Optimizer:
+    """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``."""
+    if name == "lars":
+        return LARS(
+            groups,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            clip=clip,
+        )
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -1,0 +1,192 @@
+import math
+
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from byol.data import augment as A
+from byol.data.augment import VIEW1, VIEW2, TwoViewAugment, ViewParams, default_views
+
+N = 4000  # samples for the probability checks
+
+
+def images(n=8, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g)
+
+
+def per_image(fn, x, values):
+    return torch.stack([fn(x[i], float(values[i])) for i in range(len(x))])
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (A.adjust_brightness, TF.adjust_brightness),
+        (A.adjust_contrast, TF.adjust_contrast),
+        (A.adjust_saturation, TF.adjust_saturation),
+    ],
+)
+def test_linear_colour_ops_equal_torchvision(ours, theirs):
+    x = images()
+    f = torch.linspace(0.6, 1.4, len(x))
+    torch.testing.assert_close(ours(x, f), per_image(theirs, x, f), atol=1e-5, rtol=0)
+
+
+def test_hue_equals_torchvision():
+    x = images()
+    shift = torch.linspace(-0.1, 0.1, len(x))
+    torch.testing.assert_close(A.adjust_hue(x, shift), per_image(TF.adjust_hue, x, shift), atol=1e-5, rtol=0)
+    big = torch.linspace(-0.5, 0.5, len(x))
+    torch.testing.assert_close(A.adjust_hue(x, big), per_image(TF.adjust_hue, x, big), atol=1e-5, rtol=0)
+
+
+def test_grayscale_and_solarize_equal_torchvision():
+    x = images()
+    torch.testing.assert_close(A.grayscale(x), TF.rgb_to_grayscale(x), atol=1e-6, rtol=0)
+    params = A.sample_view_params(len(x), ViewParams(solarize_p=1.0, jitter_p=0, grayscale_p=0, flip_p=0, blur_p=0))
+    out = A.apply_view_params(x, params)
+    torch.testing.assert_close(out, TF.solarize(x, 0.5), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_gaussian_blur_equals_torchvision(size):
+    x = images(3, size)
+    sigma = torch.tensor([0.1, 1.0, 2.0])
+    k = A.blur_kernel_size(size)
+    assert k == (3 if size == 32 else 23)
+    expected = torch.stack([TF.gaussian_blur(x[i], [k, k], [float(s), float(s)]) for i, s in enumerate(sigma)])
+    torch.testing.assert_close(A.gaussian_blur(x, sigma, k), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(A.gaussian_blur(x, torch.zeros(3), k), x)  # σ = 0 is the identity
+
+
+def test_resized_crop_matches_torchvision_within_interpolation_tolerance():
+    x = images(4, 64)
+    boxes = torch.tensor([[0, 0, 64, 64], [8, 4, 40, 48], [20, 30, 30, 20], [5, 5, 16, 16]])
+    ours = A.resized_crop(x, boxes, 32)
+    for i, (top, left, h, w) in enumerate(boxes.tolist()):
+        ref = TF.resized_crop(x[i], top, left, h, w, [32, 32], antialias=False)
+        inner = (ours[i] - ref)[:, 1:-1, 1:-1]  # edges may blend a neighbouring pixel
+        assert inner.abs().max() < 1e-4
+        assert (ours[i] - ref).abs().mean() < 0.02
+    # Identity box at the same size is exact.
+    torch.testing.assert_close(A.resized_crop(x, boxes[:1].repeat(4, 1), 64), x, atol=1e-5, rtol=0)
+
+
+def test_crop_boxes_stay_in_range():
+    g = torch.Generator().manual_seed(0)
+    boxes = A.sample_crop_boxes(N, 96, 128, (0.08, 1.0), (3 / 4, 4 / 3), g)
+    top, left, h, w = boxes.T.float()
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 96).all() and (left + w <= 128).all()
+    area = h * w / (96 * 128)
+    assert area.min() >= 0.07 and area.max() <= 1.0
+    aspect = w / h
+    # Rounding to whole pixels widens the range a little on small boxes.
+    assert aspect.min() > 0.7 and aspect.max() < 1.45
+    assert area.std() > 0.2  # spread over the range, not one value
+    # Impossible draws fall back to a centre crop of the largest in-range aspect.
+    wide = A.sample_crop_boxes(10, 10, 100, (1.0, 1.0), (1.0, 1.0), g)
+    assert (wide == torch.tensor([0, 45, 10, 10])).all()
+
+
+def _rate(mask: torch.Tensor) -> float:
+    return mask.float().mean().item()
+
+
+def _within_binomial(rate: float, p: float, n: int = N) -> bool:
+    return abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-9
+
+
+@pytest.mark.parametrize("view, blur, solarize", [(VIEW1, 1.0, 0.0), (VIEW2, 0.1, 0.2)])
+def test_probabilities_are_met_per_view(view, blur, solarize):
+    g = torch.Generator().manual_seed(1)
+    p = A.sample_view_params(N, view, g)
+    assert _within_binomial(_rate(p["flip"]), 0.5)
+    assert _within_binomial(_rate(p["grayscale"]), 0.2)
+    assert _within_binomial(_rate(p["blur_sigma"] > 0), blur)
+    assert _within_binomial(_rate(p["solarize"]), solarize)
+    jittered = (p["jitter_factors"] != 1).any(1) | (p["hue_shift"] != 0)
+    assert _within_binomial(_rate(jittered), 0.8)
+    sig = p["blur_sigma"][p["blur_sigma"] > 0]
+    assert sig.min() >= 0.1 and sig.max() <= 2.0
+    b, c, s = p["jitter_factors"][jittered].T
+    assert b.min() >= 0.6 and b.max() <= 1.4 and c.min() >= 0.6 and c.max() <= 1.4
+    assert s.min() >= 0.8 and s.max() <= 1.2
+    assert p["hue_shift"].abs().max() <= 0.1
+    # Every permutation of the four jitter ops occurs (random order per sample).
+    assert len({tuple(o) for o in p["jitter_order"].tolist()}) == 24
+
+
+def test_observed_outputs_follow_the_drawn_solarise_and_grayscale():
+    # The drawn parameters are what the images get: grayscale samples have equal channels.
+    g = torch.Generator().manual_seed(2)
+    x = images(512)
+    params = A.sample_view_params(512, ViewParams(grayscale_p=0.5, jitter_p=0.0, blur_p=0.0, flip_p=0.0), g)
+    out = A.apply_view_params(x, params)
+    equal_channels = (out[:, 0] - out[:, 1]).abs().amax(dim=(1, 2)) < 1e-6
+    assert torch.equal(equal_channels, params["grayscale"])
+
+
+def test_jitter_random_order_matters_and_matches_sequential_ops():
+    x = images(2)
+    shift = torch.tensor([0.08, 0.08])
+    # Sample 0: brightness then hue; sample 1: hue then brightness.
+    params = A.sample_view_params(2, ViewParams(jitter_p=0, grayscale_p=0, flip_p=0, blur_p=0, solarize_p=0))
+    params["jitter_factors"] = torch.tensor([[1.3, 1.0, 1.0], [1.3, 1.0, 1.0]])
+    params["hue_shift"] = shift
+    params["jitter_order"] = torch.tensor([[0, 3, 1, 2], [3, 0, 1, 2]])
+    out = A.apply_view_params(x, params)
+    first = TF.adjust_hue(TF.adjust_brightness(x[0], 1.3), 0.08)
+    second = TF.adjust_brightness(TF.adjust_hue(x[1], 0.08), 1.3)
+    torch.testing.assert_close(out[0], first, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1], second, atol=1e-5, rtol=0)
+
+
+def test_two_copies_of_one_image_get_different_views_and_seed_reproduces():
+    x = images(1, 32).repeat(2, 1, 1, 1)
+    aug = TwoViewAugment(32, *default_views(32))
+    v1, v2 = aug(x, torch.Generator().manual_seed(0))
+    assert not torch.allclose(v1[0], v1[1])
+    assert not torch.allclose(v1[0], v2[0])
+    w1, w2 = aug(x, torch.Generator().manual_seed(0))
+    assert torch.equal(v1, w1) and torch.equal(v2, w2)
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_output_shape_dtype_and_range(size, dtype):
+    x = torch.randint(0, 256, (3, 3, size + 8, size + 8), dtype=torch.uint8)
+    if dtype == torch.float32:
+        x = x.float() / 255
+    aug = TwoViewAugment(size, *default_views(size))
+    v1, v2 = aug(x, torch.Generator().manual_seed(0))
+    for v in (v1, v2):
+        assert v.shape == (3, 3, size, size) and v.dtype == torch.float32
+    lo = (0 - torch.tensor(A.IMAGENET_MEAN)) / torch.tensor(A.IMAGENET_STD)
+    hi = (1 - torch.tensor(A.IMAGENET_MEAN)) / torch.tensor(A.IMAGENET_STD)
+    for c in range(3):
+        assert v1[:, c].min() >= lo[c] - 1e-4 and v1[:, c].max() <= hi[c] + 1e-4
+    raw = TwoViewAugment(size, mean=None, std=None)(x, torch.Generator().manual_seed(0))[0]
+    assert raw.min() >= 0 and raw.max() <= 1
+
+
+def test_precropped_path_skips_the_crop():
+    x = images(4, 32)
+    no_change = ViewParams(flip_p=0, jitter_p=0, grayscale_p=0, blur_p=0, solarize_p=0)
+    aug = TwoViewAugment(32, no_change, no_change, mean=None, std=None)
+    v1, v2 = aug(crops=(x, x.flip(-1)))
+    torch.testing.assert_close(v1, x)
+    torch.testing.assert_close(v2, x.flip(-1))
+
+
+def test_small_image_presets_turn_blur_off():
+    v1, v2 = default_views(32)
+    assert v1.blur_p == 0 and v2.blur_p == 0 and v2.solarize_p == 0.2
+    v1, v2 = default_views(224)
+    assert v1.blur_p == 1.0 and v2.blur_p == 0.1 and v1.solarize_p == 0.0
+
+
+@pytest.mark.parametrize("kw", [{"blur_p": 1.5}, {"crop_scale": (0.5, 0.2)}, {"hue": 0.7}])
+def test_view_params_validate(kw):
+    with pytest.raises(ValueError, match="augment"):
+        ViewParams(**kw)

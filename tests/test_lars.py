@@ -1,0 +1,80 @@
+import pytest
+import torch
+from torch import nn
+
+from byol.optim import build_optimizer, param_groups
+from byol.optim.lars import LARS
+
+
+def test_hand_computed_step_on_a_tiny_tensor():
+    w = nn.Parameter(torch.tensor([[3.0, 4.0]]))  # ‖w‖ = 5
+    w.grad = torch.tensor([[0.0, 1.0]])
+    opt = LARS([{"params": [w], "lars_exclude": False}], lr=0.1, momentum=0.9, weight_decay=0.5, trust_coefficient=1e-3)
+    opt.step()
+    g = torch.tensor([[0.0, 1.0]]) + 0.5 * torch.tensor([[3.0, 4.0]])  # [1.5, 3.0]
+    trust = 1e-3 * 5.0 / g.norm()
+    expected = torch.tensor([[3.0, 4.0]]) - 0.1 * trust * g
+    torch.testing.assert_close(w.detach(), expected)
+    # Second step: the momentum buffer carries the first adapted gradient.
+    w.grad = torch.tensor([[0.0, 1.0]])
+    p1 = expected.clone()
+    g2 = torch.tensor([[0.0, 1.0]]) + 0.5 * p1
+    v = 0.9 * trust * g + 1e-3 * p1.norm() / g2.norm() * g2
+    opt.step()
+    torch.testing.assert_close(w.detach(), p1 - 0.1 * v)
+
+
+def test_excluded_parameters_get_no_decay_and_no_adaptation():
+    b = nn.Parameter(torch.tensor([2.0, -1.0]))
+    b.grad = torch.tensor([0.5, 0.5])
+    opt = LARS([{"params": [b], "lars_exclude": True, "weight_decay": 0.0}], lr=0.1, weight_decay=0.5)
+    opt.step()
+    torch.testing.assert_close(b.detach(), torch.tensor([2.0 - 0.05, -1.0 - 0.05]))
+
+
+def test_clip_bounds_the_adapted_rate_by_the_global_lr():
+    w = nn.Parameter(torch.tensor([[100.0]]))
+    w.grad = torch.tensor([[1e-3]])  # trust = 0.02·100/1e-3 = 2000 ≫ lr
+    opt = LARS([w], lr=0.5, momentum=0.0, weight_decay=0.0, trust_coefficient=0.02, clip=True)
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.tensor([[100.0 - 0.5 * 1e-3]]))
+
+
+def test_param_groups_exclude_biases_and_norms():
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    groups = param_groups(model, weight_decay=1e-5)
+    decayed, excluded = groups
+    assert {id(p) for p in decayed["params"]} == {id(model[0].weight), id(model[2].weight)}
+    assert len(excluded["params"]) == 4 and excluded["weight_decay"] == 0.0 and excluded["lars_exclude"]
+
+
+def test_weight_decay_applies_only_to_decayed_group_through_build_optimizer():
+    model = nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(1.0)
+    opt = build_optimizer("sgd", param_groups(model, 0.1), lr=1.0, weight_decay=0.1, momentum=0.0)
+    model.weight.grad = torch.zeros_like(model.weight)
+    model.bias.grad = torch.zeros_like(model.bias)
+    opt.step()
+    torch.testing.assert_close(model.weight.detach(), torch.full((3, 3), 0.9))
+    torch.testing.assert_close(model.bias.detach(), torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": -1}, "lr"),
+        ({"lr": 1, "momentum": 1.0}, "momentum"),
+        ({"lr": 1, "weight_decay": -1}, "weight_decay"),
+        ({"lr": 1, "trust_coefficient": 0}, "trust"),
+    ],
+)
+def test_lars_validates_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LARS([nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+def test_unknown_optimizer_name():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        build_optimizer("adagrad", [], lr=1.0, weight_decay=0.0)

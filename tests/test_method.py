@@ -1,0 +1,131 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from byol import BYOL, build_encoder
+from byol.losses import regression_loss
+
+
+def tiny_byol(**kw) -> BYOL:
+    torch.manual_seed(0)
+    enc = build_encoder("convnet", width=0.25, image_size=16)
+    return BYOL(enc.module, enc.feature_dim, projector_hidden=64, projection_dim=16, predictor_hidden=64, **kw)
+
+
+def views(n=8, size=16):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, size, size, generator=g), torch.randn(n, 3, size, size, generator=g)
+
+
+def test_target_starts_as_exact_copy_without_grad():
+    m = tiny_byol()
+    for o, t in zip(m.online_parameters(), m.target_parameters()):
+        assert torch.equal(o, t) and o is not t
+        assert o.requires_grad and not t.requires_grad
+
+
+def test_loss_is_sum_of_both_view_orders_each_view_its_own_batch():
+    m = tiny_byol()
+    v1, v2 = views()
+    loss = m(v1, v2)
+    # Recompute by hand, each view as its own forward batch.
+    z1 = m.online_projector(m.online_encoder(v1))
+    z2 = m.online_projector(m.online_encoder(v2))
+    with torch.no_grad():
+        t1 = m.target_projector(m.target_encoder(v1))
+        t2 = m.target_projector(m.target_encoder(v2))
+    expected = regression_loss(m.predictor(z1), t2) + regression_loss(m.predictor(z2), t1)
+    torch.testing.assert_close(loss, expected)
+    # Summed: each term is at most 4, the sum is well above one averaged term's range at init.
+    assert loss.item() > regression_loss(m.predictor(z1), t2).item()
+    # Swapping the views gives the same symmetrised loss.
+    torch.testing.assert_close(m(v2, v1), loss)
+
+
+def test_target_gets_no_gradient_and_only_moves_by_update_target():
+    m = tiny_byol()
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    before = [t.clone() for t in m.target_parameters()]
+    v1, v2 = views()
+    loss = m(v1, v2)
+    loss.backward()
+    assert all(t.grad is None for t in m.target_parameters())
+    assert all(p.grad is not None for p in m.online_parameters())
+    opt.step()
+    for b, t in zip(before, m.target_parameters()):
+        assert torch.equal(b, t)
+    m.update_target(0.9)
+    changed = [not torch.equal(b, t) for b, t in zip(before, m.target_parameters())]
+    assert any(changed)
+    for b, t, o in zip(before, m.target_parameters(), m.online_parameters()):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+
+
+def test_tau_zero_copies_and_tau_one_keeps():
+    m = tiny_byol()
+    with torch.no_grad():
+        for p in m.online_parameters():
+            p.add_(torch.randn_like(p))
+    before = [t.clone() for t in m.target_parameters()]
+    m.update_target(1.0)
+    assert all(torch.equal(b, t) for b, t in zip(before, m.target_parameters()))
+    m.update_target(0.0)
+    assert all(torch.equal(o, t) for o, t in zip(m.online_parameters(), m.target_parameters()))
+
+
+def test_update_target_uses_foreach_not_a_python_loop(monkeypatch):
+    m = tiny_byol()
+    calls = []
+    real = torch._foreach_lerp_
+    monkeypatch.setattr(torch, "_foreach_lerp_", lambda *a: calls.append(1) or real(*a))
+    m.update_target(0.5)
+    assert len(calls) == 1
+
+
+def test_target_keeps_its_own_batchnorm_statistics():
+    m = tiny_byol()
+    m.train()
+    m(*views())
+    bn_online = next(x for x in m.online_encoder.modules() if isinstance(x, nn.BatchNorm2d))
+    bn_target = next(x for x in m.target_encoder.modules() if isinstance(x, nn.BatchNorm2d))
+    assert bn_target.num_batches_tracked.item() == 2  # one forward per view, target in train mode
+    stats = copy.deepcopy(bn_target.running_mean)
+    m.update_target(0.0)
+    assert torch.equal(bn_target.running_mean, stats)  # buffers are not averaged
+    assert bn_online is not bn_target
+
+
+def test_outputs_and_encoder_accessor():
+    m = tiny_byol()
+    out = m(*views(), return_outputs=True)
+    assert out.projection_view1.shape == (8, 16)
+    assert out.representation_view1.shape == (8, m.feature_dim)
+    assert m.encoder is m.online_encoder
+
+
+def test_no_predictor_variant_for_ablations():
+    m = tiny_byol(use_predictor=False)
+    assert isinstance(m.predictor, nn.Identity)
+    assert m(*views()).ndim == 0
+
+
+@pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "groupnorm", "none"])
+def test_one_step_on_a_fixed_batch_lowers_the_loss(norm):
+    m = tiny_byol(norm=norm)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.0)
+    v1, v2 = views(16)
+    torch.manual_seed(0)
+    before = m(v1, v2)
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = m(v1, v2)
+    assert after.item() < before.item()
+
+
+def test_any_module_mapping_images_to_vectors_works():
+    encoder = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    m = BYOL(encoder, 8, projector_hidden=32, projection_dim=8, predictor_hidden=32)
+    assert m(*views()).ndim == 0
