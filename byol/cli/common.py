@@ -1,0 +1,34 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from byol.errors import ByolError
+
+
+def parse_assignment(text: str) -> tuple[list[str], object]:
+    """``section.key=value`` (value parsed as YAML) → (["section", "key"], value)."""
+    if "=" not in text:
+        raise ByolError(f"--set {text!r}: expected section.key=value, e.g. augment.view2.solarize_p=0")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def nested(path: list[str], value: object) -> dict:
+    out: dict = {}
+    cur = out
+    for k in path[:-1]:
+        cur = cur.setdefault(k, {})
+    cur[path[-1]] = value
+    return out
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")

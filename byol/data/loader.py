@@ -1,0 +1,282 @@
+"""Training and evaluation batches from an image folder.
+
+Small images come from the in-memory uint8 cache and are cropped batched on the device; larger
+images stream through DataLoader workers, each cropped twice per sample (uint8) before batching.
+The order of an epoch and every crop are functions of (seed, epoch, index), so a resumed run
+sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from byol.data.augment import ViewParams, sample_crop_boxes
+from byol.data.cache import load_cached
+from byol.data.folder import ImageList, list_images, open_rgb, warn_skipped
+from byol.errors import ByolError
+
+log = logging.getLogger(__name__)
+
+SMALL_IMAGE_MAX_SIDE = 64
+NAMED_DATASETS = ("cifar10", "cifar100", "stl10")
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=_generator(seed, epoch, 17))
+
+
+def probe_max_side(images: ImageList, count: int = 16) -> int:
+    """Largest side among the first readable images (decides cache vs streaming)."""
+    sides = []
+    for p in images.paths[: count * 2]:
+        try:
+            with Image.open(p) as img:
+                sides.append(max(img.size))
+        except (OSError, ValueError):
+            continue
+        if len(sides) >= count:
+            break
+    if not sides:
+        raise ByolError(f"no readable image among the first files of {images.root}")
+    return max(sides)
+
+
+@dataclass
+class Batch:
+    """What one training step consumes: whole images (cropped on the device) or two crops."""
+
+    images: torch.Tensor | None  # (B, 3, H, W) uint8
+    crops: tuple[torch.Tensor, torch.Tensor] | None  # two (B, 3, S, S) uint8
+    labels: torch.Tensor | None  # (B,) int64, -1 when unlabelled
+    indices: torch.Tensor
+
+
+class CachedImages:
+    """Same-size uint8 images in memory (``(N, H, W, 3)``), with labels or None."""
+
+    def __init__(self, array: np.ndarray, labels: list[int] | None):
+        self.array = np.ascontiguousarray(array) if array.nbytes < 4 * 2**30 else array
+        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def images(self, indices: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` uint8 for the given indices."""
+        return torch.from_numpy(self.array[indices.numpy()]).permute(0, 3, 1, 2)
+
+
+class TwoCropDataset(Dataset):
+    """Streams images of any size: two per-sample random resized crops to ``size``, uint8.
+
+    Items are addressed as ``(epoch, index)`` so crops depend on the seed, not on the worker.
+    """
+
+    def __init__(self, images: ImageList, size: int, view1: ViewParams, view2: ViewParams, seed: int):
+        self.images, self.size, self.views, self.seed = images, size, (view1, view2), seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _crop(self, img: Image.Image, p: ViewParams, g: torch.Generator) -> torch.Tensor:
+        top, left, h, w = sample_crop_boxes(1, img.height, img.width, p.crop_scale, p.crop_ratio, g)[0].tolist()
+        out = img.resize((self.size, self.size), Image.BICUBIC, box=(left, top, left + w, top + h))
+        return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        path = self.images.paths[index]
+        label = -1 if self.images.labels is None else self.images.labels[index]
+        try:
+            img = open_rgb(path)
+        except (OSError, ValueError, SyntaxError):
+            return None
+        g = _generator(self.seed, epoch, index, 29)
+        return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index
+
+
+def _collate_crops(items):
+    items = [it for it in items if it is not None]  # unreadable files are dropped from the batch
+    if not items:
+        return None
+    c1, c2, labels, idx = zip(*items)
+    return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx)
+
+
+class TrainData:
+    """Epoch-ordered batches for pretraining, cached or streamed.
+
+    Args:
+        path: image folder (ImageFolder-style or unlabelled) or a named dataset.
+        image_size: side of the views.
+        batch_size: images per batch; every epoch drops the incomplete last batch, so a dataset
+            smaller than one batch is an error.
+        rank, world_size: each process takes its share of every epoch's permutation.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        image_size: int,
+        batch_size: int,
+        view1: ViewParams,
+        view2: ViewParams,
+        seed: int = 0,
+        cache: str = "auto",
+        cache_dir: str | Path | None = None,
+        workers: int = 4,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.image_list = resolve_folder(path)
+        self.batch_size, self.seed, self.workers = batch_size, seed, workers
+        self.rank, self.world_size = rank, world_size
+        use_cache = cache == "on" or (
+            cache == "auto"
+            and image_size <= SMALL_IMAGE_MAX_SIDE
+            and probe_max_side(self.image_list) <= SMALL_IMAGE_MAX_SIDE
+        )
+        self.cached: CachedImages | None = None
+        self.stream: TwoCropDataset | None = None
+        if use_cache:
+            array, kept = load_cached(self.image_list, image_size, cache_dir, workers=max(workers, 2))
+            self.image_list = self.image_list.subset(kept)
+            self.cached = CachedImages(array, self.image_list.labels)
+        else:
+            self.stream = TwoCropDataset(self.image_list, image_size, view1, view2, seed)
+        n = len(self.image_list)
+        if n < batch_size * world_size:
+            raise ByolError(
+                f"{path} has {n} readable images, fewer than one batch of {batch_size * world_size}; "
+                "lower --batch-size (incomplete batches are dropped so BatchNorm sees full batches)"
+            )
+
+    @property
+    def labels(self) -> list[int] | None:
+        return self.image_list.labels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.image_list.classes)
+
+    def __len__(self) -> int:
+        return len(self.image_list)
+
+    def batches_per_epoch(self) -> int:
+        return len(self) // (self.batch_size * self.world_size)
+
+    def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False) -> Iterator[Batch]:
+        """Batches ``start_batch ..`` of ``epoch`` for this process."""
+        perm = epoch_permutation(len(self), self.seed, epoch)
+        per_step = self.batch_size * self.world_size
+        steps = self.batches_per_epoch()
+        chunks = [
+            perm[b * per_step : (b + 1) * per_step][self.rank :: self.world_size] for b in range(start_batch, steps)
+        ]
+        if self.cached is not None:
+            for idx in chunks:
+                labels = self.cached.labels[idx] if self.cached.labels is not None else None
+                images = self.cached.images(idx)
+                yield Batch(images.pin_memory() if pin_memory else images, None, labels, idx)
+            return
+        loader = DataLoader(
+            self.stream,
+            batch_sampler=[[(epoch, int(i)) for i in idx] for idx in chunks],
+            num_workers=self.workers,
+            collate_fn=_collate_crops,
+            pin_memory=pin_memory,
+            persistent_workers=False,
+        )
+        skipped = 0
+        for item in loader:
+            if item is None or len(item[0]) < 2:
+                skipped += 1
+                continue
+            c1, c2, labels, idx = item
+            yield Batch(None, (c1, c2), labels if self.labels is not None else None, idx)
+        if skipped:
+            log.warning("epoch %d: %d batches had no readable image", epoch, skipped)
+
+
+def resolve_folder(path: str) -> ImageList:
+    """A folder, or a named dataset's folder with a clear message where to put it."""
+    if path in NAMED_DATASETS and not Path(path).exists():
+        raise ByolError(
+            f"{path}: named datasets are read from disk, never downloaded; export it as an image folder "
+            f"(e.g. ../shared/data/cifar10/train/<class>/*.jpg) and pass that folder"
+        )
+    return list_images(path)
+
+
+def eval_images(
+    images: ImageList, size: int, cache_dir: str | Path | None = None, workers: int = 4, batch_size: int = 512
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Evaluation batches: ``(B, 3, size, size)`` uint8 (shorter side resized, centre crop) and labels.
+
+    Small images come from the cache; others are decoded in DataLoader workers. Unreadable files are
+    skipped with one warning.
+    """
+    if size <= SMALL_IMAGE_MAX_SIDE and probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE:
+        array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2))
+        labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
+        for s in range(0, len(kept), batch_size):
+            yield (
+                torch.from_numpy(np.ascontiguousarray(array[s : s + batch_size])).permute(0, 3, 1, 2),
+                labels[s : s + batch_size],
+            )
+        return
+    dataset = _EvalDataset(images, size)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate_eval)
+    skipped: list[Path] = []
+    for imgs, labels, bad in loader:
+        skipped += bad
+        if imgs is not None:
+            yield imgs, labels
+    warn_skipped(skipped, len(images))
+
+
+class _EvalDataset(Dataset):
+    def __init__(self, images: ImageList, size: int):
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        path = self.images.paths[i]
+        label = -1 if self.images.labels is None else self.images.labels[i]
+        try:
+            img = open_rgb(path)
+        except (OSError, ValueError, SyntaxError):
+            return None, label, path
+        resize = round(self.size * 256 / 224)  # the paper's 256 → 224 ratio
+        w, h = img.size
+        scale = resize / min(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+        left, top = (img.width - self.size) // 2, (img.height - self.size) // 2
+        img = img.crop((left, top, left + self.size, top + self.size))
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), label, None
+
+
+def _collate_eval(items):
+    good = [(x, y) for x, y, _ in items if x is not None]
+    bad = [p for x, _, p in items if x is None]
+    if not good:
+        return None, None, bad
+    xs, ys = zip(*good)
+    return torch.stack(xs), torch.tensor(ys), bad

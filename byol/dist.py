@@ -1,0 +1,50 @@
+"""Process-group facts as values (rank, world size), with a no-op path for one process.
+
+``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK; nothing here mutates arguments or patches print.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str) -> DistInfo:
+    """Join the process group when launched by torchrun; one process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.distributed:
+        t = t.clone()
+        dist.all_reduce(t)
+        t /= info.world_size
+    return t
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()

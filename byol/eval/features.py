@@ -1,0 +1,52 @@
+"""Features of a frozen encoder: the one extractor every evaluation uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from byol.data.augment import to_float
+
+
+def normalize_images(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8/float ``(B, 3, H, W)`` → float normalised with ``mean``/``std``."""
+    x = to_float(images)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str = "cpu",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``encoder`` in eval mode over ``(images, labels)`` batches.
+
+    Returns features ``(N, D)`` float32 on the CPU and labels ``(N,)``. The encoder's train/eval
+    mode is restored afterwards.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    feats, labels = [], []
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc=desc, leave=False, unit="batch")
+    try:
+        for images, y in batches:
+            x = normalize_images(images.to(device, non_blocking=True), mean, std)
+            feats.append(encoder(x).float().cpu())
+            labels.append(y.cpu())
+    finally:
+        encoder.train(was_training)
+    if not feats:
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
+    return torch.cat(feats), torch.cat(labels)

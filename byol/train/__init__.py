@@ -1,0 +1,1 @@
+"""Training: the step and loop (engine), checkpoints, monitoring."""

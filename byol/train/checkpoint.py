@@ -1,0 +1,130 @@
+"""Checkpoints: atomic (temporary file, fsync, rename), explicit keys, strict loading.
+
+A checkpoint holds the whole BYOL module (online, target, predictor), the optimiser, the online
+classifier, step and epoch, the run's config and RNG states. It never holds pickled objects:
+``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from byol.errors import ByolError
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+REQUIRED_KEYS = ("model", "optimizer", "step", "epoch", "total_steps", "config", "rng")
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module under DDP / torch.compile wrappers, so their prefixes never reach the keys."""
+    while True:
+        if hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        elif isinstance(module, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            module = module.module
+        else:
+            return module
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write ``obj`` with ``torch.save`` to a temporary file, fsync it, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np.frombuffer(np.random.get_state()[1].tobytes(), dtype=np.uint8).copy()),
+        "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    keys = np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32)
+    np.random.set_state(("MT19937", keys, 624, 0, 0.0))
+    random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:09d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    for p in list_checkpoints(run_dir)[:-keep]:
+        p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (no unpickling of arbitrary objects); one-line error if it is bad."""
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated, corrupted or not a checkpoint at all
+        raise ByolError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+        raise ByolError(f"checkpoint {path} is missing {', '.join(missing)}")
+    return ckpt
+
+
+def latest_checkpoint(run_dir: Path, map_location="cpu") -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that reads, or None. A corrupt newest file falls back to the one before."""
+    errors = []
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path, map_location)
+        except ByolError as e:
+            errors.append(str(e))
+    if errors:
+        raise ByolError(f"no readable checkpoint in {run_dir}: {errors[0]}")
+    return None
+
+
+def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming what did not match."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:300]
+        raise ByolError(f"{what} does not match the model built from its config: {first}") from None
