@@ -227,6 +227,8 @@ def _build(cls, values: dict[str, Any], where: str, base: Any = None):
             value = value if isinstance(value, ViewParams) else _build(ViewParams, value, f"{where}.{name}", default)
         elif isinstance(value, list):
             value = tuple(value)
+        elif isinstance(default, str) and isinstance(value, bool):
+            value = "on" if value else "off"  # YAML reads on/off as booleans
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         kwargs[name] = value

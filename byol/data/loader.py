@@ -70,7 +70,7 @@ class CachedImages:
     """Same-size uint8 images in memory (``(N, H, W, 3)``), with labels or None."""
 
     def __init__(self, array: np.ndarray, labels: list[int] | None):
-        self.array = np.ascontiguousarray(array) if array.nbytes < 4 * 2**30 else array
+        self.array = np.array(array) if array.nbytes < 4 * 2**30 else array  # in RAM unless huge
         self.labels = None if labels is None else torch.tensor(labels, dtype=torch.long)
 
     def __len__(self) -> int:
@@ -236,7 +236,7 @@ def eval_images(
         labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
         for s in range(0, len(kept), batch_size):
             yield (
-                torch.from_numpy(np.ascontiguousarray(array[s : s + batch_size])).permute(0, 3, 1, 2),
+                torch.from_numpy(np.array(array[s : s + batch_size])).permute(0, 3, 1, 2),
                 labels[s : s + batch_size],
             )
         return

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,18 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def pretrain(cfg: Config, run_dir: str | Path, resume: bool = True, progress: bool = True) -> RunResult:
-    """Pretrain an encoder with BYOL as ``cfg`` says, writing everything under ``run_dir``."""
+def pretrain(
+    cfg: Config,
+    run_dir: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Pretrain an encoder with BYOL as ``cfg`` says, writing everything under ``run_dir``.
+
+    ``resume`` continues from the newest checkpoint in ``run_dir``; ``on_step(step)`` is called
+    after every step, checkpoints included (tests use it to interrupt a run).
+    """
     # ---- run folder, config, device, seeds -------------------------------------------------------
     cfg.validate()
     run_dir = Path(run_dir)
@@ -368,6 +379,7 @@ def pretrain(cfg: Config, run_dir: str | Path, resume: bool = True, progress: bo
                     metrics.log(step, values)
                     if pbar is not None:
                         pbar.set_postfix(
+                            refresh=False,
                             ep=f"{values['epoch']:.2f}", loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tau=f"{tau:.4f}",
                             ips=f"{values['images_per_sec']:.0f}",
                         )  # fmt: skip
@@ -407,6 +419,8 @@ def pretrain(cfg: Config, run_dir: str | Path, resume: bool = True, progress: bo
                 if (end_of_epoch or timed or stop or step >= schedule.total_steps) and info.is_main:
                     _save_checkpoint(run_dir, state_fn(step), step, cfg, loss_sum)
                     last_ckpt_time = time.perf_counter()
+                if on_step is not None:
+                    on_step(step)
                 if stop or step >= schedule.total_steps:
                     break
     finally:

@@ -1,0 +1,140 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from byol.data.augment import VIEW1, VIEW2
+from byol.data.cache import load_cached
+from byol.data.folder import list_images, open_rgb
+from byol.data.loader import TrainData, epoch_permutation, eval_images
+from byol.errors import ByolError
+
+
+def _save(path, mode="RGB", size=(32, 32), fmt=None, color=(200, 30, 60)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = color if mode in ("RGB", "RGBA", "CMYK") else 128
+    if mode == "RGBA":
+        c = (*color, 128)
+    if mode == "CMYK":
+        c = (10, 200, 30, 5)
+    img = Image.new(mode, size, c)
+    img.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def odd_folder(tmp_path):
+    root = tmp_path / "odd"
+    _save(root / "a" / "rgb.jpg")
+    _save(root / "a" / "rgba.png", "RGBA")
+    _save(root / "a" / "gray.png", "L")
+    _save(root / "b" / "palette.png", "P")
+    _save(root / "b" / "cmyk.jpg", "CMYK", fmt="JPEG")
+    _save(root / "b" / "big.bmp", size=(80, 50))
+    full = _save(root / "b" / "full.jpg", size=(32, 32))
+    (root / "b" / "truncated.jpg").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    (root / "b" / "text.jpg").write_text("this is not an image")
+    (root / "b" / "notes.txt").write_text("ignored: not an image extension")
+    return root
+
+
+def test_imagefolder_labels_and_unlabelled_layouts(tmp_path, odd_folder):
+    images = list_images(odd_folder)
+    assert images.classes == ["a", "b"]
+    assert len(images) == 9 and images.labels.count(0) == 3
+    flat = tmp_path / "flat"
+    _save(flat / "x.jpg")
+    _save(flat / "nested" / "deeper" / "y.webp", fmt="WEBP")
+    unlabelled = list_images(flat)
+    assert unlabelled.labels is None and len(unlabelled) == 2
+
+
+@pytest.mark.parametrize("name", ["rgba.png", "gray.png", "palette.png", "cmyk.jpg"])
+def test_modes_become_rgb(odd_folder, name):
+    path = next(odd_folder.rglob(name))
+    img = open_rgb(path)
+    assert img.mode == "RGB" and img.size == (32, 32)
+
+
+def test_unreadable_files_are_skipped_with_one_warning(odd_folder, tmp_path, caplog):
+    images = list_images(odd_folder)
+    with caplog.at_level(logging.WARNING):
+        array, kept = load_cached(images, 32, tmp_path / "cache")
+    warnings = [r for r in caplog.records if "could not be read" in r.getMessage()]
+    assert len(warnings) == 1
+    msg = warnings[0].getMessage()
+    assert "skipped 2 of 9" in msg and "truncated.jpg" in msg and "text.jpg" in msg
+    assert array.shape == (7, 32, 32, 3) and array.dtype == np.uint8
+    # The 80×50 bitmap was resized (shorter side) and centre-cropped to 32×32.
+    assert str(images.paths[kept[2]]).endswith("big.bmp") or len(kept) == 7
+
+
+def test_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path, caplog):
+    root = tmp_path / "imgs"
+    for i in range(4):
+        _save(root / f"{i}.png", color=(i * 40, 0, 0))
+    cache = tmp_path / "cache"
+    images = list_images(root)
+    first, _ = load_cached(images, 32, cache)
+    files = sorted(cache.glob("*.npy"))
+    with caplog.at_level(logging.INFO):
+        second, _ = load_cached(list_images(root), 32, cache)
+    assert isinstance(second, np.memmap) and np.array_equal(first, second)
+    assert "from" in caplog.text and "decoding" not in caplog.text
+    _save(root / "0.png", color=(255, 255, 255))
+    import os
+
+    os.utime(root / "0.png", ns=(10**18, 10**18))
+    third, _ = load_cached(list_images(root), 32, cache)
+    assert len(list(cache.glob("*.npy"))) == len(files) + 1
+    assert third[0, 0, 0, 0] == 255
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ByolError, match="does not exist"):
+        list_images(tmp_path / "missing")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    (tmp_path / "empty" / "cls" / "a.txt").write_text("x")
+    with pytest.raises(ByolError, match="no images"):
+        list_images(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_text("not an image")
+    with pytest.raises(ByolError, match="no readable image"):
+        TrainData(str(bad), 32, 2, VIEW1, VIEW2, cache_dir=tmp_path / "c")
+
+
+def test_dataset_smaller_than_a_batch_is_an_error(odd_folder, tmp_path):
+    with pytest.raises(ByolError, match="fewer than one batch of 64"):
+        TrainData(str(odd_folder), 32, 64, VIEW1, VIEW2, cache="on", cache_dir=tmp_path / "c")
+
+
+def test_epochs_are_permutations_fixed_by_seed_and_drop_the_last_batch(odd_folder, tmp_path):
+    data = TrainData(str(odd_folder), 32, 3, VIEW1, VIEW2, seed=5, cache="on", cache_dir=tmp_path / "c")
+    assert data.batches_per_epoch() == 2  # 7 images, batches of 3
+    batches = list(data.epoch(0))
+    assert [b.images.shape for b in batches] == [torch.Size([3, 3, 32, 32])] * 2
+    seen = torch.cat([b.indices for b in batches])
+    assert len(set(seen.tolist())) == 6
+    assert torch.equal(epoch_permutation(7, 5, 0), epoch_permutation(7, 5, 0))
+    assert not torch.equal(epoch_permutation(100, 5, 0), epoch_permutation(100, 5, 1))
+    resumed = list(data.epoch(0, start_batch=1))
+    assert torch.equal(resumed[0].indices, batches[1].indices)
+
+
+def test_large_images_stream_two_crops_per_sample(tmp_path):
+    root = tmp_path / "photos"
+    for i in range(6):
+        _save(root / "c0" / f"{i}.jpg", size=(120 + i * 10, 90))
+        _save(root / "c1" / f"{i}.jpg", size=(90, 130))
+    data = TrainData(str(root), 64, 4, VIEW1, VIEW2, seed=0, workers=0)
+    assert data.stream is not None and data.cached is None
+    batch = next(iter(data.epoch(0)))
+    c1, c2 = batch.crops
+    assert c1.shape == (4, 3, 64, 64) and c1.dtype == torch.uint8 and batch.labels is not None
+    again = next(iter(data.epoch(0)))
+    assert torch.equal(again.crops[0], c1)  # crops depend on (seed, epoch, index), not on workers
+    evals = list(eval_images(list_images(root), 64, workers=0, batch_size=5))
+    assert sum(len(x) for x, _ in evals) == 12 and evals[0][0].shape[1:] == (3, 64, 64)
