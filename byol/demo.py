@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from byol.config import resolve
-from byol.encoder_io import load_encoder
+from byol.encoder_io import load_encoder_with_meta
 from byol.errors import ByolError
 from byol.eval.runner import knn_evaluate, untrained_like
 from byol.train.pretrain import pretrain
@@ -34,7 +34,7 @@ def main() -> int:
         cfg = resolve("cpu", {"data": {"path": train}, "run": {"time_budget": minutes}})
         print(f"byol demo: pretraining on {train} for {minutes:g} minutes (preset cpu), run folder {out}")
         result = pretrain(cfg, out, resume=True)
-        encoder, meta = load_encoder(out)
+        encoder, meta = load_encoder_with_meta(out)
         print(f"byol demo: kNN (k=200, T=0.1) from {train} to {test}")
         trained = knn_evaluate(encoder, meta, train, test, device="cpu")
         untrained = knn_evaluate(untrained_like(meta, seed=cfg.run.seed), meta, train, test, device="cpu")

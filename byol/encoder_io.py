@@ -36,6 +36,7 @@ def encoder_meta(model_cfg, image_size: int, mean, std, feature_dim: int) -> dic
 def save_encoder(encoder: nn.Module, meta: dict[str, Any], run_dir: Path) -> Path:
     """Write ``RUN_DIR/encoder.safetensors`` and ``encoder.json`` atomically."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     path, meta_path = run_dir / ENCODER_FILE, run_dir / ENCODER_META
     state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -53,31 +54,103 @@ def build_from_meta(meta: dict[str, Any]) -> nn.Module:
     ).module
 
 
-def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load a pretrained encoder from a run folder or an ``encoder.safetensors`` file.
+def _read_meta(file: Path) -> dict[str, Any]:
+    sidecar = file.with_suffix(".json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    if file.suffix == ".safetensors":
+        from safetensors import safe_open
 
-    Returns the encoder (eval mode) and its metadata (backbone, image size, normalisation...).
-    Only safetensors are read: nothing is unpickled.
-    """
+        with safe_open(str(file), "pt") as f:
+            meta = (f.metadata() or {}).get("byol")
+        if meta:
+            return json.loads(meta)
+    raise ByolError(f"{file}: no {sidecar.name} beside it says which backbone it is")
+
+
+def _read_state(file: Path, map_location) -> dict[str, torch.Tensor]:
+    if file.suffix == ".safetensors":
+        return load_file(str(file), device=str(map_location))
+    # weights_only: tensors and plain containers only; a pickle carrying code is refused.
+    state = torch.load(file, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ByolError(f"{file} is not a state dict of tensors")
+    return state
+
+
+def load_encoder_with_meta(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Like ``load_encoder``, also returning the metadata (backbone, image size, normalisation...)."""
     path = Path(path)
     file = path / ENCODER_FILE if path.is_dir() else path
     if not file.exists():
         raise ByolError(f"no encoder at {file}; is {path} a finished run (byol pretrain writes {ENCODER_FILE})?")
-    meta_file = file.with_name(ENCODER_META)
     try:
-        if meta_file.exists():
-            meta = json.loads(meta_file.read_text())
-        else:
-            from safetensors import safe_open
-
-            with safe_open(str(file), "pt") as f:
-                meta = json.loads((f.metadata() or {})["byol"])
-        state = load_file(str(file), device=str(map_location))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, Exception) as e:
-        raise ByolError(f"cannot read encoder {file}: {type(e).__name__}: {str(e)[:200]}") from None
+        meta = _read_meta(file)
+        state = _read_state(file, map_location)
+    except ByolError:
+        raise
+    except Exception as e:  # corrupt file, refused pickle, bad JSON: one line naming the file
+        msg = " ".join(str(e).split())[:200]
+        raise ByolError(f"cannot read encoder {file}: {type(e).__name__}: {msg}") from None
     encoder = build_from_meta(meta)
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ByolError(f"{file} does not match {meta['backbone']} width {meta['width']}: {str(e)[:200]}") from None
+        msg = " ".join(str(e).split())[:200]
+        raise ByolError(f"{file} does not match {meta['backbone']} width {meta['width']}: {msg}") from None
     return encoder.to(map_location).eval(), meta
+
+
+def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """A pretrained encoder, ready in eval mode, from a run folder, ``.safetensors`` or ``.pt`` file.
+
+    Nothing is unpickled: safetensors, or ``torch.load(weights_only=True)`` for ``.pt``.
+    """
+    return load_encoder_with_meta(path, map_location)[0]
+
+
+def export_encoder(source: str | Path, out: str | Path) -> Path:
+    """Write the encoder of ``source`` as ``.safetensors`` or ``.pt`` (a plain state dict) + ``.json``.
+
+    The state dict of a width-1 ResNet loads with ``strict=True`` into the torchvision model of the
+    same name once its ``fc`` is ``nn.Identity()`` (and, for the small-image stem, its ``conv1``
+    is a 3×3 stride-1 conv and ``maxpool`` an identity).
+    """
+    encoder, meta = load_encoder_with_meta(source)
+    out = Path(out)
+    if out.suffix not in (".safetensors", ".pt"):
+        raise ByolError(f"--out {out}: use a .safetensors or .pt file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in encoder.state_dict().items()}
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    if out.suffix == ".safetensors":
+        save_file(state, str(tmp), metadata={"byol": json.dumps(meta)})
+    else:
+        torch.save(state, tmp)
+    os.replace(tmp, out)
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def export_onnx(source: str | Path, out: str | Path, opset: int = 18) -> Path:
+    """Export the encoder to ONNX with a dynamic batch dimension (needs ``onnx`` and ``onnxscript``)."""
+    encoder, meta = load_encoder_with_meta(source)
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ByolError("--onnx needs the onnx and onnxscript packages: pip install onnx onnxscript") from None
+    side = meta["image_size"]
+    example = torch.randn(2, 3, side, side)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(
+        encoder, (example,), dynamo=True, input_names=["images"], output_names=["features"],
+        dynamic_shapes=({0: batch},), opset_version=opset, external_data=False,
+    )  # fmt: skip
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(out))
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out

@@ -137,4 +137,5 @@ def test_large_images_stream_two_crops_per_sample(tmp_path):
     again = next(iter(data.epoch(0)))
     assert torch.equal(again.crops[0], c1)  # crops depend on (seed, epoch, index), not on workers
     evals = list(eval_images(list_images(root), 64, workers=0, batch_size=5))
-    assert sum(len(x) for x, _ in evals) == 12 and evals[0][0].shape[1:] == (3, 64, 64)
+    assert sum(len(x) for x, _, _ in evals) == 12 and evals[0][0].shape[1:] == (3, 64, 64)
+    assert torch.cat([i for _, _, i in evals]).tolist() == list(range(12))

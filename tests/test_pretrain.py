@@ -9,33 +9,14 @@ import sys
 import pytest
 import torch
 import yaml
-from helpers import cifar_subset, tiny_config
+from helpers import tiny_config
 from safetensors.torch import load_file
 
 from byol.cli.__main__ import main as cli
-from byol.encoder_io import load_encoder
+from byol.encoder_io import load_encoder_with_meta
 from byol.eval.runner import knn_evaluate, untrained_like
 from byol.train import checkpoint as ckpt_io
 from byol.train.pretrain import pretrain
-
-
-@pytest.fixture(scope="module")
-def small(cifar_root, tmp_path_factory):
-    base = tmp_path_factory.mktemp("cifar")
-    return {
-        "train": cifar_subset(cifar_root, "train", 40, base / "train"),
-        "test": cifar_subset(cifar_root, "test", 20, base / "test"),
-        "cache": base / "cache",
-    }
-
-
-@pytest.fixture(scope="module")
-def short_run(small, tmp_path_factory):
-    """Six epochs on 400 images: the run the other tests inspect."""
-    run_dir = tmp_path_factory.mktemp("run")
-    cfg = tiny_config(small["train"], small["cache"], epochs=6, knn_every=2)
-    result = pretrain(cfg, run_dir, progress=False)
-    return run_dir, result
 
 
 def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
@@ -57,7 +38,7 @@ def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
     state = ckpt_io.load_checkpoint(ckpts[-1])
     assert {"model", "optimizer", "step", "config", "rng", "classifier"} <= set(state)
     assert any(k.startswith("target_encoder.") for k in state["model"])
-    encoder, meta = load_encoder(run_dir)
+    encoder, meta = load_encoder_with_meta(run_dir)
     assert meta["backbone"] == "convnet" and meta["feature_dim"] == 64
     saved = load_file(str(run_dir / "encoder.safetensors"))
     online = {
@@ -67,18 +48,13 @@ def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
     assert all(torch.equal(saved[k], online[k]) for k in saved)
 
 
-def test_pretrained_encoder_beats_untrained_on_knn(cifar_root, tmp_path):
-    """Learning happens: ~470 steps on 5,000 real CIFAR images lift kNN accuracy (≈ +5 points here)."""
-    train = cifar_subset(cifar_root, "train", 500, tmp_path / "train")
-    test = cifar_subset(cifar_root, "test", 50, tmp_path / "test")
-    cfg = tiny_config(train, tmp_path / "cache", epochs=12, knn_every=0, log_every=50)
-    cfg.model.width, cfg.model.projector_hidden, cfg.model.predictor_hidden = 0.5, 1024, 1024
-    cfg.optim.batch_size = 128
-    pretrain(cfg, tmp_path / "run", progress=False)
-    encoder, meta = load_encoder(tmp_path / "run")
+def test_pretrained_encoder_beats_untrained_on_knn(learned_run):
+    """Learning happens on real images: kNN accuracy rises well above the untrained encoder's."""
+    run_dir, train, test = learned_run
+    encoder, meta = load_encoder_with_meta(run_dir)
     trained = knn_evaluate(encoder, meta, train, test, k=200, workers=0)
     untrained = knn_evaluate(untrained_like(meta), meta, train, test, k=200, workers=0)
-    assert trained["top1"] > untrained["top1"] + 0.025, (trained, untrained)
+    assert trained["top1"] > untrained["top1"] + 0.03, (trained, untrained)
 
 
 def _weights(run_dir):

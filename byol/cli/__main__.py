@@ -13,7 +13,10 @@ from byol.errors import ByolError
 COMMANDS = {
     "augment": ("byol.cli.augment", "write a grid of images beside their two augmented views"),
     "pretrain": ("byol.cli.pretrain", "pretrain an encoder with BYOL on a folder of images"),
-    "eval": ("byol.cli.evaluate", "evaluate a pretrained encoder (knn)"),
+    "eval": ("byol.cli.evaluate", "evaluate a pretrained encoder: knn, linear, finetune"),
+    "embed": ("byol.cli.embed", "write an embedding for every image of a folder"),
+    "export": ("byol.cli.export", "export the encoder (.safetensors, .pt, ONNX)"),
+    "report": ("byol.cli.report", "write an HTML report with plots of a run"),
 }
 
 

@@ -1,56 +1,117 @@
-"""``byol eval knn RUN_DIR --train DIR --test DIR``: evaluate a pretrained encoder."""
+"""``byol eval {knn,linear,finetune} RUN_DIR --train DIR --test DIR``: evaluate a pretrained encoder.
+
+Every protocol prints a table, or one JSON object with ``--json``; ``--baseline`` adds the same
+backbone untrained, scored the same way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from byol.cli.common import add_device_argument
-from byol.encoder_io import load_encoder
 from byol.errors import ByolError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder, or an encoder file (.safetensors / .pt)")
+    p.add_argument("--train", required=True, help="labelled folder (<class>/*.jpg) to fit on")
+    p.add_argument("--test", required=True, help="labelled folder to report on")
+    p.add_argument("--baseline", action="store_true", help="also score the same backbone untrained")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--workers", type=int, default=4, help="data loader workers for large images")
+    p.add_argument("--seed", type=int, default=0)
+    add_device_argument(p)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
     knn = sub.add_parser("knn", help="weighted kNN (cosine, k=200, T=0.1) from train features to test features")
-    knn.add_argument("run", help="run folder (or encoder.safetensors)")
-    knn.add_argument("--train", required=True, help="labelled folder: the kNN memory bank")
-    knn.add_argument("--test", required=True, help="labelled folder: the queries")
+    _common(knn)
     knn.add_argument("--k", type=int, default=200, help="neighbours that vote")
     knn.add_argument("--temperature", type=float, default=0.1, help="votes weigh exp(similarity / T)")
-    knn.add_argument("--baseline", action="store_true", help="also score the same backbone untrained")
-    knn.add_argument("--json", action="store_true", help="print one JSON object")
-    knn.add_argument("--workers", type=int, default=4)
-    add_device_argument(knn)
+
+    lin = sub.add_parser("linear", help="linear evaluation on the frozen encoder")
+    _common(lin)
+    lin.add_argument(
+        "--augment",
+        action="store_true",
+        help="the paper's protocol (crop+flip, SGD Nesterov, lr picked on held-out train) instead of "
+        "the fast one (features once, L-BFGS logistic regression)",
+    )
+    lin.add_argument("--epochs", type=int, default=80, help="--augment: epochs per training (80 in the paper)")
+    lin.add_argument("--batch-size", type=int, default=1024, help="--augment: batch size (1024 in the paper)")
+    lin.add_argument("--lrs", type=float, nargs="+", default=[0.4, 0.3, 0.2, 0.1, 0.05], help="--augment: lr grid")
+
+    ft = sub.add_parser("finetune", help="semi-supervised: fine-tune on a class-balanced fraction of the labels")
+    _common(ft)
+    ft.add_argument("--label-fraction", type=float, required=True, help="0.01, 0.1 or 1.0 in the paper")
+    ft.add_argument("--epochs", type=int, default=30)
+    ft.add_argument("--lr", type=float, default=0.05)
+    ft.add_argument("--batch-size", type=int, default=256)
 
 
-def _device(name: str):
-    from byol.train.pretrain import resolve_device
+def _evaluate(args: argparse.Namespace, encoder, meta, device) -> dict[str, Any]:
+    from byol.eval import protocols
+    from byol.eval.runner import knn_evaluate
 
-    return resolve_device(name)
+    common = dict(device=device, workers=args.workers, progress=not args.json)
+    if args.protocol == "knn":
+        return knn_evaluate(encoder, meta, args.train, args.test, args.k, args.temperature, **common)
+    if args.protocol == "linear" and not args.augment:
+        return protocols.linear_fast(encoder, meta, args.train, args.test, **common)
+    if args.protocol == "linear":
+        return protocols.linear_augmented(
+            encoder,
+            meta,
+            args.train,
+            args.test,
+            args.epochs,
+            tuple(args.lrs),
+            args.batch_size,
+            seed=args.seed,
+            **common,
+        )
+    return protocols.finetune(
+        encoder, meta, args.train, args.test, args.label_fraction, args.epochs, args.lr, args.batch_size,
+        seed=args.seed, **common,
+    )  # fmt: skip
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.protocol == "knn" and (args.k < 1 or args.temperature <= 0):
+        raise ByolError("--k must be >= 1 and --temperature > 0")
+    if getattr(args, "epochs", 1) < 1:
+        raise ByolError(f"--epochs must be at least 1, got {args.epochs}")
+    if getattr(args, "batch_size", 2) < 2:
+        raise ByolError(f"--batch-size must be at least 2, got {args.batch_size}")
+    if args.protocol == "finetune" and not 0 < args.label_fraction <= 1:
+        raise ByolError(f"--label-fraction must be in (0, 1], got {args.label_fraction}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.eval.runner import knn_evaluate, untrained_like
+    from byol.encoder_io import load_encoder_with_meta
+    from byol.eval.runner import untrained_like
+    from byol.train.pretrain import resolve_device
 
-    if args.k < 1 or args.temperature <= 0:
-        raise ByolError("--k must be >= 1 and --temperature > 0")
-    device = _device(args.device)
-    encoder, meta = load_encoder(args.run, device)
-    common = dict(k=args.k, temperature=args.temperature, device=device, workers=args.workers, progress=not args.json)
-    result = {"protocol": "knn", "run": args.run, "train": args.train, "test": args.test, "k": args.k}
-    result["temperature"] = args.temperature
-    trained = knn_evaluate(encoder, meta, args.train, args.test, **common)
-    result.update({"top1": trained["top1"], "top5": trained["top5"]})
+    _validate(args)
+    device = resolve_device(args.device)
+    encoder, meta = load_encoder_with_meta(args.run, device)
+    protocol = args.protocol + (" (augmented)" if getattr(args, "augment", False) else "")
+    result: dict[str, Any] = {"protocol": protocol, "run": args.run, "train": args.train, "test": args.test}
+    result["backbone"] = meta["backbone"]
+    scores = {"trained": _evaluate(args, encoder, meta, device)}
     if args.baseline:
-        base = knn_evaluate(untrained_like(meta), meta, args.train, args.test, **common)
-        result.update({"baseline_top1": base["top1"], "baseline_top5": base["top5"]})
+        scores["untrained"] = _evaluate(args, untrained_like(meta, args.seed).to(device), meta, device)
+    for name, values in scores.items():
+        prefix = "" if name == "trained" else "baseline_"
+        result.update({f"{prefix}{k}": v for k, v in values.items()})
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"kNN (k={args.k}, T={args.temperature}) {meta['backbone']} from {args.run}")
-        print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
-        print(f"{'trained':<12}{trained['top1']:>8.2%}{trained['top5']:>8.2%}")
-        if args.baseline:
-            print(f"{'untrained':<12}{result['baseline_top1']:>8.2%}{result['baseline_top5']:>8.2%}")
+        return 0
+    print(f"{protocol} evaluation of {meta['backbone']} from {args.run}: train {args.train}, test {args.test}")
+    print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
+    for name, values in scores.items():
+        print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")
     return 0

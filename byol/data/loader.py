@@ -8,6 +8,7 @@ sees exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ class TrainData:
     ):
         self.image_list = resolve_folder(path)
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
+        self.image_size, self.cache_dir = image_size, cache_dir
         self.rank, self.world_size = rank, world_size
         use_cache = cache == "on" or (
             cache == "auto"
@@ -159,12 +161,23 @@ class TrainData:
             self.cached = CachedImages(array, self.image_list.labels)
         else:
             self.stream = TwoCropDataset(self.image_list, image_size, view1, view2, seed)
-        n = len(self.image_list)
-        if n < batch_size * world_size:
+        self.active = torch.arange(len(self.image_list))  # the images epochs draw from
+        self._check_size(path)
+
+    def _check_size(self, where) -> None:
+        n, batch = len(self.active), self.batch_size * self.world_size
+        if n < batch:
             raise ByolError(
-                f"{path} has {n} readable images, fewer than one batch of {batch_size * world_size}; "
+                f"{where} has {n} readable images, fewer than one batch of {batch}; "
                 "lower --batch-size (incomplete batches are dropped so BatchNorm sees full batches)"
             )
+
+    def restrict(self, indices) -> TrainData:
+        """A view of this data whose epochs draw only from ``indices`` (e.g. a labelled fraction)."""
+        view = copy.copy(self)
+        view.active = torch.as_tensor(indices, dtype=torch.long)
+        view._check_size(f"the subset of {self.image_list.root}")
+        return view
 
     @property
     def labels(self) -> list[int] | None:
@@ -175,14 +188,26 @@ class TrainData:
         return len(self.image_list.classes)
 
     def __len__(self) -> int:
-        return len(self.image_list)
+        return len(self.active)
+
+    def eval_batches(self, indices: torch.Tensor, batch_size: int = 512) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Unaugmented ``(images, labels)`` batches of the given images, as evaluation sees them."""
+        if self.cached is not None:
+            labels = self.cached.labels if self.cached.labels is not None else torch.full((len(self.cached),), -1)
+            for s in range(0, len(indices), batch_size):
+                chunk = indices[s : s + batch_size]
+                yield self.cached.images(chunk), labels[chunk]
+            return
+        sub = self.image_list.subset(indices.tolist())
+        for images, labels, _ in eval_images(sub, self.image_size, self.cache_dir, self.workers, batch_size):
+            yield images, labels
 
     def batches_per_epoch(self) -> int:
         return len(self) // (self.batch_size * self.world_size)
 
     def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False) -> Iterator[Batch]:
         """Batches ``start_batch ..`` of ``epoch`` for this process."""
-        perm = epoch_permutation(len(self), self.seed, epoch)
+        perm = self.active[epoch_permutation(len(self), self.seed, epoch)]
         per_step = self.batch_size * self.world_size
         steps = self.batches_per_epoch()
         chunks = [
@@ -225,8 +250,10 @@ def resolve_folder(path: str) -> ImageList:
 
 def eval_images(
     images: ImageList, size: int, cache_dir: str | Path | None = None, workers: int = 4, batch_size: int = 512
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Evaluation batches: ``(B, 3, size, size)`` uint8 (shorter side resized, centre crop) and labels.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Evaluation batches: uint8 ``(B, 3, size, size)`` (shorter side resized, centre crop), labels, indices.
+
+    Indices point into ``images``: they tell which files were readable, in order.
 
     Small images come from the cache; others are decoded in DataLoader workers. Unreadable files are
     skipped with one warning.
@@ -234,19 +261,18 @@ def eval_images(
     if size <= SMALL_IMAGE_MAX_SIDE and probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE:
         array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2))
         labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
+        kept_t = torch.tensor(kept, dtype=torch.long)
         for s in range(0, len(kept), batch_size):
-            yield (
-                torch.from_numpy(np.array(array[s : s + batch_size])).permute(0, 3, 1, 2),
-                labels[s : s + batch_size],
-            )
+            chunk = torch.from_numpy(np.array(array[s : s + batch_size])).permute(0, 3, 1, 2)
+            yield chunk, labels[s : s + batch_size], kept_t[s : s + batch_size]
         return
     dataset = _EvalDataset(images, size)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate_eval)
     skipped: list[Path] = []
-    for imgs, labels, bad in loader:
+    for imgs, labels, idx, bad in loader:
         skipped += bad
         if imgs is not None:
-            yield imgs, labels
+            yield imgs, labels, idx
     warn_skipped(skipped, len(images))
 
 
@@ -263,20 +289,20 @@ class _EvalDataset(Dataset):
         try:
             img = open_rgb(path)
         except (OSError, ValueError, SyntaxError):
-            return None, label, path
+            return None, label, i, path
         resize = round(self.size * 256 / 224)  # the paper's 256 → 224 ratio
         w, h = img.size
         scale = resize / min(w, h)
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
         left, top = (img.width - self.size) // 2, (img.height - self.size) // 2
         img = img.crop((left, top, left + self.size, top + self.size))
-        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), label, None
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), label, i, None
 
 
 def _collate_eval(items):
-    good = [(x, y) for x, y, _ in items if x is not None]
-    bad = [p for x, _, p in items if x is None]
+    good = [(x, y, i) for x, y, i, _ in items if x is not None]
+    bad = [p for x, _, _, p in items if x is None]
     if not good:
-        return None, None, bad
-    xs, ys = zip(*good)
-    return torch.stack(xs), torch.tensor(ys), bad
+        return None, None, None, bad
+    xs, ys, idx = zip(*good)
+    return torch.stack(xs), torch.tensor(ys), torch.tensor(idx), bad

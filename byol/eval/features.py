@@ -27,26 +27,31 @@ def extract_features(
     std=(0.229, 0.224, 0.225),
     progress: bool = False,
     desc: str = "features",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``encoder`` in eval mode over ``(images, labels)`` batches.
+    return_indices: bool = False,
+):
+    """Run ``encoder`` in eval mode over ``(images, labels[, indices])`` batches.
 
-    Returns features ``(N, D)`` float32 on the CPU and labels ``(N,)``. The encoder's train/eval
-    mode is restored afterwards.
+    Returns features ``(N, D)`` float32 on the CPU and labels ``(N,)`` (and the batches' indices
+    with ``return_indices``). The encoder's train/eval mode is restored afterwards.
     """
     was_training = encoder.training
     encoder.eval()
-    feats, labels = [], []
+    feats, labels, indices = [], [], []
     if progress:
         from tqdm import tqdm
 
         batches = tqdm(batches, desc=desc, leave=False, unit="batch")
     try:
-        for images, y in batches:
-            x = normalize_images(images.to(device, non_blocking=True), mean, std)
+        for batch in batches:
+            x = normalize_images(batch[0].to(device, non_blocking=True), mean, std)
             feats.append(encoder(x).float().cpu())
-            labels.append(y.cpu())
+            labels.append(batch[1].cpu())
+            if return_indices:
+                indices.append(batch[2].cpu())
     finally:
         encoder.train(was_training)
-    if not feats:
-        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
-    return torch.cat(feats), torch.cat(labels)
+    empty = torch.empty(0, dtype=torch.long)
+    out = (torch.cat(feats), torch.cat(labels)) if feats else (torch.empty(0, 0), empty)
+    if return_indices:
+        return (*out, torch.cat(indices) if indices else empty)
+    return out

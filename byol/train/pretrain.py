@@ -96,24 +96,10 @@ class MonitorData:
         self.bank_idx = perm[n_query : n_query + cfg.run.knn_max_bank].sort().values
         self.data, self.cfg, self.num_classes = data, cfg, data.num_classes
 
-    def _batches(self, idx: torch.Tensor):
-        if self.data.cached is not None:
-            labels = self.data.cached.labels
-            for s in range(0, len(idx), 512):
-                chunk = idx[s : s + 512]
-                yield self.data.cached.images(chunk), labels[chunk]
-        else:
-            from byol.data.loader import eval_images
-
-            sub = self.data.image_list.subset(idx.tolist())
-            yield from eval_images(
-                sub, self.cfg.data.image_size, self.cfg.data.cache_dir or None, self.cfg.data.workers
-            )
-
     def evaluate(self, encoder, device) -> dict[str, float]:
         mean, std = self.cfg.augment.mean, self.cfg.augment.std
-        bank, bank_y = extract_features(encoder, self._batches(self.bank_idx), device, mean, std)
-        query, query_y = extract_features(encoder, self._batches(self.query_idx), device, mean, std)
+        bank, bank_y = extract_features(encoder, self.data.eval_batches(self.bank_idx), device, mean, std)
+        query, query_y = extract_features(encoder, self.data.eval_batches(self.query_idx), device, mean, std)
         acc = knn_accuracy(
             bank, bank_y, query, query_y, self.cfg.run.knn_k, self.cfg.run.knn_temperature, self.num_classes
         )
@@ -399,8 +385,8 @@ def pretrain(
                     if speed_mark is None and step >= first_step + 3:  # skip compilation and warm-up steps
                         speed_mark = (step, elapsed_now())
                     elif speed_mark is not None and (
-                        (not schedule.estimated and step >= speed_mark[0] + 20) or step == steps_per_epoch
-                    ):
+                        (not schedule.estimated and step >= speed_mark[0] + 20) or step % steps_per_epoch == 0
+                    ):  # first estimate after 20 timed steps, then again at every epoch end
                         _estimate_total(schedule, step, elapsed_now(), speed_mark, pbar, cfg)
                     if elapsed_now() >= schedule.budget_seconds:
                         schedule.total_steps = step

@@ -1,0 +1,217 @@
+"""Using the representation: linear probe, fine-tuning, embeddings, export, ONNX, safe loading, report."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from byol.cli.__main__ import main as cli
+from byol.config import ModelConfig
+from byol.encoder_io import encoder_meta, load_encoder, load_encoder_with_meta, save_encoder
+from byol.errors import ByolError
+from byol.eval.linear import linear_probe
+from byol.eval.protocols import class_balanced_subset, linear_fast
+from byol.eval.runner import untrained_like
+from byol.models import build_encoder
+
+
+def test_fast_linear_probe_beats_the_untrained_encoder(learned_run):
+    run_dir, train, test = learned_run
+    encoder, meta = load_encoder_with_meta(run_dir)
+    trained = linear_fast(encoder, meta, str(train), str(test), workers=0)
+    untrained = linear_fast(untrained_like(meta), meta, str(train), str(test), workers=0)
+    assert trained["top1"] > untrained["top1"] + 0.04, (trained, untrained)
+    assert trained["top1"] <= trained["top5"] and trained["weight_decay"] in (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+
+
+def test_linear_probe_learns_a_separable_problem_and_picks_regularisation_on_held_out_data():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 16, generator=g) * 3
+    y = torch.arange(400) % 4
+    x = centers[y] + torch.randn(400, 16, generator=g)
+    result = linear_probe(x[:300], y[:300], x[300:], y[300:], 4)
+    assert result["top1"] > 0.95 and result["top5"] == 1.0
+
+
+def test_class_balanced_subset_is_balanced_and_fixed_by_seed():
+    labels = [i % 5 for i in range(1000)]
+    subset = class_balanced_subset(labels, 0.1, seed=3)
+    assert len(subset) == 100 and all(sum(labels[i] == c for i in subset) == 20 for c in range(5))
+    assert subset == class_balanced_subset(labels, 0.1, seed=3)
+    assert subset != class_balanced_subset(labels, 0.1, seed=4)
+    assert len(class_balanced_subset(labels, 0.001)) == 5  # at least one per class
+    with pytest.raises(ByolError):
+        class_balanced_subset(labels, 0.0)
+
+
+def test_eval_linear_augmented_and_finetune_cli(short_run, small, capsys):
+    run_dir, _ = short_run
+    common = ["--train", str(small["train"]), "--test", str(small["test"]), "--json", "--workers", "0"]
+    args = [
+        "eval",
+        "linear",
+        str(run_dir),
+        *common,
+        "--augment",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--lrs",
+        "0.1",
+        "0.05",
+    ]
+    assert cli(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["protocol"] == "linear (augmented)" and out["lr"] in (0.1, 0.05) and 0 <= out["top1"] <= 1
+    args = ["eval", "finetune", str(run_dir), *common, "--label-fraction", "0.1", "--epochs", "2", "--baseline"]
+    assert cli(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["labelled_images"] == 40 and "baseline_top1" in out and 0 <= out["top1"] <= out["top5"] <= 1
+    assert cli(["eval", "finetune", str(run_dir), *common, "--label-fraction", "2"]) == 2
+    assert "--label-fraction must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_eval_table_output(short_run, small, capsys):
+    run_dir, _ = short_run
+    assert (
+        cli(
+            [
+                "eval",
+                "linear",
+                str(run_dir),
+                "--train",
+                str(small["train"]),
+                "--test",
+                str(small["test"]),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "top-1" in out and "trained" in out
+
+
+def test_embed_writes_one_row_per_image_in_order(short_run, small, tmp_path, capsys):
+    run_dir, _ = short_run
+    out = tmp_path / "emb.npy"
+    assert (
+        cli(["embed", str(run_dir), str(small["test"]), "--out", str(out), "--workers", "0", "--batch-size", "64"]) == 0
+    )
+    emb = np.load(out)
+    side = json.loads(out.with_suffix(".json").read_text())
+    files = sorted(p for p in small["test"].rglob("*.jpg"))
+    assert emb.shape == (len(files), 64) and side["paths"] == [str(p) for p in files]
+    assert side["labels"][0] == 0 and side["labels"][-1] == 9 and side["classes"][0] == "airplane"
+    # Row i is the embedding of image i.
+    encoder, meta = load_encoder_with_meta(run_dir)
+    from PIL import Image
+
+    from byol.eval.features import normalize_images
+
+    img = torch.from_numpy(np.asarray(Image.open(files[7]).convert("RGB")).copy()).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        direct = encoder(normalize_images(img, meta["mean"], meta["std"]))
+    np.testing.assert_allclose(emb[7], direct[0].numpy(), atol=1e-4)
+
+
+def test_embed_parquet(short_run, small, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    run_dir, _ = short_run
+    out = tmp_path / "emb.parquet"
+    assert cli(["embed", str(run_dir), str(small["test"]), "--out", str(out), "--workers", "0"]) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 200 and set(table.column_names) >= {"path", "embedding", "label", "class"}
+
+
+@pytest.fixture
+def resnet_run(tmp_path):
+    """A run folder holding a width-1 ResNet-18 encoder (random weights, ImageNet stem)."""
+    torch.manual_seed(0)
+    enc = build_encoder("resnet18", image_size=64, small_images=False)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so that they must travel too
+        for m in enc.module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    meta = encoder_meta(ModelConfig(backbone="resnet18", small_images=False), 64, (0.5,) * 3, (0.25,) * 3, 512)
+    save_encoder(enc.module, meta, tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_export_loads_strictly_into_torchvision_with_identical_features(resnet_run, tmp_path, suffix, capsys):
+    out = tmp_path / f"encoder{suffix}"
+    assert cli(["export", str(resnet_run), "--out", str(out)]) == 0
+    if suffix == ".pt":
+        state = torch.load(out, weights_only=True)
+    else:
+        from safetensors.torch import load_file
+
+        state = load_file(str(out))
+    tv = torchvision.models.resnet18()
+    tv.fc = nn.Identity()
+    tv.load_state_dict(state, strict=True)
+    ours = load_encoder(out)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(tv.eval()(x), ours(x))
+        torch.testing.assert_close(ours(x), load_encoder(resnet_run)(x))
+
+
+def test_onnx_export_matches_pytorch(resnet_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "encoder.onnx"
+    assert cli(["export", str(resnet_run), "--out", str(out), "--onnx"]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 64, 64)  # another batch size than the export's example: dynamic batch
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        expected = load_encoder(resnet_run)(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_a_pickle_with_a_payload_is_refused(resnet_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"conv1.weight": _Payload()}))
+    (tmp_path / "evil.json").write_text((resnet_run / "encoder.json").read_text())
+    with pytest.raises(ByolError, match="cannot read encoder"):
+        load_encoder(bad)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+    from byol.train.checkpoint import load_checkpoint
+
+    with pytest.raises(ByolError, match="cannot be read"):
+        load_checkpoint(bad)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def test_report_renders_plots_and_a_self_contained_page(short_run, small, capsys):
+    run_dir, _ = short_run
+    assert cli(["report", str(run_dir), "--test", str(small["test"]), "--max-points", "150"]) == 0
+    from PIL import Image
+
+    for name in ("loss", "schedules", "collapse", "knn", "embedding"):
+        png = run_dir / "report" / f"{name}.png"
+        img = Image.open(png)
+        assert img.size[0] >= 500 and img.size[1] >= 300
+        pixels = np.asarray(img.convert("RGB").resize((100, 60))).reshape(-1, 3)
+        colours = len(np.unique(pixels, axis=0))
+        assert colours > 20, name  # something was drawn, not a blank canvas
+    page = (run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "src='report/" not in page
+    assert "Collapse diagnostics" in page and "Embeddings of test images" in page and "convnet" in page
