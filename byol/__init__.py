@@ -1,5 +1,6 @@
 """byol: BYOL (Grill et al. 2020) self-supervised image representation learning."""
 
+from byol.encoder_io import load_encoder
 from byol.losses import regression_loss
 from byol.method import BYOL, BYOLOutput
 from byol.models import MLP, available_backbones, build_encoder
@@ -17,6 +18,7 @@ __all__ = [
     "available_backbones",
     "build_encoder",
     "build_optimizer",
+    "load_encoder",
     "lr_schedule",
     "param_groups",
     "regression_loss",

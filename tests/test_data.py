@@ -139,3 +139,29 @@ def test_large_images_stream_two_crops_per_sample(tmp_path):
     evals = list(eval_images(list_images(root), 64, workers=0, batch_size=5))
     assert sum(len(x) for x, _, _ in evals) == 12 and evals[0][0].shape[1:] == (3, 64, 64)
     assert torch.cat([i for _, _, i in evals]).tolist() == list(range(12))
+
+
+def test_named_dataset_without_its_files_says_where_to_put_them(tmp_path, monkeypatch, capsys):
+    from byol.cli.__main__ import main as cli
+
+    monkeypatch.setenv("BYOL_DATASETS", str(tmp_path / "datasets"))
+    assert cli(["pretrain", "cifar10", "--out", str(tmp_path / "run"), "--preset", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cifar-10-batches-py" in err and str(tmp_path / "datasets") in err and len(err.splitlines()) == 1
+    with pytest.raises(ByolError, match="splits train, test, unlabeled"):
+        list_images("stl10:valid")
+
+
+def test_named_dataset_arrays_feed_training_and_evaluation(tmp_path, monkeypatch):
+    import byol.data.folder as folder
+
+    rng = np.random.default_rng(0)
+    fake = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    monkeypatch.setattr(folder, "load_named", lambda name, split: (fake, [i % 2 for i in range(20)], ["a", "b"]))
+    data = TrainData("cifar10", 32, 4, VIEW1, VIEW2, cache_dir=tmp_path)
+    assert data.cached is not None and len(data) == 20 and data.num_classes == 2
+    batch = next(iter(data.epoch(0)))
+    assert torch.equal(batch.images[0], torch.from_numpy(fake[batch.indices[0].item()]).permute(2, 0, 1))
+    evals = list(eval_images(list_images("cifar10:test"), 32))
+    assert torch.equal(evals[0][0][3], torch.from_numpy(fake[3]).permute(2, 0, 1))
+    assert not list(tmp_path.glob("*.npy"))  # already decoded: no cache file written

@@ -226,3 +226,15 @@ def test_cli_augment_writes_a_grid(small, tmp_path, capsys):
     img = Image.open(out)
     # 3 columns (original, view 1, view 2) × 3 rows of 32 px images upscaled to 128 px, 2 px padding.
     assert img.size == (3 * 128 + 4 * 2, 3 * 128 + 4 * 2)
+
+
+def test_rerunning_a_finished_run_changes_nothing(short_run):
+    run_dir, result = short_run
+    before = (run_dir / "summary.json").read_text()
+    weights = _weights(run_dir)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    from byol.config import config_from_dict
+
+    rerun = pretrain(config_from_dict(cfg), run_dir, progress=False)
+    assert rerun.steps == result.steps and (run_dir / "summary.json").read_text() == before
+    assert all(torch.equal(weights[k], v) for k, v in _weights(run_dir).items())

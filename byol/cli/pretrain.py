@@ -10,7 +10,7 @@ from pathlib import Path
 from byol.cli.common import nested, parse_assignment
 from byol.config import PRESETS, merge, resolve
 from byol.data.folder import list_images
-from byol.data.loader import NAMED_DATASETS, probe_max_side
+from byol.data.loader import probe_max_side
 from byol.errors import ByolError
 from byol.train.checkpoint import list_checkpoints
 
@@ -42,7 +42,11 @@ FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="folder of images (ImageFolder-style <class>/*.jpg, or unlabelled)")
+    p.add_argument(
+        "data",
+        help="folder of images (ImageFolder-style <class>/*.jpg, or unlabelled), or cifar10, cifar100, stl10[:SPLIT] "
+        "from torchvision's files under $BYOL_DATASETS",
+    )
     p.add_argument("--out", required=True, help="run folder: config, metrics, checkpoints, encoder")
     p.add_argument(
         "--preset",
@@ -83,8 +87,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def pick_preset(name: str, data: str) -> str:
     if name != "auto":
         return name
-    if data in NAMED_DATASETS:
-        return "cifar10"
     side = probe_max_side(list_images(data))
     chosen = "cifar10" if side <= 64 else "imagenet"
     log.info("preset: %s (images of %d px); choose with --preset", chosen, side)

@@ -55,6 +55,12 @@ def load_cached(
 
     Returns the array and the indices (into ``images``) of the images that were readable.
     """
+    if images.array is not None:  # a named dataset: already decoded
+        if images.array.shape[1:3] != (size, size):
+            raise ByolError(
+                f"{images.root}: its images are {images.array.shape[1]} px; use --image-size {images.array.shape[1]}"
+            )
+        return images.array, list(range(len(images.array)))
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     key = _key(images, size)
     array_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"

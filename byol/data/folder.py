@@ -8,8 +8,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFile
 
+from byol.data.named import datasets_root, load_named, parse_name
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
@@ -25,13 +27,16 @@ class ImageList:
     paths: list[Path]
     labels: list[int] | None  # None for unlabelled folders
     classes: list[str]
+    array: np.ndarray | None = None  # decoded (N, H, W, 3) uint8 images of a named dataset
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, indices) -> ImageList:
+        indices = list(indices)
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return ImageList(self.root, [self.paths[i] for i in indices], labels, self.classes)
+        array = None if self.array is None else self.array[indices]
+        return ImageList(self.root, [self.paths[i] for i in indices], labels, self.classes, array)
 
 
 def _is_image(name: str) -> bool:
@@ -47,11 +52,16 @@ def _walk_images(folder: Path) -> list[Path]:
 
 
 def list_images(root: str | Path) -> ImageList:
-    """List the images below ``root``.
+    """List the images below ``root`` (or load a named dataset: ``cifar10``, ``cifar10:test``...).
 
     ImageFolder-style (``root/<class>/...``, no images directly in ``root``): labels are the class
     folders in sorted order. Anything else (flat or nested without that shape): unlabelled.
     """
+    named = parse_name(str(root))
+    if named is not None and not Path(root).exists():
+        array, labels, classes = load_named(*named)
+        where = datasets_root() / str(root)
+        return ImageList(where, [where / str(i) for i in range(len(array))], labels, classes, array)
     root = Path(root).expanduser()
     if not root.exists():
         raise ByolError(f"data folder {root} does not exist")

@@ -27,7 +27,6 @@ from byol.errors import ByolError
 log = logging.getLogger(__name__)
 
 SMALL_IMAGE_MAX_SIDE = 64
-NAMED_DATASETS = ("cifar10", "cifar100", "stl10")
 
 
 def _generator(*keys: int) -> torch.Generator:
@@ -43,6 +42,8 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def probe_max_side(images: ImageList, count: int = 16) -> int:
     """Largest side among the first readable images (decides cache vs streaming)."""
+    if images.array is not None:
+        return max(images.array.shape[1:3])
     sides = []
     for p in images.paths[: count * 2]:
         try:
@@ -144,14 +145,18 @@ class TrainData:
         rank: int = 0,
         world_size: int = 1,
     ):
-        self.image_list = resolve_folder(path)
+        self.image_list = list_images(path)
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
         self.image_size, self.cache_dir = image_size, cache_dir
         self.rank, self.world_size = rank, world_size
-        use_cache = cache == "on" or (
-            cache == "auto"
-            and image_size <= SMALL_IMAGE_MAX_SIDE
-            and probe_max_side(self.image_list) <= SMALL_IMAGE_MAX_SIDE
+        use_cache = (
+            self.image_list.array is not None
+            or cache == "on"
+            or (
+                cache == "auto"
+                and image_size <= SMALL_IMAGE_MAX_SIDE
+                and probe_max_side(self.image_list) <= SMALL_IMAGE_MAX_SIDE
+            )
         )
         self.cached: CachedImages | None = None
         self.stream: TwoCropDataset | None = None
@@ -238,16 +243,6 @@ class TrainData:
             log.warning("epoch %d: %d batches had no readable image", epoch, skipped)
 
 
-def resolve_folder(path: str) -> ImageList:
-    """A folder, or a named dataset's folder with a clear message where to put it."""
-    if path in NAMED_DATASETS and not Path(path).exists():
-        raise ByolError(
-            f"{path}: named datasets are read from disk, never downloaded; export it as an image folder "
-            f"(e.g. ../shared/data/cifar10/train/<class>/*.jpg) and pass that folder"
-        )
-    return list_images(path)
-
-
 def eval_images(
     images: ImageList, size: int, cache_dir: str | Path | None = None, workers: int = 4, batch_size: int = 512
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -258,7 +253,7 @@ def eval_images(
     Small images come from the cache; others are decoded in DataLoader workers. Unreadable files are
     skipped with one warning.
     """
-    if size <= SMALL_IMAGE_MAX_SIDE and probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE:
+    if images.array is not None or (size <= SMALL_IMAGE_MAX_SIDE and probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE):
         array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2))
         labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
         kept_t = torch.tensor(kept, dtype=torch.long)

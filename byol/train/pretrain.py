@@ -24,7 +24,7 @@ from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData, _generator
 from byol.dist import DistInfo, init_distributed
-from byol.encoder_io import encoder_meta, save_encoder
+from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
@@ -277,6 +277,15 @@ def pretrain(
             total = max(1, round(cfg.run.epochs * steps_per_epoch))
             schedule = Schedule(total, _warmup_steps(cfg, steps_per_epoch, total), steps_per_epoch)
 
+    summary_path = run_dir / "summary.json"
+    if step >= schedule.total_steps and summary_path.exists() and (run_dir / ENCODER_FILE).exists():
+        log.info("%s is already complete (%d steps): nothing to do", run_dir, step)
+        done = json.loads(summary_path.read_text())
+        knn_done = {k: done[k] for k in ("knn_top1", "knn_top5") if k in done}
+        return RunResult(
+            run_dir, done["steps"], done["epochs"], done["images_seen"], done["seconds"], done["final_loss"], knn_done
+        )
+
     # ---- loop ----------------------------------------------------------------------------------
     state_fn = lambda s: _checkpoint_state(byol, optimizer, classifier, s, schedule, cfg, elapsed_now())  # noqa: E731
     loop_start = time.perf_counter() - elapsed
@@ -427,7 +436,7 @@ def pretrain(
             "final_loss": last_loss,
             **knn,
         }
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return RunResult(run_dir, step, step / steps_per_epoch, step * images_per_step, seconds, last_loss, knn)
 
 
