@@ -314,6 +314,7 @@ def pretrain(
     collapse_warned = False
     stop = False
     first_step, speed_mark = step, None
+    knn_every_steps = max(1, round(cfg.run.knn_every * steps_per_epoch))
     byol.train()
     try:
         while step < schedule.total_steps and not stop:
@@ -402,21 +403,20 @@ def pretrain(
                         stop = True
 
                 end_of_epoch = step % steps_per_epoch == 0
-                if monitor is not None and (end_of_epoch or stop) and info.is_main:
-                    every = max(1, round(cfg.run.knn_every * steps_per_epoch))
-                    if step % every == 0 or step >= schedule.total_steps or stop:
-                        knn = monitor.evaluate(byol.online_encoder, device)
-                        metrics.log(step, {"epoch": step / steps_per_epoch, **knn})
-                        log.info("step %d: kNN top-1 %.4f", step, knn["knn_top1"])
+                last_step = stop or step >= schedule.total_steps
+                if monitor is not None and info.is_main and (step % knn_every_steps == 0 or last_step):
+                    knn = monitor.evaluate(byol.online_encoder, device)
+                    metrics.log(step, {"epoch": step / steps_per_epoch, **knn})
+                    log.info("step %d: kNN top-1 %.4f", step, knn["knn_top1"])
                 timed = cfg.run.checkpoint_every_minutes > 0 and (
                     time.perf_counter() - last_ckpt_time >= cfg.run.checkpoint_every_minutes * 60
                 )
-                if (end_of_epoch or timed or stop or step >= schedule.total_steps) and info.is_main:
-                    _save_checkpoint(run_dir, state_fn(step), step, cfg, loss_sum)
+                if (end_of_epoch or timed or last_step) and info.is_main:
+                    _save_checkpoint(run_dir, state_fn(step), step, cfg)
                     last_ckpt_time = time.perf_counter()
                 if on_step is not None:
                     on_step(step)
-                if stop or step >= schedule.total_steps:
+                if last_step:
                     break
     finally:
         if pbar is not None:
@@ -480,7 +480,7 @@ def _checkpoint_state(
     return state
 
 
-def _save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, cfg: Config, pending_loss: torch.Tensor) -> None:
+def _save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, cfg: Config) -> None:
     if not all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()):
         raise ByolError(f"weights became non-finite at step {step}; not overwriting good checkpoints. Lower --lr")
     ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(run_dir, step))
