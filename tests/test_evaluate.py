@@ -215,3 +215,19 @@ def test_report_renders_plots_and_a_self_contained_page(short_run, small, capsys
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "src='report/" not in page
     assert "Collapse diagnostics" in page and "Embeddings of test images" in page and "convnet" in page
+
+
+@pytest.mark.parametrize("protocol", [["knn"], ["linear"], ["linear", "--augment", "--batch-size", "2"]])
+def test_evaluation_on_an_unlabelled_folder_is_a_one_line_error(short_run, tmp_path, capsys, protocol):
+    from PIL import Image
+
+    run_dir, _ = short_run
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32), (i * 50, 0, 0)).save(flat / f"{i}.png")
+    code = cli(
+        ["eval", protocol[0], str(run_dir), "--train", str(flat), "--test", str(flat), "--workers", "0", *protocol[1:]]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "has no class folders" in err and len(err.splitlines()) == 1

@@ -54,7 +54,11 @@ def linear_fast(encoder, meta, train: str, test: str, device="cpu", workers: int
 
 
 def _data(meta, folder: str, batch_size: int, workers: int, seed: int) -> TrainData:
-    return TrainData(folder, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, seed=seed, workers=workers)
+    """A labelled folder as crop + flip training batches (and unaugmented evaluation batches)."""
+    data = TrainData(folder, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, seed=seed, workers=workers)
+    if data.labels is None:
+        raise ByolError(f"{folder} has no class folders (<class>/*.jpg); this evaluation needs labels")
+    return data
 
 
 def train_supervised(
@@ -134,8 +138,6 @@ def linear_augmented(
     progress: bool = False,
 ) -> dict[str, Any]:
     data = _data(meta, train, batch_size, workers, seed)
-    if data.labels is None:
-        raise ByolError(f"{train} has no class folders; evaluation needs labels")
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(len(perm) * val_fraction))
     val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
@@ -168,8 +170,6 @@ def finetune(
     progress: bool = False,
 ) -> dict[str, Any]:
     data = _data(meta, train, 1, workers, seed)
-    if data.labels is None:
-        raise ByolError(f"{train} has no class folders; fine-tuning needs labels")
     subset = class_balanced_subset([data.labels[i] for i in range(len(data))], label_fraction, seed)
     data.batch_size = min(batch_size, len(subset))
     labelled = data.restrict(subset)
