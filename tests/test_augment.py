@@ -190,3 +190,12 @@ def test_small_image_presets_turn_blur_off():
 def test_view_params_validate(kw):
     with pytest.raises(ValueError, match="augment"):
         ViewParams(**kw)
+
+
+def test_bicubic_crop_matches_torchvision_inside_the_box():
+    x = images(2, 64)
+    boxes = torch.tensor([[8, 4, 40, 48], [5, 5, 16, 16]])
+    ours = A.resized_crop(x, boxes, 32, mode="bicubic")
+    for i, (top, left, h, w) in enumerate(boxes.tolist()):
+        ref = TF.resized_crop(x[i], top, left, h, w, [32, 32], TF.InterpolationMode.BICUBIC, antialias=False)
+        assert (ours[i] - ref.clamp(0, 1))[:, 3:-3, 3:-3].abs().max() < 1e-4
