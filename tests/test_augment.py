@@ -1,4 +1,6 @@
+import itertools
 import math
+import shutil
 
 import pytest
 import torch
@@ -140,6 +142,53 @@ def test_jitter_random_order_matters_and_matches_sequential_ops():
     second = TF.adjust_brightness(TF.adjust_hue(x[1], 0.08), 1.3)
     torch.testing.assert_close(out[0], first, atol=1e-5, rtol=0)
     torch.testing.assert_close(out[1], second, atol=1e-5, rtol=0)
+
+
+def test_every_jitter_order_matches_sequential_torchvision_ops():
+    # One sample per permutation of (brightness, contrast, saturation, hue), strong factors so that
+    # clamping happens and order matters; each must equal torchvision's ops applied in that order.
+    orders = list(itertools.permutations(range(4)))
+    x = images(len(orders), 16, seed=3)
+    params = A.sample_view_params(len(x), ViewParams(jitter_p=0, grayscale_p=0, flip_p=0, blur_p=0, solarize_p=0))
+    params["jitter_factors"] = torch.tensor([[1.4, 0.6, 1.2]]).repeat(len(x), 1)
+    params["hue_shift"] = torch.full((len(x),), 0.1)
+    params["jitter_order"] = torch.tensor(orders)
+    out = A.apply_view_params(x, params)
+    ops = [
+        lambda im: TF.adjust_brightness(im, 1.4),
+        lambda im: TF.adjust_contrast(im, 0.6),
+        lambda im: TF.adjust_saturation(im, 1.2),
+        lambda im: TF.adjust_hue(im, 0.1),
+    ]
+    for i, order in enumerate(orders):
+        ref = x[i]
+        for op in order:
+            ref = ops[op](ref)
+        torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0, msg=f"jitter order {order}")
+    # And the order matters for these images: not all 24 results are the same.
+    assert (out - out[:1]).abs().amax() > 0.05
+
+
+def test_flip_and_crop_in_one_pass_equal_crop_then_flip():
+    x = images(4, 40)
+    boxes = torch.tensor([[0, 0, 40, 40], [3, 5, 30, 20], [10, 2, 12, 33], [0, 7, 40, 33]])
+    flip = torch.tensor([True, False, True, True])
+    ours = torch.stack(A._crop_channels(x, boxes, 24, flip), dim=1)
+    plain = A.resized_crop(x, boxes, 24)
+    torch.testing.assert_close(ours, torch.where(flip.view(-1, 1, 1, 1), plain.flip(-1), plain), atol=1e-6, rtol=0)
+    # uint8 input is scaled to [0, 1] on the way.
+    x8 = (x * 255).round().to(torch.uint8)
+    torch.testing.assert_close(A.resized_crop(x8, boxes, 24), A.resized_crop(x8.float() / 255, boxes, 24))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_compiled_views_equal_eager_views():
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    v = default_views(224)  # blur on: the compiled graph includes the blur
+    eager = TwoViewAugment(32, *v)(x, torch.Generator().manual_seed(0))
+    compiled = TwoViewAugment(32, *v, compile=True)(x, torch.Generator().manual_seed(0))
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
 def test_two_copies_of_one_image_get_different_views_and_seed_reproduces():

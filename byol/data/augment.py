@@ -17,6 +17,11 @@ Every random parameter is drawn per sample (crop box, flip, jitter factors and o
 probability); all ops are batched tensor ops with no Python loop over images, so they run on CUDA as
 well as on the CPU. For small images (≤ 64 px, e.g. CIFAR) the presets turn blur off, as the CIFAR
 recipes of solo-learn and lightly do: a 3-pixel kernel mostly destroys 32 px images.
+
+Speed comes from the layout: one view is one pure function (``apply_view_params``) of the images and
+the drawn parameters, written over the three colour planes so that ``torch.compile`` fuses crop, flip,
+jitter, grayscale, solarise and normalisation into one loop over each image's pixels, with a single
+image statistic (the mean luma that contrast needs). See ``benchmarks/augment.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -130,17 +134,16 @@ def sample_crop_boxes(
 def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
     """Crop each image to its box ``[top, left, h, w]`` and resize to ``size``×``size``, batched.
 
-    Bilinear: torchvision's ``roi_align`` with one sample per output pixel (the same values as
-    ``grid_sample`` with align_corners=False, about twice as fast on a CPU). Bicubic: one
-    ``grid_sample`` over the batch. Float input.
+    Bilinear: the same sampling as ``roi_align(aligned=True)`` / ``grid_sample(align_corners=False)``
+    with border clamping, by gathering the four neighbours (what the augmentation fuses). Bicubic:
+    one ``grid_sample`` over the batch. Float output (uint8 input is scaled to [0, 1]).
     """
+    if mode == "bilinear":
+        return torch.stack(_crop_channels(images, boxes, size), dim=1)
+    images = to_float(images)
     n, _, height, width = images.shape
     boxes = boxes.to(images.dtype)
     top, left, h, w = boxes.unbind(1)
-    if mode == "bilinear":
-        index = torch.arange(n, dtype=images.dtype, device=images.device)
-        rois = torch.stack([index, left, top, left + w, top + h], dim=1)
-        return roi_align(images, rois, size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
     theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
     theta[:, 0, 0] = w / width
     theta[:, 0, 2] = (2 * left + w) / width - 1
@@ -150,14 +153,104 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, mode: str
     return F.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=False).clamp_(0, 1)
 
 
-def _per_sample(v: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, 1, 1, 1)
+# The colour ops work on the three channels as separate (N, H, W) tensors. Every op mixes channels
+# at one pixel; written this way, torch.compile fuses the whole chain (crop → jitter → grayscale →
+# solarise → normalise) into one loop over the pixels of each image, instead of one pass over the
+# batch per op. Channels = tuple of three (N, H, W) float tensors.
+Channels = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _per_sample(v: torch.Tensor, dims: int = 3) -> torch.Tensor:
+    return v.view(-1, *([1] * dims))
+
+
+def _crop_channels(src: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor | None = None) -> Channels:
+    """Bilinear crop of ``src`` (N×3×H×W, uint8 or float) to ``size`` per box, flipped where ``flip``.
+
+    Pixel centres map as in ``roi_align(aligned=True)``; a box equal to the image at the same size
+    is the identity, exactly. The flip mirrors the sampling grid, so it costs nothing.
+    """
+    n, _, height, width = src.shape
+    top, left, h, w = boxes.to(device=src.device, dtype=torch.float32).unbind(1)
+    centres = torch.arange(size, device=src.device, dtype=torch.float32) + 0.5
+    ys = (top[:, None] + centres * (h[:, None] / size) - 0.5).clamp(0, height - 1)
+    xc = centres if flip is None else torch.where(flip[:, None], size - centres, centres)
+    xs = (left[:, None] + xc * (w[:, None] / size) - 0.5).clamp(0, width - 1)
+    y0, x0 = ys.floor(), xs.floor()
+    wy, wx = (ys - y0)[:, :, None], (xs - x0)[:, None, :]
+    y0, x0 = y0.long()[:, :, None], x0.long()[:, None, :]
+    y1, x1 = (y0 + 1).clamp(max=height - 1), (x0 + 1).clamp(max=width - 1)
+    index = torch.arange(n, device=src.device).view(-1, 1, 1)
+    scale = 1 / 255 if src.dtype == torch.uint8 else 1.0
+    out = []
+    for c in range(3):
+        plane = src[:, c]
+        upper = plane[index, y0, x0].float() * (1 - wx) + plane[index, y0, x1].float() * wx
+        lower = plane[index, y1, x0].float() * (1 - wx) + plane[index, y1, x1].float() * wx
+        out.append((upper * (1 - wy) + lower * wy) * scale)
+    return out[0], out[1], out[2]
+
+
+def _gray(c: Channels) -> torch.Tensor:
+    return LUMA[0] * c[0] + LUMA[1] * c[1] + LUMA[2] * c[2]
+
+
+def _linear(c: Channels, a: torch.Tensor, b: torch.Tensor, gray: torch.Tensor | None = None) -> Channels:
+    """``clamp(a·x + b·gray, 0, 1)`` with per-sample ``a``, ``b``; ``gray`` defaults to each pixel's luma."""
+    gray = _gray(c) if gray is None else gray
+    a, b = _per_sample(a, 2), _per_sample(b, 2)
+    return tuple((a * ch + b * gray).clamp(0, 1) for ch in c)
+
+
+def _hue(c: Channels, shift: torch.Tensor) -> Channels:
+    """Rotate the hue by ``shift`` (fraction of a turn) in HSV space, as torchvision's ``adjust_hue``.
+
+    Value and chroma are kept; the hexagonal hue ``H ∈ [0, 6)`` moves by ``6·shift`` and RGB is
+    rebuilt as ``f(n) = V − C·clamp(min(k, 4 − k), 0, 1)``, ``k = (n + H) mod 6``. Ties pick red,
+    then green, as torchvision does.
+    """
+    r, g, b = c
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    delta = maxc - torch.minimum(torch.minimum(r, g), b)  # chroma
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
+    base = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
+    h6 = torch.where(delta > 0, num / delta.clamp(min=1e-12) + base, torch.zeros_like(delta))
+    h6 = h6 + 6 * _per_sample(shift, 2)  # in [-4, 9): wrap into [0, 6) without a division
+    h6 = torch.where(h6 < 0, h6 + 6, h6)
+    h6 = torch.where(h6 >= 6, h6 - 6, h6)
+    out = []
+    for offset in (5.0, 3.0, 1.0):
+        k = h6 + offset
+        k = torch.where(k >= 6, k - 6, k)
+        out.append(maxc - delta * torch.minimum(k, 4 - k).clamp(0, 1))
+    return out[0], out[1], out[2]
+
+
+def _where(mask: torch.Tensor, a: Channels, b: Channels) -> Channels:
+    m = _per_sample(mask, 2)
+    return tuple(torch.where(m, x, y) for x, y in zip(a, b))
+
+
+def _split(x: torch.Tensor) -> Channels:
+    return x[:, 0], x[:, 1], x[:, 2]
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """Luma ``(N, 1, H, W)`` of float RGB images, as ``torchvision``'s ``rgb_to_grayscale``."""
-    r, g, b = x.unbind(1)
-    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
+    return _gray(_split(x)).unsqueeze(1)
+
+
+def linear_colour(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``clamp(a·x + b·gray(x) + c·mean(gray(x)), 0, 1)`` with per-sample coefficients (N×3×H×W).
+
+    Brightness f is (f, 0, 0), contrast (f, 0, 1 − f), saturation (f, 1 − f, 0), identity (1, 0, 0).
+    """
+    ch = _split(x)
+    gray = _gray(ch)
+    mix = _per_sample(b, 2) * gray + _per_sample(c, 2) * gray.mean(dim=(1, 2), keepdim=True)
+    return torch.stack(_linear(ch, a, torch.ones_like(b), mix), dim=1)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -173,32 +266,8 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the hue of each image by ``shift`` (fraction of a turn, in [-0.5, 0.5]) in HSV space.
-
-    Value and chroma are kept; the hexagonal hue ``H ∈ [0, 6)`` moves by ``6·shift`` and the RGB
-    values are rebuilt as ``f(n) = V − C·clamp(min(k, 4 − k), 0, 1)``, ``k = (n + H) mod 6``.
-    """
-    maxc, argmax = x.max(dim=1)  # (N, H, W)
-    delta = maxc - x.min(dim=1).values  # chroma
-    r, g, b = x.unbind(1)
-    num = torch.where(argmax == 0, g - b, torch.where(argmax == 1, b - r, r - g))
-    h6 = torch.where(delta > 0, num / delta.clamp(min=1e-12) + 2 * argmax.to(x.dtype), torch.zeros_like(delta))
-    h6 = torch.remainder(h6 + 6 * shift.view(-1, 1, 1), 6).unsqueeze(1)  # (N, 1, H, W)
-    k = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) + h6
-    k = torch.where(k >= 6, k - 6, k)
-    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
-    return maxc.unsqueeze(1) - delta.unsqueeze(1) * ramp
-
-
-def linear_colour(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """``clamp(a·x + b·gray(x) + c·mean(gray(x)), 0, 1)`` with per-sample coefficients.
-
-    Brightness f is (f, 0, 0), contrast (f, 0, 1 − f), saturation (f, 1 − f, 0), identity (1, 0, 0):
-    one fused op serves the three, so a jitter round costs one pass whatever op each sample draws.
-    """
-    gray = grayscale(x)
-    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
-    return (_per_sample(a) * x + _per_sample(b) * gray + _per_sample(c) * mean).clamp_(0, 1)
+    """Rotate the hue of each image (N×3×H×W floats) by ``shift`` ∈ [-0.5, 0.5] of a turn."""
+    return torch.stack(_hue(_split(x), shift), dim=1)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -231,7 +300,8 @@ class TwoViewAugment:
         view1, view2: ``ViewParams`` of each view (default: the paper's table 6).
         mean, std: normalisation (ImageNet's by default); ``None`` leaves values in [0, 1].
         interpolation: ``"bilinear"`` or ``"bicubic"`` (the paper's) for the batched crop.
-        compile: ``torch.compile`` the per-sample ops (fused kernels; first call compiles).
+        compile: ``torch.compile`` the per-view function (one fused kernel; first call compiles,
+            once per batch shape).
 
     Call it with ``images`` (``N×3×H×W``, uint8 or float in [0, 1], any device) to crop both views
     batched, or with ``crops=(c1, c2)`` already cropped to ``size`` (e.g. per sample in a data
@@ -256,10 +326,14 @@ class TwoViewAugment:
     ):
         if interpolation not in ("bilinear", "bicubic"):
             raise ValueError(f"augment: interpolation must be bilinear or bicubic, got {interpolation!r}")
+        if (mean is None) != (std is None):
+            raise ValueError("augment: give both mean and std, or neither")
         self.size, self.view1, self.view2 = size, view1, view2
-        self.mean, self.std, self.interpolation = mean, std, interpolation
-        # The per-sample ops are one pure function; compiling it fuses them (several times faster).
-        self._apply_fn = torch.compile(apply_view_params, dynamic=True) if compile else apply_view_params
+        self.mean = None if mean is None else tuple(float(m) for m in mean)
+        self.std = None if std is None else tuple(float(s) for s in std)
+        self.interpolation = interpolation
+        # Static shapes: a dynamic-shape kernel is about twice as slow here and compiles far longer.
+        self._apply_fn = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
 
     def __call__(
         self,
@@ -267,35 +341,33 @@ class TwoViewAugment:
         generator: torch.Generator | None = None,
         crops: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if crops is None:
-            if images is None:
-                raise ValueError("augment: give images or crops")
-            x = to_float(images)
-            c1 = self.crop(x, self.view1, generator)
-            c2 = self.crop(x, self.view2, generator)
-        else:
-            c1, c2 = to_float(crops[0]), to_float(crops[1])
-        return self.apply(c1, self.view1, generator), self.apply(c2, self.view2, generator)
+        if crops is not None:
+            return self.view(crops[0], self.view1, generator, crop=False), self.view(
+                crops[1], self.view2, generator, crop=False
+            )
+        if images is None:
+            raise ValueError("augment: give images or crops")
+        return self.view(images, self.view1, generator), self.view(images, self.view2, generator)
 
-    def crop(self, x: torch.Tensor, p: ViewParams, generator=None) -> torch.Tensor:
-        """Per-sample random resized crop of float images to ``size``."""
-        n, _, h, w = x.shape
-        boxes = sample_crop_boxes(n, h, w, p.crop_scale, p.crop_ratio, generator, x.device)
-        return resized_crop(x, boxes, self.size, self.interpolation)
-
-    def apply(self, x: torch.Tensor, p: ViewParams, generator=None) -> torch.Tensor:
-        """Flip, colour jitter (random order), grayscale, blur, solarise, normalise: all per sample."""
-        params = sample_view_params(x.shape[0], p, generator, x.device)
-        kernel = blur_kernel_size(x.shape[-1], p.blur_kernel_fraction) if p.blur_p > 0 else 0
-        mean = std = None
-        if self.mean is not None:
-            mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return self._apply_fn(x, params, kernel, mean, std)
+    def view(self, images: torch.Tensor, p: ViewParams, generator=None, crop: bool = True) -> torch.Tensor:
+        """One view of ``images``: random resized crop (unless ``crop=False``: already ``size``),
+        flip, colour jitter in random order, grayscale, blur, solarise, normalise, all per sample."""
+        n, _, h, w = images.shape
+        if not crop and (h, w) != (self.size, self.size):
+            raise ValueError(f"augment: pre-cropped images must be {self.size}×{self.size}, got {h}×{w}")
+        params = sample_view_params(n, p, generator, images.device)
+        if crop:
+            boxes = sample_crop_boxes(n, h, w, p.crop_scale, p.crop_ratio, generator, images.device)
+            if self.interpolation == "bicubic":
+                images = resized_crop(images, boxes, self.size, "bicubic")
+            else:
+                params["box"] = boxes
+        kernel = blur_kernel_size(self.size, p.blur_kernel_fraction) if p.blur_p > 0 else 0
+        return self._apply_fn(images, params, self.size, kernel, self.mean, self.std)
 
 
 def sample_view_params(n: int, p: ViewParams, generator=None, device="cpu") -> dict[str, torch.Tensor]:
-    """Draw every random parameter of one view, per sample, as tensors on ``device``.
+    """Draw every random parameter of one view but the crop box, per sample, on ``device``.
 
     Samples that skip an op get its neutral value (factor 1, hue shift 0, σ 0), so the ops that
     follow run over the whole batch in one path, with no Python loop and no host sync.
@@ -321,42 +393,75 @@ def sample_view_params(n: int, p: ViewParams, generator=None, device="cpu") -> d
     return params
 
 
-def _jitter_round(x: torch.Tensor, op: torch.Tensor, active: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """One colour-jitter round: each active sample applies its op ``op`` (0, 1 or 2) with its factor."""
-    f = factors.gather(1, op.clamp(max=2).unsqueeze(1)).squeeze(1)
-    f = torch.where(active & (op < 3), f, torch.ones_like(f))
-    zero = torch.zeros_like(f)
-    b = torch.where(op == 2, 1 - f, zero)
-    c = torch.where(op == 1, 1 - f, zero)
-    return linear_colour(x, f, b, c)
+def _colour_jitter(c: Channels, order: torch.Tensor, factors: torch.Tensor, shift: torch.Tensor) -> Channels:
+    """Brightness (0), contrast (1), saturation (2), hue (3) in each sample's ``order``, with one reduction.
+
+    Only contrast needs an image statistic (the mean luma just before it), so the chain is cut there:
+    the ops each sample runs before its contrast, the mean, contrast, then the ops after it. Hue, the
+    costly op, runs once before and once after that cut (masked per sample); brightness and saturation
+    run in the slots between, each slot active only for the samples whose op it holds.
+    """
+    hue_at = (order == 3).long().argmax(dim=1)
+    contrast_at = (order == 1).long().argmax(dim=1)
+    first, last = torch.minimum(hue_at, contrast_at), torch.maximum(hue_at, contrast_at)
+
+    def slot(c: Channels, r: int, active: torch.Tensor) -> Channels:
+        op = order[:, r]
+        f = factors.gather(1, op.clamp(max=2).unsqueeze(1)).squeeze(1)
+        a = torch.where(active & ((op == 0) | (op == 2)), f, torch.ones_like(f))
+        b = torch.where(active & (op == 2), 1 - f, torch.zeros_like(f))
+        return _linear(c, a, b)
+
+    def hue(c: Channels, active: torch.Tensor) -> Channels:
+        return _where(active & (shift != 0), _hue(c, shift), c)
+
+    # A slot r before `first` or after `last` holds brightness or saturation; so do the slots between.
+    for r in (0, 1):
+        c = slot(c, r, r < first)
+    c = hue(c, hue_at < contrast_at)
+    for r in (1, 2):
+        c = slot(c, r, (hue_at < r) & (r < contrast_at))
+    f = factors[:, 1]
+    c = _linear(c, f, 1 - f, _gray(c).mean(dim=(1, 2), keepdim=True))
+    for r in (1, 2):
+        c = slot(c, r, (contrast_at < r) & (r < hue_at))
+    c = hue(c, hue_at > contrast_at)
+    for r in (2, 3):
+        c = slot(c, r, r > last)
+    return c
 
 
 def apply_view_params(
     x: torch.Tensor,
     params: dict[str, torch.Tensor],
+    size: int | None = None,
     blur_kernel: int = 0,
-    mean: torch.Tensor | None = None,
-    std: torch.Tensor | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
 ) -> torch.Tensor:
-    """Apply drawn parameters to float images in [0, 1]: a pure tensor function (``torch.compile``-able)."""
-    x = torch.where(_per_sample(params["flip"]), x.flip(-1), x)
-    # Colour jitter in each sample's own order. Hue, the costly op, runs once for the whole batch;
-    # the cheap linear ops run in up to three rounds before it and three after, per that order.
-    order = params["jitter_order"]
-    hue_pos = (order == 3).float().argmax(dim=1)
-    factors = params["jitter_factors"]
-    for r in range(3):
-        x = _jitter_round(x, order[:, r], r < hue_pos, factors)
-    x = adjust_hue(x, params["hue_shift"])
-    for r in range(1, 4):
-        x = _jitter_round(x, order[:, r], r > hue_pos, factors)
-    x = torch.where(_per_sample(params["grayscale"]), grayscale(x).expand_as(x), x)
+    """Apply drawn parameters to images: a pure tensor function (``torch.compile``-able).
+
+    ``x`` is N×3×H×W, uint8 or float in [0, 1]. With ``params["box"]`` (N×4 ``[top, left, h, w]``)
+    each image is first cropped to its box and resized to ``size`` (bilinear); without it ``x`` is
+    already the crop. Then flip, colour jitter, grayscale, blur (``blur_kernel`` > 0), solarise and
+    normalise (``mean``/``std``). Returns float32 N×3×size×size.
+    """
+    n, _, h, w = x.shape
+    size = size or h
+    box = params.get("box")
+    if box is None:  # the identity box: exact, and the flip still rides on the sampling grid
+        box = torch.tensor([0, 0, h, w], device=x.device).expand(n, 4)
+    c = _crop_channels(x, box, size, params["flip"])
+    c = _colour_jitter(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
+    gray = _gray(c)
+    c = _where(params["grayscale"], (gray, gray, gray), c)
     if blur_kernel:
-        x = gaussian_blur(x, params["blur_sigma"], blur_kernel)
-    x = torch.where(_per_sample(params["solarize"]) & (x >= 0.5), 1 - x, x)
+        c = _split(gaussian_blur(torch.stack(c, dim=1), params["blur_sigma"], blur_kernel))
+    solarize = _per_sample(params["solarize"], 2)
+    c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)
     if mean is not None:
-        x = (x - mean) / std
-    return x.contiguous()
+        c = tuple((ch - m) * (1 / s) for ch, m, s in zip(c, mean, std))
+    return torch.stack(c, dim=1)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

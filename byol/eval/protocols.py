@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from byol.data.augment import TwoViewAugment, ViewParams, to_float
+from byol.data.augment import TwoViewAugment, ViewParams
 from byol.data.loader import TrainData
 from byol.errors import ByolError
 from byol.eval.features import extract_features
@@ -96,10 +96,9 @@ def train_supervised(
         for batch in data.epoch(epoch):
             g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
             if batch.images is not None:
-                x = augment.crop(to_float(batch.images.to(device)), CROP_FLIP, g)
+                x = augment.view(batch.images.to(device), CROP_FLIP, g)
             else:
-                x = to_float(batch.crops[0].to(device))
-            x = augment.apply(x, CROP_FLIP, g)
+                x = augment.view(batch.crops[0].to(device), CROP_FLIP, g, crop=False)
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             with torch.set_grad_enabled(finetune):
