@@ -62,6 +62,9 @@ class ModelConfig:
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none."""
     use_predictor: bool = True
     """Ablation only: BYOL collapses without its predictor."""
+    sync_bn: str = "auto"
+    """BatchNorm statistics over all processes under torchrun: auto (on with CUDA), on, off.
+    SyncBatchNorm needs CUDA; on CPU each process keeps its own statistics."""
 
     def validate(self) -> None:
         if self.backbone not in available_backbones():
@@ -74,6 +77,8 @@ class ModelConfig:
             raise ByolError(f"model.norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if min(self.projector_hidden, self.projection_dim, self.predictor_hidden) < 1:
             raise ByolError("head sizes must be positive")
+        if self.sync_bn not in ("auto", "on", "off"):
+            raise ByolError(f"model.sync_bn must be auto, on or off, got {self.sync_bn!r}")
 
 
 @dataclass

@@ -45,6 +45,15 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def from_rank0(value: int, info: DistInfo, device: torch.device) -> int:
+    """Rank 0's ``value`` on every rank: decisions taken from a clock (time budgets) must agree."""
+    if not info.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()

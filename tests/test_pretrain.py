@@ -238,3 +238,69 @@ def test_rerunning_a_finished_run_changes_nothing(short_run):
     rerun = pretrain(config_from_dict(cfg), run_dir, progress=False)
     assert rerun.steps == result.steps and (run_dir / "summary.json").read_text() == before
     assert all(torch.equal(weights[k], v) for k, v in _weights(run_dir).items())
+
+
+DDP_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from helpers import tiny_config
+from byol.train.pretrain import pretrain
+cfg = tiny_config({train!r}, {cache!r}, epochs=2, knn_every=1, deterministic=True, time_budget={budget})
+def crash(step):
+    if step == {crash_at}:
+        raise SystemExit(3)
+if os.environ["RANK"] == "1":
+    time.sleep({rank1_late})  # a late rank: its clock differs from rank 0's
+result = pretrain(cfg, {out!r}, progress=False, on_step=crash)
+print("steps", result.steps)
+"""
+
+
+def _torchrun(small, tmp_path, out, crash_at=-1, budget=None, rank1_late=0) -> subprocess.CompletedProcess:
+    script = DDP_SCRIPT.format(
+        tests=os.path.dirname(__file__),
+        train=str(small["train"]),
+        cache=str(small["cache"]),
+        out=str(out),
+        crash_at=crash_at,
+        budget=budget,
+        rank1_late=rank1_late,
+    )
+    path = tmp_path / f"ddp_{out.name}_{crash_at}.py"
+    path.write_text(script)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_torchrun_two_processes_split_the_data_only_rank_0_writes_and_resume_is_exact(small, tmp_path):
+    """DDP on CPU (gloo): each rank takes half of every step's batch; rank 0 alone logs and saves;
+    a run stopped mid-epoch and restarted under torchrun ends bit for bit where an unbroken one does."""
+    steps_per_epoch = 400 // (32 * 2)  # 400 images, batch 32 on each of 2 ranks
+    full = tmp_path / "full"
+    proc = _torchrun(small, tmp_path, full)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split().count("steps") == 2  # both ranks finished
+    assert f"steps {2 * steps_per_epoch}" in proc.stdout
+    rows = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == sorted(set(steps))  # one writer: no line twice
+    assert [round(r["epoch"]) for r in rows if "knn_top1" in r] == [1, 2]
+    assert ckpt_io.list_checkpoints(full)[-1].name == f"step-{2 * steps_per_epoch:09d}.pt"
+
+    broken = tmp_path / "broken"
+    proc = _torchrun(small, tmp_path, broken, crash_at=steps_per_epoch + 2)
+    assert proc.returncode != 0
+    assert [p.name for p in ckpt_io.list_checkpoints(broken)] == [f"step-{steps_per_epoch:09d}.pt"]
+    proc = _torchrun(small, tmp_path, broken)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _weights(full), _weights(broken)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_time_budget_ends_every_rank_at_the_same_step(small, tmp_path):
+    """Ranks whose clocks differ take rank 0's estimate and stop together (else one would hang)."""
+    proc = _torchrun(small, tmp_path, tmp_path / "budget", budget=0.15, rank1_late=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = [int(w) for k, w in zip(proc.stdout.split(), proc.stdout.split()[1:]) if k == "steps"]
+    assert len(steps) == 2 and steps[0] == steps[1] > 0, proc.stdout

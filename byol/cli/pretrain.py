@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment
@@ -104,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {"run": str(result.run_dir), "steps": result.steps, "epochs": round(result.epochs, 3)}
     summary.update({"images_seen": result.images_seen, "minutes": round(result.seconds / 60, 2)})
     summary.update({"final_loss": result.final_loss, **result.knn})
-    print(json.dumps(summary))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
     return 0

@@ -29,15 +29,16 @@ log = logging.getLogger(__name__)
 SMALL_IMAGE_MAX_SIDE = 64
 
 
-def _generator(*keys: int) -> torch.Generator:
+def seeded_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator whose seed is a function of ``keys`` (e.g. seed, rank, step): reproducible streams."""
     seed = 0
     for k in keys:
         seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=_generator(seed, epoch, 17))
+    return torch.randperm(n, generator=seeded_generator(seed, epoch, 17))
 
 
 def probe_max_side(images: ImageList, count: int = 16) -> int:
@@ -108,7 +109,7 @@ class TwoCropDataset(Dataset):
             img = open_rgb(path)
         except (OSError, ValueError, SyntaxError):
             return None
-        g = _generator(self.seed, epoch, index, 29)
+        g = seeded_generator(self.seed, epoch, index, 29)
         return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol.data.augment import TwoViewAugment, ViewParams
-from byol.data.loader import TrainData
+from byol.data.loader import TrainData, seeded_generator
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import topk_accuracy
@@ -94,7 +94,7 @@ def train_supervised(
         bar = tqdm(total=total, desc="finetune" if finetune else "linear", leave=False, unit="step")
     for epoch in range(epochs):
         for batch in data.epoch(epoch):
-            g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+            g = seeded_generator(seed, step, device=device)
             if batch.images is not None:
                 x = augment.view(batch.images.to(device), CROP_FLIP, g)
             else:

@@ -22,8 +22,8 @@ import torch
 
 from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
-from byol.data.loader import TrainData, _generator
-from byol.dist import DistInfo, init_distributed
+from byol.data.loader import TrainData, seeded_generator
+from byol.dist import DistInfo, all_reduce_mean, barrier, from_rank0, init_distributed
 from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
 from byol.errors import ByolError
 from byol.eval.features import extract_features
@@ -81,6 +81,12 @@ def _augment_compile(setting: str, device: torch.device) -> bool:
     return setting == "on"
 
 
+def _sync_bn(setting: str, device: torch.device) -> bool:
+    if setting == "on" and device.type != "cuda":
+        raise ByolError("model.sync_bn=on needs CUDA (SyncBatchNorm runs on GPUs only); use auto or off on CPU")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
 def _warmup_steps(cfg: Config, steps_per_epoch: int, total_steps: int) -> int:
     return min(round(cfg.optim.warmup_epochs * steps_per_epoch), total_steps // 2)
 
@@ -90,7 +96,7 @@ class MonitorData:
 
     def __init__(self, data: TrainData, cfg: Config):
         labels = torch.tensor(data.labels)
-        perm = torch.randperm(len(labels), generator=_generator(cfg.run.seed, 91))
+        perm = torch.randperm(len(labels), generator=seeded_generator(cfg.run.seed, 91))
         n_query = min(max(1, int(len(perm) * cfg.data.monitor_fraction)), 5000)
         self.query_idx = perm[:n_query].sort().values
         self.bank_idx = perm[n_query : n_query + cfg.run.knn_max_bank].sort().values
@@ -169,6 +175,8 @@ def pretrain(
         torch.backends.cudnn.allow_tf32 = True
 
     # ---- data ----------------------------------------------------------------------------------
+    if not info.is_main:
+        barrier(info)  # rank 0 decodes the image cache once; the others then read it
     data = TrainData(
         cfg.data.path,
         cfg.data.image_size,
@@ -182,6 +190,8 @@ def pretrain(
         rank=info.rank,
         world_size=info.world_size,
     )
+    if info.is_main:
+        barrier(info)
     accumulate = cfg.optim.accumulate
     steps_per_epoch = data.batches_per_epoch() // accumulate
     if steps_per_epoch < 1:
@@ -234,10 +244,10 @@ def pretrain(
     )
     model: torch.nn.Module = byol
     if info.distributed:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(byol)
-        byol = model
+        if _sync_bn(cfg.model.sync_bn, device):
+            byol = torch.nn.SyncBatchNorm.convert_sync_batchnorm(byol)
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            byol, device_ids=[device.index] if device.type == "cuda" else None
         )
     if cfg.run.compile:
         model = torch.compile(model)
@@ -324,7 +334,8 @@ def pretrain(
             micro: list = []
             labels_of_step: list = []
             for batch in batches:
-                g = torch.Generator(device=device).manual_seed(cfg.run.seed * 1_000_003 + step * 131 + len(micro))
+                # Augmentation draws: a function of (seed, rank, step, micro-batch); ranks differ.
+                g = seeded_generator(cfg.run.seed, 53, info.rank, step, len(micro), device=device)
                 if batch.images is not None:
                     views = augment(batch.images.to(device, non_blocking=True), g)
                 else:
@@ -351,7 +362,7 @@ def pretrain(
 
                 # -- logging (the only host syncs) --
                 if step % cfg.run.log_every == 0 or step == schedule.total_steps:
-                    mean_loss = (loss_sum / max(step - log_step, 1)).item()
+                    mean_loss = (all_reduce_mean(loss_sum, info) / max(step - log_step, 1)).item()  # all ranks
                     if not math.isfinite(mean_loss):
                         last = ckpt_io.list_checkpoints(run_dir)
                         where = f"; the last good checkpoint is {last[-1]}" if last else ""
@@ -391,14 +402,20 @@ def pretrain(
                     seen_since_log, labelled_since_log, log_time, log_step = 0, 0, now, step
 
                 # -- time budget: lay the schedules over the steps the budget allows --
+                # Under torchrun every rank takes rank 0's decisions (clocks differ), at steps all
+                # ranks agree on: each estimate, and each log step for the stop on time.
                 if schedule.budget_seconds is not None:
                     if speed_mark is None and step >= first_step + 3:  # skip compilation and warm-up steps
                         speed_mark = (step, elapsed_now())
                     elif speed_mark is not None and (
                         (not schedule.estimated and step >= speed_mark[0] + 20) or step % steps_per_epoch == 0
                     ):  # first estimate after 20 timed steps, then again at every epoch end
-                        _estimate_total(schedule, step, elapsed_now(), speed_mark, pbar, cfg)
-                    if elapsed_now() >= schedule.budget_seconds:
+                        _estimate_total(schedule, step, elapsed_now(), speed_mark, cfg, info, device)
+                        if pbar is not None:
+                            pbar.total = schedule.total_steps
+                            pbar.refresh()
+                    check = not info.distributed or step % cfg.run.log_every == 0
+                    if check and from_rank0(int(elapsed_now() >= schedule.budget_seconds), info, device):
                         schedule.total_steps = step
                         stop = True
 
@@ -440,15 +457,14 @@ def pretrain(
     return RunResult(run_dir, step, step / steps_per_epoch, step * images_per_step, seconds, last_loss, knn)
 
 
-def _estimate_total(schedule: Schedule, step: int, elapsed: float, mark: tuple[int, float], pbar, cfg: Config) -> None:
+def _estimate_total(
+    schedule: Schedule, step: int, elapsed: float, mark: tuple[int, float], cfg: Config, info: DistInfo, device
+) -> None:
     per_step = (elapsed - mark[1]) / max(step - mark[0], 1)
     remaining = max(schedule.budget_seconds - elapsed, 0.0)
-    schedule.total_steps = max(step + 1, step + int(remaining / per_step))
+    schedule.total_steps = from_rank0(max(step + 1, step + int(remaining / per_step)), info, device)
     schedule.warmup_steps = _warmup_steps(cfg, schedule.steps_per_epoch, schedule.total_steps)
     schedule.estimated = True
-    if pbar is not None:
-        pbar.total = schedule.total_steps
-        pbar.refresh()
     log.info("time budget: %.2f s per step, %d steps in all", per_step, schedule.total_steps)
 
 
