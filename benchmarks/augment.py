@@ -3,7 +3,9 @@
 Both sides apply the same ops with the paper's probabilities (table 6) to already-decoded images:
 the baseline is torchvision's PIL transforms, one image at a time (what DataLoader workers run in
 most BYOL implementations); ours is byol.data.augment.TwoViewAugment on a uint8 batch, eager and
-torch.compile'd. Images/s count images for which *both* views were made. Medians of --repeats.
+torch.compile'd. Images/s count images for which *both* views were made. Each repeat times the
+baseline and then ours back to back, so that a slow spell of this shared machine hits both; the
+table shows medians of --repeats, and the ratio column the median of the per-repeat ratios.
 
     python benchmarks/augment.py [--sizes 32 224] [--batch 256] [--repeats 5]
 
@@ -84,22 +86,23 @@ def time_pil(images, size, processes: int) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
-def time_batched(aug, batch: torch.Tensor, device, repeats_inner: int = 3) -> float:
+def time_batched(aug, batch: torch.Tensor, device, min_seconds: float = 0.1) -> float:
+    """Images/s of ``aug`` on ``batch`` (already warmed up), over calls lasting ``min_seconds``."""
     g = torch.Generator(device=device).manual_seed(0)
     x = batch.to(device)
-    aug(x, g)  # warm-up (and compilation)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats_inner):
+    calls, start = 0, time.perf_counter()
+    while calls < 1 or time.perf_counter() - start < min_seconds:
         aug(x, g)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return repeats_inner * len(batch) / (time.perf_counter() - start)
+        calls += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return calls * len(batch) / (time.perf_counter() - start)
 
 
-def median(repeats, fn, *args):
-    return statistics.median(fn(*args) for _ in range(repeats))
+def warm_up(aug, batch: torch.Tensor, device) -> None:
+    aug(batch.to(device), torch.Generator(device=device).manual_seed(0))  # compiles, when compiled
 
 
 def main(argv=None) -> int:
@@ -119,23 +122,34 @@ def main(argv=None) -> int:
         pil_imgs = source_images(max(n_pil, args.batch), source_side, args.data)
         batch = torch.stack([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in pil_imgs[: args.batch]])
         modes = [("eager", False)] + ([] if args.no_compile else [("compiled", True)])
+        cpu = torch.device("cpu")
         for threads in sorted({1, cores}):
             torch.set_num_threads(threads)
-            pil = median(args.repeats, time_pil, pil_imgs[:n_pil], size, threads)
+            augs = {name: TwoViewAugment(size, *default_views(size), compile=comp) for name, comp in modes}
+            for aug in augs.values():
+                warm_up(aug, batch, cpu)
+            pil_runs, our_runs = [], {name: [] for name in augs}
+            for _ in range(args.repeats):  # interleaved: the baseline, then ours, in every repeat
+                pil_runs.append(time_pil(pil_imgs[:n_pil], size, threads))
+                for name, aug in augs.items():
+                    our_runs[name].append(time_batched(aug, batch, cpu))
+            pil = statistics.median(pil_runs)
             rows.append((size, f"cpu x{threads}", "per-image PIL (torchvision)", pil, 1.0))
             figures[f"pil_{size}px_{threads}t"] = pil
-            for name, comp in modes:
-                aug = TwoViewAugment(size, *default_views(size), compile=comp)
-                ours = median(args.repeats, time_batched, aug, batch, torch.device("cpu"))
-                rows.append((size, f"cpu x{threads}", f"byol batched ({name})", ours, ours / pil))
+            for name, runs in our_runs.items():
+                ratios = [o / b for o, b in zip(runs, pil_runs)]
+                ours = statistics.median(runs)
+                rows.append((size, f"cpu x{threads}", f"byol batched ({name})", ours, statistics.median(ratios)))
                 figures[f"byol_{name}_{size}px_{threads}t"] = ours
-                figures[f"ratio_{name}_{size}px_{threads}t"] = ours / pil
+                figures[f"ratio_{name}_{size}px_{threads}t"] = statistics.median(ratios)
+                figures[f"ratio_{name}_{size}px_{threads}t_min"] = min(ratios)
         if torch.cuda.is_available():
             dev = torch.device("cuda")
             big = batch.repeat(max(1, 1024 // len(batch)), 1, 1, 1)
             for name, comp in modes:
                 aug = TwoViewAugment(size, *default_views(size), compile=comp)
-                ours = median(args.repeats, time_batched, aug, big, dev, 10)
+                warm_up(aug, big, dev)
+                ours = statistics.median(time_batched(aug, big, dev, 1.0) for _ in range(args.repeats))
                 rows.append(
                     (size, torch.cuda.get_device_name(), f"byol batched ({name}), batch {len(big)}", ours, float("nan"))
                 )
