@@ -17,6 +17,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # init_distributed created the process group (and shuts it down)
 
     @property
     def is_main(self) -> bool:
@@ -32,9 +33,19 @@ def init_distributed(device_type: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    if not dist.is_initialized():
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    owns = not dist.is_initialized()
+    if owns:
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, owns)
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    """Leave the process group that ``init_distributed`` created (threads stopped before exit)."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

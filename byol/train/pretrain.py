@@ -23,7 +23,7 @@ import torch
 from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData, seeded_generator
-from byol.dist import DistInfo, all_reduce_mean, barrier, from_rank0, init_distributed
+from byol.dist import DistInfo, all_reduce_mean, barrier, from_rank0, init_distributed, shutdown_distributed
 from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
 from byol.errors import ByolError
 from byol.eval.features import extract_features
@@ -158,11 +158,25 @@ def pretrain(
     ``resume`` continues from the newest checkpoint in ``run_dir``; ``on_step(step)`` is called
     after every step, checkpoints included (tests use it to interrupt a run).
     """
-    # ---- run folder, config, device, seeds -------------------------------------------------------
     cfg.validate()
-    run_dir = Path(run_dir)
     device = resolve_device(cfg.run.device)
     info = init_distributed(device.type)
+    try:
+        return _pretrain(cfg, Path(run_dir), resume, progress, on_step, device, info)
+    finally:
+        shutdown_distributed(info)
+
+
+def _pretrain(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    on_step: Callable[[int], None] | None,
+    device: torch.device,
+    info: DistInfo,
+) -> RunResult:
+    # ---- run folder, config, device, seeds -------------------------------------------------------
     cfg = _prepare_run_dir(run_dir, cfg, resume, info)
     if device.type == "cuda" and info.distributed:
         device = torch.device("cuda", info.local_rank)
