@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -134,9 +135,9 @@ def sample_crop_boxes(
 def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
     """Crop each image to its box ``[top, left, h, w]`` and resize to ``size``×``size``, batched.
 
-    Bilinear: the same sampling as ``roi_align(aligned=True)`` / ``grid_sample(align_corners=False)``
-    with border clamping, by gathering the four neighbours (what the augmentation fuses). Bicubic:
-    one ``grid_sample`` over the batch. Float output (uint8 input is scaled to [0, 1]).
+    Bilinear: ``roi_align(aligned=True)``, the sampling of ``grid_sample(align_corners=False)`` with
+    border clamping (compiled: the same values by gathering the four neighbours). Bicubic: one
+    ``grid_sample`` over the batch. Float output (uint8 input is scaled to [0, 1]).
     """
     if mode == "bilinear":
         return torch.stack(_crop_channels(images, boxes, size), dim=1)
@@ -164,13 +165,26 @@ def _per_sample(v: torch.Tensor, dims: int = 3) -> torch.Tensor:
     return v.view(-1, *([1] * dims))
 
 
-def _crop_channels(src: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor | None = None) -> Channels:
+def _crop_channels(
+    src: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor | None = None, gather: bool | None = None
+) -> Channels:
     """Bilinear crop of ``src`` (N×3×H×W, uint8 or float) to ``size`` per box, flipped where ``flip``.
 
     Pixel centres map as in ``roi_align(aligned=True)``; a box equal to the image at the same size
-    is the identity, exactly. The flip mirrors the sampling grid, so it costs nothing.
+    is the identity, exactly. Compiled (``gather`` None → while compiling), the four neighbours are
+    gathered inside the fused kernel and the flip mirrors the sampling grid, so it costs nothing.
+    Eager, torchvision's ``roi_align`` kernel computes the same values several times faster.
     """
     n, _, height, width = src.shape
+    if not (torch.compiler.is_compiling() if gather is None else gather):
+        x = to_float(src)
+        index = torch.arange(n, dtype=x.dtype, device=x.device)
+        top, left, h, w = boxes.to(device=x.device, dtype=x.dtype).unbind(1)
+        rois = torch.stack([index, left, top, left + w, top + h], dim=1)
+        out = roi_align(x, rois, size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+        if flip is not None:
+            out = torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
+        return _split(out)
     top, left, h, w = boxes.to(device=src.device, dtype=torch.float32).unbind(1)
     centres = torch.arange(size, device=src.device, dtype=torch.float32) + 0.5
     ys = (top[:, None] + centres * (h[:, None] / size) - 0.5).clamp(0, height - 1)
@@ -370,26 +384,29 @@ def sample_view_params(n: int, p: ViewParams, generator=None, device="cpu") -> d
     """Draw every random parameter of one view but the crop box, per sample, on ``device``.
 
     Samples that skip an op get its neutral value (factor 1, hue shift 0, σ 0), so the ops that
-    follow run over the whole batch in one path, with no Python loop and no host sync.
+    follow run over the whole batch in one path, with no Python loop and no host sync. An op whose
+    probability is 0 gets no entry at all, and ``apply_view_params`` leaves it out (e.g. the
+    crop-and-flip views of the linear-probe protocol cost a crop and nothing else).
     """
     dev = device
-    jitter = _bernoulli(n, p.jitter_p, generator, dev)
-    one = torch.ones(n, device=dev)
+    params = {"flip": _bernoulli(n, p.flip_p, generator, dev)}
+    if p.jitter_p > 0:
+        jitter = _bernoulli(n, p.jitter_p, generator, dev)
+        one = torch.ones(n, device=dev)
 
-    def factor(strength: float) -> torch.Tensor:
-        return torch.where(jitter, _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, dev), one)
+        def factor(strength: float) -> torch.Tensor:
+            return torch.where(jitter, _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, dev), one)
 
-    # Order of brightness (0), contrast (1), saturation (2), hue (3): a random permutation per sample.
-    order = torch.argsort(torch.rand(n, 4, generator=generator, device=dev), dim=1)
-    params = {
-        "flip": _bernoulli(n, p.flip_p, generator, dev),
-        "jitter_factors": torch.stack([factor(p.brightness), factor(p.contrast), factor(p.saturation)], 1),
-        "hue_shift": torch.where(jitter, _uniform(n, -p.hue, p.hue, generator, dev), one * 0),
-        "jitter_order": order,
-        "grayscale": _bernoulli(n, p.grayscale_p, generator, dev),
-        "blur_sigma": _uniform(n, *p.blur_sigma, generator, dev) * _bernoulli(n, p.blur_p, generator, dev),
-        "solarize": _bernoulli(n, p.solarize_p, generator, dev),
-    }
+        params["jitter_factors"] = torch.stack([factor(p.brightness), factor(p.contrast), factor(p.saturation)], 1)
+        params["hue_shift"] = torch.where(jitter, _uniform(n, -p.hue, p.hue, generator, dev), one * 0)
+        # Order of brightness (0), contrast (1), saturation (2), hue (3): a random permutation per sample.
+        params["jitter_order"] = torch.argsort(torch.rand(n, 4, generator=generator, device=dev), dim=1)
+    if p.grayscale_p > 0:
+        params["grayscale"] = _bernoulli(n, p.grayscale_p, generator, dev)
+    if p.blur_p > 0:
+        params["blur_sigma"] = _uniform(n, *p.blur_sigma, generator, dev) * _bernoulli(n, p.blur_p, generator, dev)
+    if p.solarize_p > 0:
+        params["solarize"] = _bernoulli(n, p.solarize_p, generator, dev)
     return params
 
 
@@ -444,7 +461,8 @@ def apply_view_params(
     ``x`` is N×3×H×W, uint8 or float in [0, 1]. With ``params["box"]`` (N×4 ``[top, left, h, w]``)
     each image is first cropped to its box and resized to ``size`` (bilinear); without it ``x`` is
     already the crop. Then flip, colour jitter, grayscale, blur (``blur_kernel`` > 0), solarise and
-    normalise (``mean``/``std``). Returns float32 N×3×size×size.
+    normalise (``mean``/``std``); an op without its entry in ``params`` is skipped. Returns float32
+    N×3×size×size.
     """
     n, _, h, w = x.shape
     size = size or h
@@ -452,13 +470,16 @@ def apply_view_params(
     if box is None:  # the identity box: exact, and the flip still rides on the sampling grid
         box = torch.tensor([0, 0, h, w], device=x.device).expand(n, 4)
     c = _crop_channels(x, box, size, params["flip"])
-    c = _colour_jitter(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
-    gray = _gray(c)
-    c = _where(params["grayscale"], (gray, gray, gray), c)
-    if blur_kernel:
+    if "jitter_order" in params:
+        c = _colour_jitter(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
+    if "grayscale" in params:
+        gray = _gray(c)
+        c = _where(params["grayscale"], (gray, gray, gray), c)
+    if blur_kernel and "blur_sigma" in params:
         c = _split(gaussian_blur(torch.stack(c, dim=1), params["blur_sigma"], blur_kernel))
-    solarize = _per_sample(params["solarize"], 2)
-    c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)
+    if "solarize" in params:
+        solarize = _per_sample(params["solarize"], 2)
+        c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)
     if mean is not None:
         c = tuple((ch - m) * (1 / s) for ch, m, s in zip(c, mean, std))
     return torch.stack(c, dim=1)
