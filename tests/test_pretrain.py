@@ -286,6 +286,8 @@ def test_torchrun_two_processes_split_the_data_only_rank_0_writes_and_resume_is_
     steps = [r["step"] for r in rows if "loss" in r]
     assert steps == sorted(set(steps))  # one writer: no line twice
     assert [round(r["epoch"]) for r in rows if "knn_top1" in r] == [1, 2]
+    online = [r["online_top1"] for r in rows if "online_top1" in r]
+    assert online and all(0 <= a <= 1 for a in online)
     assert ckpt_io.list_checkpoints(full)[-1].name == f"step-{2 * steps_per_epoch:09d}.pt"
 
     broken = tmp_path / "broken"

@@ -396,7 +396,8 @@ def _pretrain(
                         "elapsed": elapsed_now(),
                     }
                     if labelled_since_log:
-                        values["online_top1"] = correct.item() / labelled_since_log
+                        # Every rank sees as many labels per step: the mean count over ranks / ours.
+                        values["online_top1"] = all_reduce_mean(correct.float(), info).item() / labelled_since_log
                     metrics.log(step, values)
                     if pbar is not None:
                         pbar.set_postfix(
