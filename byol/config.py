@@ -14,8 +14,11 @@ from typing import Any
 
 import yaml
 
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
 from byol.data.augment import ViewParams
+from byol.dist import default_workers
 from byol.errors import ByolError
+from byol.files import atomic_write
 from byol.models.backbones import available_backbones
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
@@ -31,10 +34,13 @@ class DataConfig:
     """Decode images once into a uint8 cache: auto (images of at most 64 px), on, off."""
     cache_dir: str = ""
     """Where the cache lives (default $BYOL_CACHE_DIR or ~/.cache/byol)."""
-    workers: int = 4
-    """DataLoader workers for streamed (large) images."""
+    workers: int = field(default_factory=default_workers)
+    """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
     """Part of a labelled folder held out as kNN queries for the monitor."""
+    eval_crop: float = PAPER_EVAL_CROP
+    """Evaluation view: shorter side resized to image_size / eval_crop, centre crop (224/256 in the
+    paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
 
     def validate(self) -> None:
         if self.image_size < 8:
@@ -45,6 +51,8 @@ class DataConfig:
             raise ByolError(f"--workers must be >= 0, got {self.workers}")
         if not 0 < self.monitor_fraction < 1:
             raise ByolError(f"data.monitor_fraction must be in (0, 1), got {self.monitor_fraction}")
+        if not 0 < self.eval_crop <= 1:
+            raise ByolError(f"data.eval_crop must be in (0, 1], got {self.eval_crop}")
 
 
 @dataclass
@@ -87,8 +95,8 @@ class AugmentConfig:
     view2: ViewParams = field(default_factory=lambda: ViewParams(blur_p=0.1, solarize_p=0.2))
     interpolation: str = "bilinear"
     """Interpolation of the batched crop: bilinear or bicubic (the paper's)."""
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     compile: str = "auto"
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
 
@@ -270,6 +278,11 @@ def merge(base: dict, override: dict) -> dict:
 PRESETS = ("imagenet", "cifar10", "cpu")
 
 
+def auto_preset(max_side: int) -> str:
+    """``--preset auto``: the CIFAR recipe for small images, the paper's for the others."""
+    return "cifar10" if is_small(max_side) else "imagenet"
+
+
 def preset_dict(name: str) -> dict[str, Any]:
     """The YAML of a shipped preset, or of a user's YAML file."""
     if name in PRESETS:
@@ -312,7 +325,8 @@ def resolve(preset: str, overrides: dict[str, Any]) -> Config:
 
 
 def save_yaml(config: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    with atomic_write(path, "w") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
 
 
 def load_yaml(path: Path) -> Config:

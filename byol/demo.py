@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from byol.config import resolve
-from byol.encoder_io import load_encoder_with_meta
 from byol.errors import ByolError
-from byol.eval.runner import knn_evaluate, untrained_like
+from byol.eval.runner import EncoderEval, knn_evaluate
 from byol.train.pretrain import pretrain
 
 
@@ -34,10 +33,10 @@ def main() -> int:
         cfg = resolve("cpu", {"data": {"path": train}, "run": {"time_budget": minutes}})
         print(f"byol demo: pretraining on {train} for {minutes:g} minutes (preset cpu), run folder {out}")
         result = pretrain(cfg, out, resume=True)
-        encoder, meta = load_encoder_with_meta(out)
+        ev = EncoderEval.load(out, "cpu", seed=cfg.run.seed)
         print(f"byol demo: kNN (k=200, T=0.1) from {train} to {test}")
-        trained = knn_evaluate(encoder, meta, train, test, device="cpu")
-        untrained = knn_evaluate(untrained_like(meta, seed=cfg.run.seed), meta, train, test, device="cpu")
+        trained = knn_evaluate(ev, train, test)
+        untrained = knn_evaluate(ev.untrained(), train, test)
     except ByolError as e:
         print(f"byol demo: error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Process-group facts as values (rank, world size), with a no-op path for one process.
+"""Where a run executes: the device, the CPU cores, and process-group facts as values (rank,
+world size), with a no-op path for one process.
 
 ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK; nothing here mutates arguments or patches print.
 """
@@ -10,6 +11,32 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from byol.errors import ByolError
+
+MAX_DEFAULT_WORKERS = 8
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``; a one-line error when CUDA is missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ByolError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ByolError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def default_workers() -> int:
+    """Data-loading workers by default: the CPU cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
 @dataclass(frozen=True)

@@ -3,49 +3,63 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from byol.constants import PAPER_EVAL_CROP, is_small
 from byol.errors import ByolError
+from byol.files import atomic_write
 from byol.models.backbones import build_encoder
 
 ENCODER_FILE = "encoder.safetensors"
 ENCODER_META = "encoder.json"
 
 
-def encoder_meta(model_cfg, image_size: int, mean, std, feature_dim: int) -> dict[str, Any]:
+def encoder_meta(
+    model_cfg, image_size: int, mean, std, feature_dim: int, eval_crop: float = PAPER_EVAL_CROP
+) -> dict[str, Any]:
+    """What rebuilds and evaluates an encoder: backbone, width, stem, image size, normalisation, eval view."""
     from byol import __version__
 
     return {
         "backbone": model_cfg.backbone,
         "width": model_cfg.width,
-        "small_images": model_cfg.small_images if model_cfg.small_images is not None else image_size <= 64,
+        "small_images": model_cfg.small_images if model_cfg.small_images is not None else is_small(image_size),
         "image_size": image_size,
         "feature_dim": feature_dim,
         "mean": list(mean),
         "std": list(std),
+        "eval_crop": eval_crop,
         "byol_version": __version__,
     }
 
 
+def write_weights(state: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> Path:
+    """``state`` as ``.safetensors`` (``meta`` in its header) or ``.pt``, and ``meta`` as ``.json`` beside it."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    with atomic_write(path) as f:
+        if path.suffix == ".safetensors":
+            f.write(safetensors_bytes(state, metadata={"byol": json.dumps(meta)}))
+        else:
+            torch.save(state, f)
+    write_meta(meta, path.with_suffix(".json"))
+    return path
+
+
+def write_meta(meta: dict[str, Any], path: Path) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(meta, indent=2) + "\n")
+
+
 def save_encoder(encoder: nn.Module, meta: dict[str, Any], run_dir: Path) -> Path:
     """Write ``RUN_DIR/encoder.safetensors`` and ``encoder.json`` atomically."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path, meta_path = run_dir / ENCODER_FILE, run_dir / ENCODER_META
-    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(state, str(tmp), metadata={"byol": json.dumps(meta)})
-    os.replace(tmp, path)
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp{os.getpid()}")
-    tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp_meta, meta_path)
-    return path
+    return write_weights(encoder.state_dict(), meta, Path(run_dir) / ENCODER_FILE)
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
@@ -56,16 +70,20 @@ def build_from_meta(meta: dict[str, Any]) -> nn.Module:
 
 def _read_meta(file: Path) -> dict[str, Any]:
     sidecar = file.with_suffix(".json")
+    meta = None
     if sidecar.exists():
-        return json.loads(sidecar.read_text())
-    if file.suffix == ".safetensors":
+        meta = json.loads(sidecar.read_text())
+    elif file.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(file), "pt") as f:
-            meta = (f.metadata() or {}).get("byol")
-        if meta:
-            return json.loads(meta)
-    raise ByolError(f"{file}: no {sidecar.name} beside it says which backbone it is")
+            header = (f.metadata() or {}).get("byol")
+        meta = json.loads(header) if header else None
+    if meta is None:
+        raise ByolError(f"{file}: no {sidecar.name} beside it says which backbone it is")
+    # Encoders written before byol recorded the evaluation view: the crop their evaluation used.
+    meta.setdefault("eval_crop", 1.0 if is_small(meta["image_size"]) else PAPER_EVAL_CROP)
+    return meta
 
 
 def _read_state(file: Path, map_location) -> dict[str, torch.Tensor]:
@@ -118,20 +136,11 @@ def export_encoder(source: str | Path, out: str | Path) -> Path:
     same name once its ``fc`` is ``nn.Identity()`` (and, for the small-image stem, its ``conv1``
     is a 3×3 stride-1 conv and ``maxpool`` an identity).
     """
-    encoder, meta = load_encoder_with_meta(source)
     out = Path(out)
     if out.suffix not in (".safetensors", ".pt"):
         raise ByolError(f"--out {out}: use a .safetensors or .pt file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in encoder.state_dict().items()}
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    if out.suffix == ".safetensors":
-        save_file(state, str(tmp), metadata={"byol": json.dumps(meta)})
-    else:
-        torch.save(state, tmp)
-    os.replace(tmp, out)
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out
+    encoder, meta = load_encoder_with_meta(source)
+    return write_weights(encoder.state_dict(), meta, out)
 
 
 def export_onnx(source: str | Path, out: str | Path, opset: int = 18) -> Path:
@@ -150,7 +159,7 @@ def export_onnx(source: str | Path, out: str | Path, opset: int = 18) -> Path:
         dynamic_shapes=({0: batch},), opset_version=opset, external_data=False,
     )  # fmt: skip
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    program.save(str(out))
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_write(out, mode=None) as tmp:
+        program.save(str(tmp))
+    write_meta(meta, out.with_suffix(".json"))
     return out

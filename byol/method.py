@@ -9,6 +9,10 @@ L2-normalised vectors, summed over both view orders:
     L = ℓ(q(z_1), sg(z'_2)) + ℓ(q(z_2), sg(z'_1)),   ℓ(p, z) = 2 − 2·cos(p, z)
 
 After each optimiser step: θ' ← τ·θ' + (1 − τ)·θ  (``update_target``).
+
+A training loop needs two calls of a method module: ``forward(view1, view2)`` for the loss and
+``after_step(tau)`` after the optimiser step; another method (e.g. a contrastive baseline) plugs
+into the same loop by providing the same two.
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ class BYOL(nn.Module):
         if not return_outputs:
             return loss
         return BYOLOutput(loss, representation_view1, projection_view1, projection_view2)
+
+    def after_step(self, tau: float) -> None:
+        """What the training loop calls after each optimiser step: BYOL moves its target."""
+        self.update_target(tau)
 
     @torch.no_grad()
     def update_target(self, tau: float) -> None:

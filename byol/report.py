@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from byol.errors import ByolError  # noqa: E402
+from byol.files import atomic_write  # noqa: E402
 from byol.train.monitor import read_metrics  # noqa: E402
 
 
@@ -25,7 +26,8 @@ def _series(rows: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return path
 
@@ -121,7 +123,8 @@ def write_html(run_dir: Path, plots: dict[str, Path], facts: dict[str, Any]) -> 
         parts.append(f"<h2>{titles.get(name, name)}</h2><img alt='{name}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     out = run_dir / "report.html"
-    out.write_text("\n".join(parts))
+    with atomic_write(out, "w") as f:
+        f.write("\n".join(parts))
     return out
 
 
@@ -156,9 +159,8 @@ def build_report(run_dir: str | Path, test: str | None = None, max_points: int =
         g = torch.Generator().manual_seed(0)
         pick = torch.randperm(len(images), generator=g)[:max_points].sort().values.tolist()
         sub = images.subset(pick)
-        feats, labels = extract_features(
-            encoder, eval_images(sub, meta["image_size"]), device, meta["mean"], meta["std"]
-        )
+        batches = eval_images(sub, meta["image_size"], meta["eval_crop"])
+        feats, labels = extract_features(encoder, batches, device, meta["mean"], meta["std"])
         plots["embedding"] = embedding_map(feats, labels, sub.classes, out_dir / "embedding.png")
         facts["embedding map"] = f"{len(feats)} images of {test}"
     return write_html(run_dir, plots, facts)

@@ -67,8 +67,12 @@ def test_unreadable_files_are_skipped_with_one_warning(odd_folder, tmp_path, cap
     msg = warnings[0].getMessage()
     assert "skipped 2 of 9" in msg and "truncated.jpg" in msg and "text.jpg" in msg
     assert array.shape == (7, 32, 32, 3) and array.dtype == np.uint8
-    # The 80×50 bitmap was resized (shorter side) and centre-cropped to 32×32.
-    assert str(images.paths[kept[2]]).endswith("big.bmp") or len(kept) == 7
+    assert [images.paths[i].name for i in kept] == [
+        "gray.png", "rgb.jpg", "rgba.png", "big.bmp", "cmyk.jpg", "full.jpg", "palette.png",
+    ]  # fmt: skip
+    # The 80×50 bitmap (one colour) was resized (shorter side) and centre-cropped to 32×32.
+    big = array[kept.index(images.paths.index(next(p for p in images.paths if p.name == "big.bmp")))]
+    assert big.shape == (32, 32, 3) and np.abs(big.astype(int) - (200, 30, 60)).max() <= 2
 
 
 def test_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path, caplog):
@@ -165,3 +169,55 @@ def test_named_dataset_arrays_feed_training_and_evaluation(tmp_path, monkeypatch
     evals = list(eval_images(list_images("cifar10:test"), 32))
     assert torch.equal(evals[0][0][3], torch.from_numpy(fake[3]).permute(2, 0, 1))
     assert not list(tmp_path.glob("*.npy"))  # already decoded: no cache file written
+
+
+def test_every_evaluation_path_sees_the_same_view_of_an_image(tmp_path):
+    """One rule: shorter side to size / crop, centre crop. The cache (small images), the workers
+    (large images) and a named dataset's array give the same pixels for the same image."""
+    from byol.data.folder import ImageList, center_view
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    arrays = [rng.integers(0, 256, (60 + 10 * i, 80, 3), dtype=np.uint8) for i in range(4)]
+    for i, a in enumerate(arrays):
+        (root / "c").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(a).save(root / "c" / f"{i}.png")  # lossless
+    images = list_images(root)
+    for crop in (1.0, 0.875):
+        streamed = torch.cat([x for x, _, _ in eval_images(images, 32, crop, workers=0, batch_size=3)])
+        cached, kept = load_cached(images, 32, tmp_path / "cache", crop=crop)
+        assert kept == [0, 1, 2, 3]
+        assert torch.equal(streamed, torch.from_numpy(np.array(cached)).permute(0, 3, 1, 2))
+        direct = np.stack([center_view(Image.fromarray(a), 32, crop) for a in arrays])
+        assert np.array_equal(cached, direct)
+    # The same rule on a named dataset's decoded array (same-size images).
+    square = np.stack([a[:60, :60] for a in arrays])
+    named = ImageList(tmp_path, [tmp_path / str(i) for i in range(4)], [0] * 4, ["c"], square)
+    from_array = torch.cat([x for x, _, _ in eval_images(named, 32, 0.875)])
+    expected = np.stack([center_view(Image.fromarray(a), 32, 0.875) for a in square])
+    assert torch.equal(from_array, torch.from_numpy(expected).permute(0, 3, 1, 2))
+    # The paper's crop keeps the central 7/8 of the shorter side: a different view than the whole image.
+    assert not np.array_equal(center_view(Image.fromarray(arrays[0]), 32, 1.0), expected[0])
+
+
+def test_monitor_batches_of_cached_training_data_follow_the_eval_crop(tmp_path):
+    root = tmp_path / "imgs"
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / f"c{i % 2}" / f"{i}.png")
+    whole = TrainData(str(root), 32, 2, cache_dir=tmp_path / "c", workers=0)
+    cropped = TrainData(str(root), 32, 2, cache_dir=tmp_path / "c", workers=0, eval_crop=0.875)
+    idx = torch.arange(6)
+    (a, _), (b, _) = next(whole.eval_batches(idx)), next(cropped.eval_batches(idx))
+    assert torch.equal(a, whole.cached.images(idx))  # crop 1: the training cache itself
+    expected = next(eval_images(whole.image_list, 32, 0.875, tmp_path / "c", workers=0))[0]
+    assert torch.equal(b, expected) and not torch.equal(a, b)
+
+
+def test_default_workers_are_the_usable_cores_at_most_8():
+    import os
+
+    from byol.dist import default_workers
+
+    assert default_workers() == max(1, min(len(os.sched_getaffinity(0)), 8))

@@ -25,11 +25,17 @@ def test_hand_computed_step_on_a_tiny_tensor():
 
 
 def test_excluded_parameters_get_no_decay_and_no_adaptation():
+    """The group keeps the optimiser's weight decay (0.5): only ``lars_exclude`` keeps it off."""
     b = nn.Parameter(torch.tensor([2.0, -1.0]))
     b.grad = torch.tensor([0.5, 0.5])
-    opt = LARS([{"params": [b], "lars_exclude": True, "weight_decay": 0.0}], lr=0.1, weight_decay=0.5)
+    opt = LARS([{"params": [b], "lars_exclude": True}], lr=0.1, momentum=0.9, weight_decay=0.5)
+    assert opt.param_groups[0]["weight_decay"] == 0.5
     opt.step()
-    torch.testing.assert_close(b.detach(), torch.tensor([2.0 - 0.05, -1.0 - 0.05]))
+    torch.testing.assert_close(b.detach(), torch.tensor([2.0 - 0.05, -1.0 - 0.05]))  # plain SGD: p - lr·g
+    kept = nn.Parameter(torch.tensor([2.0, -1.0]))
+    kept.grad = torch.tensor([0.5, 0.5])
+    LARS([{"params": [kept], "lars_exclude": False}], lr=0.1, weight_decay=0.5).step()
+    assert not torch.allclose(kept.detach(), b.detach())  # the same step with decay and adaptation differs
 
 
 def test_clip_bounds_the_adapted_rate_by_the_global_lr():

@@ -105,10 +105,18 @@ def test_outputs_and_encoder_accessor():
     assert m.encoder is m.online_encoder
 
 
-def test_no_predictor_variant_for_ablations():
+def test_no_predictor_variant_regresses_projections_directly():
+    """Without a predictor the online projection is compared with the target's as it is: at the
+    start (target = online) one view against itself gives a loss of exactly 0; with a predictor not."""
     m = tiny_byol(use_predictor=False)
-    assert isinstance(m.predictor, nn.Identity)
-    assert m(*views()).ndim == 0
+    assert isinstance(m.predictor, nn.Identity) and not any(p.requires_grad for p in m.predictor.parameters())
+    v1, v2 = views()
+    torch.testing.assert_close(m(v1, v1), torch.tensor(0.0), atol=1e-6, rtol=0)
+    z1, z2 = m.online_projector(m.online_encoder(v1)), m.online_projector(m.online_encoder(v2))
+    with torch.no_grad():
+        t1, t2 = m.target_projector(m.target_encoder(v1)), m.target_projector(m.target_encoder(v2))
+    torch.testing.assert_close(m(v1, v2), regression_loss(z1, t2) + regression_loss(z2, t1))
+    assert tiny_byol()(v1, v1).item() > 0.1
 
 
 @pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "groupnorm", "none"])
@@ -128,4 +136,8 @@ def test_one_step_on_a_fixed_batch_lowers_the_loss(norm):
 def test_any_module_mapping_images_to_vectors_works():
     encoder = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     m = BYOL(encoder, 8, projector_hidden=32, projection_dim=8, predictor_hidden=32)
-    assert m(*views()).ndim == 0
+    loss = m(*views())
+    assert 0 < loss.item() < 8  # two terms, each 2 − 2·cos ∈ [0, 4]
+    loss.backward()
+    assert encoder[0].weight.grad.abs().sum() > 0  # the gradient reaches the user's encoder
+    assert m.encoder is encoder and m.target_encoder[0].weight.grad is None

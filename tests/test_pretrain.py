@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from byol.cli.__main__ import main as cli
 from byol.encoder_io import load_encoder_with_meta
-from byol.eval.runner import knn_evaluate, untrained_like
+from byol.eval.runner import EncoderEval, knn_evaluate
 from byol.train import checkpoint as ckpt_io
 from byol.train.pretrain import pretrain
 
@@ -51,9 +51,9 @@ def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
 def test_pretrained_encoder_beats_untrained_on_knn(learned_run):
     """Learning happens on real images: kNN accuracy rises well above the untrained encoder's."""
     run_dir, train, test = learned_run
-    encoder, meta = load_encoder_with_meta(run_dir)
-    trained = knn_evaluate(encoder, meta, train, test, k=200, workers=0)
-    untrained = knn_evaluate(untrained_like(meta), meta, train, test, k=200, workers=0)
+    ev = EncoderEval.load(run_dir, workers=0)
+    trained = knn_evaluate(ev, train, test, k=200)
+    untrained = knn_evaluate(ev.untrained(), train, test, k=200)
     assert trained["top1"] > untrained["top1"] + 0.03, (trained, untrained)
 
 
@@ -161,7 +161,11 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
         == 0
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert 0 <= result["top1"] <= result["top5"] <= 1 and "baseline_top1" in result
+    ev = EncoderEval.load(out, workers=0)
+    direct = knn_evaluate(ev, small["train"], small["test"])
+    baseline = knn_evaluate(ev.untrained(), small["train"], small["test"])
+    assert (result["top1"], result["top5"]) == (direct["top1"], direct["top5"])
+    assert (result["baseline_top1"], result["baseline_top5"]) == (baseline["top1"], baseline["top5"])
 
 
 @pytest.mark.parametrize(
@@ -174,6 +178,7 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
         (["--set", "model.nrom=layernorm"], "unknown config key model.nrom"),
         (["--preset", "nope"], "--preset 'nope' is neither"),
         (["--device", "tpu"], "--device must be"),
+        (["--device", "cuda:x"], "--device 'cuda:x' is not a device"),
     ],
 )
 def test_bad_options_give_one_line_errors(small, tmp_path, capsys, extra, message):
@@ -213,19 +218,27 @@ def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, t
     result = pretrain(cfg, tmp_path / "budget", progress=False)
     assert 5.0 <= result.seconds <= 9.0
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "budget")[-1])
-    assert state["schedule"]["estimated"] and state["total_steps"] == result.steps
+    assert state["schedule"]["estimated"] and state["schedule"]["total_steps"] == result.steps
     rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["tau"] > 0.999  # τ reached (nearly) 1 at the end of the budget, not of 1000 epochs
 
 
-def test_cli_augment_writes_a_grid(small, tmp_path, capsys):
-    out = tmp_path / "grid.png"
-    assert cli(["augment", str(small["train"]), "--out", str(out), "-n", "3"]) == 0
+def test_cli_augment_writes_a_grid_with_the_preset_pretrain_would_pick(small, tmp_path, capsys):
     from PIL import Image
 
+    out = tmp_path / "grid.png"
+    assert cli(["augment", str(small["train"]), "--out", str(out), "-n", "3"]) == 0
+    assert "preset cifar10" in capsys.readouterr().out
     img = Image.open(out)
     # 3 columns (original, view 1, view 2) × 3 rows of 32 px images upscaled to 128 px, 2 px padding.
     assert img.size == (3 * 128 + 4 * 2, 3 * 128 + 4 * 2)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.new("RGB", (300 + 20 * i, 240), (40 * i, 90, 200)).save(photos / f"{i}.jpg")
+    assert cli(["augment", str(photos), "--out", str(out), "-n", "2"]) == 0
+    assert "preset imagenet" in capsys.readouterr().out
+    assert Image.open(out).size == (3 * 224 + 4 * 2, 2 * 224 + 3 * 2)  # the paper's 224 px views
 
 
 def test_rerunning_a_finished_run_changes_nothing(short_run):

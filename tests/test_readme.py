@@ -1,13 +1,29 @@
-"""The README's Python example runs as written (up to loading a finished run)."""
+"""The README's Python example runs as written (on a small CIFAR subset, up to loading a finished run)."""
 
 import re
 from pathlib import Path
 
+import torch
 
-def test_readme_python_example_runs():
+from byol import BYOL, tau_schedule
+
+
+def test_readme_python_example_trains_the_online_network_and_moves_the_target(small, monkeypatch, capsys):
+    monkeypatch.setenv("BYOL_CACHE_DIR", str(small["cache"]))
+    taus = []
+    update = BYOL.update_target
+    monkeypatch.setattr(BYOL, "update_target", lambda self, tau: taus.append(tau) or update(self, tau))
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     code = code.split("encoder = byol.load_encoder")[0]
+    code, n = re.subn(r'^DATA = ".*?"', f"DATA = {str(small['train'])!r}", code, flags=re.M)
+    assert n == 1
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["loss"].ndim == 0 and namespace["encoder"] is namespace["model"].online_encoder
+    model = namespace["model"]
+    losses = [float(line.split()[1]) for line in capsys.readouterr().out.splitlines()]
+    assert len(losses) == 3 and all(0 < loss < 8 for loss in losses)
+    assert taus == [tau_schedule(s, 3) for s in range(3)]  # once per step, on the cosine schedule
+    assert namespace["encoder"] is model.online_encoder
+    online, target = model.online_parameters(), model.target_parameters()
+    assert any(not torch.equal(o, t) for o, t in zip(online, target))  # the online network learned; the target lags

@@ -9,14 +9,20 @@ import numpy as np
 import torch
 from PIL import Image
 
+from byol.cli.common import pick_preset
 from byol.config import resolve
 from byol.errors import ByolError
+from byol.files import atomic_write
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="folder of images")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--preset", default="cifar10", help="whose augmentation to show (cifar10, imagenet, cpu, or YAML)")
+    p.add_argument(
+        "--preset",
+        default="auto",
+        help="whose augmentation to show: cifar10, imagenet, cpu or a YAML file; auto: as byol pretrain picks it",
+    )
     p.add_argument("--image-size", type=int, default=None, help="side of the views (default: the preset's)")
     p.add_argument("-n", "--num-images", type=int, default=8, help="rows in the grid")
     p.add_argument("--seed", type=int, default=0)
@@ -24,23 +30,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from byol.data.augment import TwoViewAugment
-    from byol.data.folder import list_images, open_rgb
-    from byol.data.loader import SMALL_IMAGE_MAX_SIDE, TwoCropDataset, probe_max_side
+    from byol.data.folder import center_view, list_images, open_rgb
+    from byol.data.loader import TwoCropDataset, uses_cache
 
     if args.num_images < 1:
         raise ByolError("--num-images must be at least 1")
-    cfg = resolve(args.preset, {"data": {"image_size": args.image_size}} if args.image_size else {})
+    preset = pick_preset(args.preset, args.data)
+    cfg = resolve(preset, {"data": {"image_size": args.image_size}} if args.image_size else {})
     size, v1, v2 = cfg.data.image_size, cfg.augment.view1, cfg.augment.view2
     images = list_images(args.data)
     g = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(images), generator=g)[: args.num_images].tolist()
     aug = TwoViewAugment(size, v1, v2, mean=None, std=None, interpolation=cfg.augment.interpolation)
     originals = []
-    for i in order:
-        img = open_rgb(images.paths[i]).resize((size, size), Image.BICUBIC)
-        originals.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
+    for i in order:  # the whole image, as the training cache holds it
+        originals.append(torch.from_numpy(center_view(open_rgb(images.paths[i]), size).copy()).permute(2, 0, 1))
     originals_t = torch.stack(originals)
-    if probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE:
+    if uses_cache(images, size):
         view1, view2 = aug(originals_t, g)  # batched crop, as training does for small images
     else:
         ds = TwoCropDataset(images, size, v1, v2, args.seed)
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         crops = [c for c in crops if c is not None]
         view1, view2 = aug(generator=g, crops=(torch.stack([c[0] for c in crops]), torch.stack([c[1] for c in crops])))
     write_grid(originals_t.float() / 255, view1, view2, Path(args.out))
-    print(f"wrote {args.out}: {len(order)} images (columns: original, view 1, view 2)")
+    print(f"wrote {args.out}: {len(order)} images, preset {preset} (columns: original, view 1, view 2)")
     return 0
 
 
@@ -62,5 +68,5 @@ def write_grid(
     if scale > 1:
         rows = torch.nn.functional.interpolate(rows, scale_factor=scale, mode="nearest")
     grid = make_grid(rows.clamp(0, 1), nrow=3, padding=2, pad_value=1.0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(out)
+    with atomic_write(out) as f:
+        Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(f, format="PNG")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import yaml
 
 from byol.errors import ByolError
+
+log = logging.getLogger(__name__)
 
 
 def parse_assignment(text: str) -> tuple[list[str], object]:
@@ -32,3 +35,23 @@ def nested(path: list[str], value: object) -> dict:
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=int, default=None, help="data loader workers for large images (default: the cores, at most 8)"
+    )
+
+
+def pick_preset(name: str, data: str) -> str:
+    """``--preset auto`` resolved from the images of ``data`` (``byol.config.auto_preset``); else ``name``."""
+    if name != "auto":
+        return name
+    from byol.config import auto_preset
+    from byol.data.folder import list_images
+    from byol.data.loader import probe_max_side
+
+    side = probe_max_side(list_images(data))
+    chosen = auto_preset(side)
+    log.info("preset: %s (images of %d px); choose with --preset", chosen, side)
+    return chosen

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from byol.cli.common import add_device_argument
+from byol.cli.common import add_device_argument, add_workers_argument
 from byol.errors import ByolError
 
 
@@ -20,7 +20,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", required=True, help="labelled folder to report on")
     p.add_argument("--baseline", action="store_true", help="also score the same backbone untrained")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--workers", type=int, default=4, help="data loader workers for large images")
+    add_workers_argument(p)
     p.add_argument("--seed", type=int, default=0)
     add_device_argument(p)
 
@@ -52,31 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ft.add_argument("--batch-size", type=int, default=256)
 
 
-def _evaluate(args: argparse.Namespace, encoder, meta, device) -> dict[str, Any]:
+def _evaluate(args: argparse.Namespace, ev) -> dict[str, Any]:
     from byol.eval import protocols
     from byol.eval.runner import knn_evaluate
 
-    common = dict(device=device, workers=args.workers, progress=not args.json)
     if args.protocol == "knn":
-        return knn_evaluate(encoder, meta, args.train, args.test, args.k, args.temperature, **common)
+        return knn_evaluate(ev, args.train, args.test, args.k, args.temperature)
     if args.protocol == "linear" and not args.augment:
-        return protocols.linear_fast(encoder, meta, args.train, args.test, **common)
+        return protocols.linear_fast(ev, args.train, args.test)
     if args.protocol == "linear":
-        return protocols.linear_augmented(
-            encoder,
-            meta,
-            args.train,
-            args.test,
-            args.epochs,
-            tuple(args.lrs),
-            args.batch_size,
-            seed=args.seed,
-            **common,
-        )
-    return protocols.finetune(
-        encoder, meta, args.train, args.test, args.label_fraction, args.epochs, args.lr, args.batch_size,
-        seed=args.seed, **common,
-    )  # fmt: skip
+        return protocols.linear_augmented(ev, args.train, args.test, args.epochs, tuple(args.lrs), args.batch_size)
+    return protocols.finetune(ev, args.train, args.test, args.label_fraction, args.epochs, args.lr, args.batch_size)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -91,26 +77,25 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.encoder_io import load_encoder_with_meta
-    from byol.eval.runner import untrained_like
-    from byol.train.pretrain import resolve_device
+    from byol.dist import resolve_device
+    from byol.eval.runner import EncoderEval
 
     _validate(args)
     device = resolve_device(args.device)
-    encoder, meta = load_encoder_with_meta(args.run, device)
+    ev = EncoderEval.load(args.run, device, workers=args.workers, seed=args.seed, progress=not args.json)
     protocol = args.protocol + (" (augmented)" if getattr(args, "augment", False) else "")
     result: dict[str, Any] = {"protocol": protocol, "run": args.run, "train": args.train, "test": args.test}
-    result["backbone"] = meta["backbone"]
-    scores = {"trained": _evaluate(args, encoder, meta, device)}
+    result["backbone"] = ev.meta["backbone"]
+    scores = {"trained": _evaluate(args, ev)}
     if args.baseline:
-        scores["untrained"] = _evaluate(args, untrained_like(meta, args.seed).to(device), meta, device)
+        scores["untrained"] = _evaluate(args, ev.untrained())
     for name, values in scores.items():
         prefix = "" if name == "trained" else "baseline_"
         result.update({f"{prefix}{k}": v for k, v in values.items()})
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{protocol} evaluation of {meta['backbone']} from {args.run}: train {args.train}, test {args.test}")
+    print(f"{protocol} evaluation of {ev.meta['backbone']} from {args.run}: train {args.train}, test {args.test}")
     print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
     for name, values in scores.items():
         print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 from pathlib import Path
 
-from byol.cli.common import nested, parse_assignment
+from byol.cli.common import nested, parse_assignment, pick_preset
 from byol.config import PRESETS, merge, resolve
-from byol.data.folder import list_images
-from byol.data.loader import probe_max_side
 from byol.errors import ByolError
 from byol.train.checkpoint import list_checkpoints
-
-log = logging.getLogger(__name__)
 
 # flag -> (config section, key, type, help)
 FLAGS = {
@@ -83,15 +78,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         path, value = parse_assignment(item)
         out = merge(out, nested(path, value))
     return out
-
-
-def pick_preset(name: str, data: str) -> str:
-    if name != "auto":
-        return name
-    side = probe_max_side(list_images(data))
-    chosen = "cifar10" if side <= 64 else "imagenet"
-    log.info("preset: %s (images of %d px); choose with --preset", chosen, side)
-    return chosen
 
 
 def run(args: argparse.Namespace) -> int:

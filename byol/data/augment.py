@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD, is_small
+
 LUMA = (0.2989, 0.587, 0.114)  # rgb_to_grayscale weights (ITU-R 601-2), as torchvision
 
 
@@ -77,7 +77,7 @@ VIEW2 = ViewParams(blur_p=0.1, solarize_p=0.2)
 def default_views(image_size: int, crop_min_scale: float = 0.08) -> tuple[ViewParams, ViewParams]:
     """The paper's two views; blur off for images of at most 64 px (the CIFAR recipes)."""
     v1, v2 = replace(VIEW1, crop_scale=(crop_min_scale, 1.0)), replace(VIEW2, crop_scale=(crop_min_scale, 1.0))
-    if image_size <= 64:
+    if is_small(image_size):
         v1, v2 = replace(v1, blur_p=0.0), replace(v2, blur_p=0.0)
     return v1, v2
 

@@ -1,7 +1,9 @@
 """Small images (≤ 64 px, e.g. CIFAR) decoded once into a uint8 array cached on disk.
 
-The cache file is keyed by the file list, sizes and modification times and by the image side, so
-a changed folder builds a new one; it is memory-mapped on later runs, which then start in seconds.
+Each image is stored as its ``center_view`` (``byol.data.folder``): shorter side resized, centre
+crop. The cache file is keyed by the file list, sizes and modification times, the side and the
+crop, so a changed folder builds a new one; it is memory-mapped on later runs, which then start in
+seconds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from byol.data.folder import ImageList, open_rgb, warn_skipped
+from byol.data.folder import ImageList, center_view, decode_view, warn_skipped
 from byol.errors import ByolError
+from byol.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -26,43 +29,34 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BYOL_CACHE_DIR", Path.home() / ".cache" / "byol"))
 
 
-def _key(images: ImageList, size: int) -> str:
-    h = hashlib.sha256(f"v1 size={size}".encode())
+def _key(images: ImageList, size: int, crop: float) -> str:
+    h = hashlib.sha256(f"v1 size={size}".encode() + (b"" if crop == 1 else f" crop={crop!r}".encode()))
     for p in images.paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
-def _decode_square(path: Path, size: int) -> np.ndarray | None:
-    try:
-        img = open_rgb(path)
-    except (OSError, ValueError, Image.DecompressionBombWarning, SyntaxError):
-        return None
-    if img.size != (size, size):  # shorter side to `size`, centre crop
-        w, h = img.size
-        scale = size / min(w, h)
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-        left, top = (img.width - size) // 2, (img.height - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-    return np.asarray(img, dtype=np.uint8)
+def _from_array(images: ImageList, size: int, crop: float) -> tuple[np.ndarray, list[int]]:
+    """A named dataset's decoded array, as ``center_view`` would see each image."""
+    array = images.array
+    if array.shape[1:3] != (size, size) or crop != 1:
+        array = np.stack([center_view(Image.fromarray(np.asarray(a)), size, crop) for a in array])
+    return array, list(range(len(array)))
 
 
 def load_cached(
-    images: ImageList, size: int, cache_dir: Path | None = None, workers: int = 4
+    images: ImageList, size: int, cache_dir: Path | None = None, workers: int = 4, crop: float = 1.0
 ) -> tuple[np.ndarray, list[int]]:
-    """Decode ``images`` to a ``(N, size, size, 3)`` uint8 array, or memory-map the cached one.
+    """``center_view(image, size, crop)`` of every image as one ``(N, size, size, 3)`` uint8 array.
 
-    Returns the array and the indices (into ``images``) of the images that were readable.
+    Decodes once and writes the cache, or memory-maps the cached array. Returns the array and the
+    indices (into ``images``) of the images that were readable.
     """
     if images.array is not None:  # a named dataset: already decoded
-        if images.array.shape[1:3] != (size, size):
-            raise ByolError(
-                f"{images.root}: its images are {images.array.shape[1]} px; use --image-size {images.array.shape[1]}"
-            )
-        return images.array, list(range(len(images.array)))
+        return _from_array(images, size, crop)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = _key(images, size)
+    key = _key(images, size, crop)
     array_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if array_path.exists() and meta_path.exists():
         try:
@@ -76,20 +70,17 @@ def load_cached(
         log.warning("image cache %s is unreadable; rebuilding it", array_path)
     log.info("image cache: decoding %d images from %s (once)", len(images), images.root)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        decoded = list(pool.map(lambda p: _decode_square(p, size), images.paths, chunksize=256))
+        decoded = list(pool.map(lambda p: decode_view(p, size, crop), images.paths, chunksize=256))
     kept = [i for i, a in enumerate(decoded) if a is not None]
     warn_skipped([images.paths[i] for i, a in enumerate(decoded) if a is None], len(images))
     if not kept:
         raise ByolError(f"no readable image in {images.root}")
     array = np.stack([decoded[i] for i in kept])
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = array_path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, array)
-        os.replace(tmp, array_path)
-        meta_tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
-        meta_tmp.write_text(json.dumps({"root": str(images.root), "size": size, "kept": kept}))
-        os.replace(meta_tmp, meta_path)
+        with atomic_write(array_path) as f:
+            np.save(f, array)
+        with atomic_write(meta_path, "w") as f:
+            json.dump({"root": str(images.root), "size": size, "crop": crop, "kept": kept}, f)
     except OSError as e:  # a read-only cache folder must not stop training
         log.warning("could not write the image cache to %s: %s", cache_dir, e)
     return array, kept

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
 from byol.data.named import datasets_root, load_named, parse_name
 from byol.errors import ByolError
@@ -17,6 +16,8 @@ from byol.errors import ByolError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+"""What ``open_rgb`` raises for a file that is not a usable image: such files are skipped."""
 
 
 @dataclass
@@ -89,21 +90,54 @@ def list_images(root: str | Path) -> ImageList:
 def open_rgb(path: Path) -> Image.Image:
     """Decode an image fully and convert it to RGB (grayscale, RGBA, palette, CMYK, 16-bit).
 
-    Raises ``OSError``/``ValueError`` for unreadable or truncated files.
+    Raises one of ``UNREADABLE`` for unreadable or truncated files (PIL's default
+    ``LOAD_TRUNCATED_IMAGES = False``, which byol never changes) and ``ValueError`` for images of
+    more than ``Image.MAX_IMAGE_PIXELS`` pixels (decompression bombs), checked from the header before
+    decoding. Safe to call from several threads: no global state is touched.
     """
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                background = Image.new("RGB", rgba.size, (255, 255, 255))  # composite onto white
-                background.paste(rgba, mask=rgba.getchannel("A"))
-                return background
-            if img.mode == "I;16" or img.mode == "I":
-                return img.point(lambda v: v / 256).convert("L").convert("RGB")
-            return img.convert("RGB")
+    with Image.open(path) as img:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and img.width * img.height > limit:
+            raise ValueError(f"{path}: {img.width}×{img.height} pixels is over PIL's limit of {limit}")
+        img.load()
+        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            background = Image.new("RGB", rgba.size, (255, 255, 255))  # composite onto white
+            background.paste(rgba, mask=rgba.getchannel("A"))
+            return background
+        if img.mode == "I;16" or img.mode == "I":
+            return img.point(lambda v: v / 256).convert("L").convert("RGB")
+        return img.convert("RGB")
+
+
+def center_view(img: Image.Image, size: int, crop: float = 1.0) -> np.ndarray:
+    """The evaluation view of an image, the one rule every evaluation and the monitor use.
+
+    The shorter side is resized (bicubic) to ``round(size / crop)``, then the central ``size × size``
+    pixels are kept: ``crop`` is the fraction of the shorter side kept, 224/256 in the paper
+    (``byol.constants.PAPER_EVAL_CROP``) and 1.0 for small images such as CIFAR's. An image that is
+    already ``size × size`` with ``crop = 1`` is taken as it is. Returns ``(size, size, 3)`` uint8.
+    The training cache of small images stores the same view with ``crop = 1``.
+    """
+    if not 0 < crop <= 1:
+        raise ValueError(f"crop must be in (0, 1], got {crop}")
+    short = round(size / crop)
+    w, h = img.size
+    if min(w, h) != short:
+        scale = short / min(w, h)
+        img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BICUBIC)
+    if img.size != (size, size):
+        left, top = (img.width - size) // 2, (img.height - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_view(path: Path, size: int, crop: float = 1.0) -> np.ndarray | None:
+    """``center_view`` of the image at ``path``, or None when it cannot be read."""
+    try:
+        return center_view(open_rgb(path), size, crop)
+    except UNREADABLE:
+        return None
 
 
 def warn_skipped(skipped: list[Path], total: int) -> None:

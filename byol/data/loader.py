@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from byol.data.augment import ViewParams, sample_crop_boxes
+from byol.constants import is_small
+from byol.data.augment import ViewParams, default_views, sample_crop_boxes
 from byol.data.cache import load_cached
-from byol.data.folder import ImageList, list_images, open_rgb, warn_skipped
+from byol.data.folder import UNREADABLE, ImageList, decode_view, list_images, open_rgb, warn_skipped
+from byol.dist import default_workers
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
-
-SMALL_IMAGE_MAX_SIDE = 64
 
 
 def seeded_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -57,6 +57,17 @@ def probe_max_side(images: ImageList, count: int = 16) -> int:
     if not sides:
         raise ByolError(f"no readable image among the first files of {images.root}")
     return max(sides)
+
+
+def uses_cache(images: ImageList, size: int, cache: str = "auto") -> bool:
+    """Whether ``images`` are read from the uint8 cache (``cache``: auto, on, off) or streamed.
+
+    auto: when both the views and the images are small (``byol.constants.is_small``); a named
+    dataset is always an array in memory.
+    """
+    if images.array is not None or cache == "on":
+        return True
+    return cache == "auto" and is_small(size) and is_small(probe_max_side(images))
 
 
 @dataclass
@@ -107,7 +118,7 @@ class TwoCropDataset(Dataset):
         label = -1 if self.images.labels is None else self.images.labels[index]
         try:
             img = open_rgb(path)
-        except (OSError, ValueError, SyntaxError):
+        except UNREADABLE:
             return None
         g = seeded_generator(self.seed, epoch, index, 29)
         return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index
@@ -129,6 +140,11 @@ class TrainData:
         image_size: side of the views.
         batch_size: images per batch; every epoch drops the incomplete last batch, so a dataset
             smaller than one batch is an error.
+        view1, view2: crop ranges of the two views for images cropped in workers (default: the
+            paper's, ``default_views(image_size)``).
+        cache: read small images from the uint8 cache: auto, on, off (see ``uses_cache``).
+        workers: DataLoader workers for streamed images (default: the cores, at most 8).
+        eval_crop: the evaluation view's crop (``byol.data.folder.center_view``) of ``eval_batches``.
         rank, world_size: each process takes its share of every epoch's permutation.
     """
 
@@ -137,31 +153,26 @@ class TrainData:
         path: str,
         image_size: int,
         batch_size: int,
-        view1: ViewParams,
-        view2: ViewParams,
+        view1: ViewParams | None = None,
+        view2: ViewParams | None = None,
         seed: int = 0,
         cache: str = "auto",
         cache_dir: str | Path | None = None,
-        workers: int = 4,
+        workers: int | None = None,
+        eval_crop: float = 1.0,
         rank: int = 0,
         world_size: int = 1,
     ):
         self.image_list = list_images(path)
+        workers = default_workers() if workers is None else workers
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
-        self.image_size, self.cache_dir = image_size, cache_dir
+        self.image_size, self.cache_dir, self.eval_crop = image_size, cache_dir, eval_crop
         self.rank, self.world_size = rank, world_size
-        use_cache = (
-            self.image_list.array is not None
-            or cache == "on"
-            or (
-                cache == "auto"
-                and image_size <= SMALL_IMAGE_MAX_SIDE
-                and probe_max_side(self.image_list) <= SMALL_IMAGE_MAX_SIDE
-            )
-        )
+        if view1 is None or view2 is None:
+            view1, view2 = default_views(image_size)
         self.cached: CachedImages | None = None
         self.stream: TwoCropDataset | None = None
-        if use_cache:
+        if uses_cache(self.image_list, image_size, cache):
             array, kept = load_cached(self.image_list, image_size, cache_dir, workers=max(workers, 2))
             self.image_list = self.image_list.subset(kept)
             self.cached = CachedImages(array, self.image_list.labels)
@@ -197,15 +208,17 @@ class TrainData:
         return len(self.active)
 
     def eval_batches(self, indices: torch.Tensor, batch_size: int = 512) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Unaugmented ``(images, labels)`` batches of the given images, as evaluation sees them."""
-        if self.cached is not None:
+        """Unaugmented ``(images, labels)`` batches of the given images: their evaluation views
+        (``center_view`` with ``eval_crop``), as ``eval_images`` makes them."""
+        if self.cached is not None and self.eval_crop == 1:  # the cache holds these very views
             labels = self.cached.labels if self.cached.labels is not None else torch.full((len(self.cached),), -1)
             for s in range(0, len(indices), batch_size):
                 chunk = indices[s : s + batch_size]
                 yield self.cached.images(chunk), labels[chunk]
             return
         sub = self.image_list.subset(indices.tolist())
-        for images, labels, _ in eval_images(sub, self.image_size, self.cache_dir, self.workers, batch_size):
+        batches = eval_images(sub, self.image_size, self.eval_crop, self.cache_dir, self.workers, batch_size)
+        for images, labels, _ in batches:
             yield images, labels
 
     def batches_per_epoch(self) -> int:
@@ -245,24 +258,30 @@ class TrainData:
 
 
 def eval_images(
-    images: ImageList, size: int, cache_dir: str | Path | None = None, workers: int = 4, batch_size: int = 512
+    images: ImageList,
+    size: int,
+    crop: float = 1.0,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    batch_size: int = 512,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Evaluation batches: uint8 ``(B, 3, size, size)`` (shorter side resized, centre crop), labels, indices.
+    """Evaluation batches: uint8 ``(B, 3, size, size)`` views, labels, indices.
 
-    Indices point into ``images``: they tell which files were readable, in order.
-
-    Small images come from the cache; others are decoded in DataLoader workers. Unreadable files are
-    skipped with one warning.
+    Every image becomes ``center_view(image, size, crop)`` (``byol.data.folder``), whichever path
+    reads it: small images through the cache, others decoded in DataLoader workers. Indices point
+    into ``images``: they tell which files were readable, in order. Unreadable files are skipped
+    with one warning.
     """
-    if images.array is not None or (size <= SMALL_IMAGE_MAX_SIDE and probe_max_side(images) <= SMALL_IMAGE_MAX_SIDE):
-        array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2))
+    workers = default_workers() if workers is None else workers
+    if uses_cache(images, size):
+        array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2), crop=crop)
         labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
         kept_t = torch.tensor(kept, dtype=torch.long)
         for s in range(0, len(kept), batch_size):
             chunk = torch.from_numpy(np.array(array[s : s + batch_size])).permute(0, 3, 1, 2)
             yield chunk, labels[s : s + batch_size], kept_t[s : s + batch_size]
         return
-    dataset = _EvalDataset(images, size)
+    dataset = _EvalDataset(images, size, crop)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate_eval)
     skipped: list[Path] = []
     for imgs, labels, idx, bad in loader:
@@ -273,8 +292,8 @@ def eval_images(
 
 
 class _EvalDataset(Dataset):
-    def __init__(self, images: ImageList, size: int):
-        self.images, self.size = images, size
+    def __init__(self, images: ImageList, size: int, crop: float):
+        self.images, self.size, self.crop = images, size, crop
 
     def __len__(self) -> int:
         return len(self.images)
@@ -282,17 +301,10 @@ class _EvalDataset(Dataset):
     def __getitem__(self, i: int):
         path = self.images.paths[i]
         label = -1 if self.images.labels is None else self.images.labels[i]
-        try:
-            img = open_rgb(path)
-        except (OSError, ValueError, SyntaxError):
+        view = decode_view(path, self.size, self.crop)
+        if view is None:
             return None, label, i, path
-        resize = round(self.size * 256 / 224)  # the paper's 256 → 224 ratio
-        w, h = img.size
-        scale = resize / min(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
-        left, top = (img.width - self.size) // 2, (img.height - self.size) // 2
-        img = img.crop((left, top, left + self.size, top + self.size))
-        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), label, i, None
+        return torch.from_numpy(view.copy()).permute(2, 0, 1), label, i, None
 
 
 def _collate_eval(items):

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD
 from byol.data.augment import to_float
 
 
@@ -23,8 +24,8 @@ def extract_features(
     encoder: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device | str = "cpu",
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
     progress: bool = False,
     desc: str = "features",
     return_indices: bool = False,

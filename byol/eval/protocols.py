@@ -25,7 +25,7 @@ from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import topk_accuracy
 from byol.eval.linear import linear_probe
-from byol.eval.runner import folder_features
+from byol.eval.runner import EncoderEval
 
 PAPER_LRS = (0.4, 0.3, 0.2, 0.1, 0.05)
 CROP_FLIP = ViewParams(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)  # crop (0.08–1) + flip
@@ -47,38 +47,33 @@ def class_balanced_subset(labels: list[int], fraction: float, seed: int = 0) -> 
     return sorted(chosen)
 
 
-def linear_fast(encoder, meta, train: str, test: str, device="cpu", workers: int = 4, progress=False) -> dict[str, Any]:
-    train_x, train_y, n_classes = folder_features(encoder, meta, train, device, workers, progress)
-    test_x, test_y, _ = folder_features(encoder, meta, test, device, workers, progress)
+def linear_fast(ev: EncoderEval, train: str, test: str) -> dict[str, Any]:
+    """Features once, L-BFGS logistic regression with its penalty picked on held-out train images."""
+    train_x, train_y, n_classes = ev.features(train)
+    test_x, test_y, _ = ev.features(test)
     return linear_probe(train_x, train_y, test_x, test_y, n_classes)
 
 
-def _data(meta, folder: str, batch_size: int, workers: int, seed: int) -> TrainData:
-    """A labelled folder as crop + flip training batches (and unaugmented evaluation batches)."""
-    data = TrainData(folder, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, seed=seed, workers=workers)
-    if data.labels is None:
-        raise ByolError(f"{folder} has no class folders (<class>/*.jpg); this evaluation needs labels")
-    return data
+def _crop_flip_data(ev: EncoderEval, folder: str, batch_size: int) -> TrainData:
+    """A labelled folder as crop + flip training batches (and evaluation-view batches)."""
+    ev.labelled(folder)
+    meta = ev.meta
+    return TrainData(
+        folder, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, ev.seed, workers=ev.workers,
+        eval_crop=meta["eval_crop"],
+    )  # fmt: skip
 
 
 def train_supervised(
-    encoder: nn.Module,
-    meta: dict[str, Any],
-    data: TrainData,
-    num_classes: int,
-    epochs: int,
-    lr: float,
-    device,
-    finetune: bool = False,
-    seed: int = 0,
-    progress: bool = False,
+    ev: EncoderEval, encoder: nn.Module, data: TrainData, epochs: int, lr: float, finetune: bool = False
 ) -> nn.Linear:
-    """Train a linear head (and, with ``finetune``, the encoder) with SGD Nesterov on crop + flip.
+    """Train a linear head (and, with ``finetune``, ``encoder``) with SGD Nesterov on crop + flip.
 
     A frozen encoder stays in eval mode (BatchNorm statistics frozen). Cosine decay of ``lr`` to 0.
     """
-    torch.manual_seed(seed)
-    head = nn.Linear(meta["feature_dim"], num_classes).to(device)
+    meta, device = ev.meta, ev.device
+    torch.manual_seed(ev.seed)
+    head = nn.Linear(meta["feature_dim"], data.num_classes).to(device)
     params = list(head.parameters()) + (list(encoder.parameters()) if finetune else [])
     for p in encoder.parameters():
         p.requires_grad_(finetune)
@@ -86,15 +81,15 @@ def train_supervised(
     augment = TwoViewAugment(meta["image_size"], CROP_FLIP, CROP_FLIP, meta["mean"], meta["std"])
     total = max(1, epochs * data.batches_per_epoch())
     encoder.train(finetune)
-    step = 0
     bar = None
-    if progress:
+    if ev.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="finetune" if finetune else "linear", leave=False, unit="step")
+    step = 0
     for epoch in range(epochs):
         for batch in data.epoch(epoch):
-            g = seeded_generator(seed, step, device=device)
+            g = seeded_generator(ev.seed, step, device=device)
             if batch.images is not None:
                 x = augment.view(batch.images.to(device), CROP_FLIP, g)
             else:
@@ -117,65 +112,41 @@ def train_supervised(
 
 
 @torch.no_grad()
-def score(encoder, head, meta, batches, device) -> dict[str, float]:
-    feats, labels = extract_features(encoder, batches, device, meta["mean"], meta["std"])
-    return topk_accuracy(head(feats.to(device)).cpu(), labels)
+def score(ev: EncoderEval, encoder: nn.Module, head: nn.Linear, folder: str) -> dict[str, float]:
+    """Top-1/top-5 of ``head`` on ``encoder``'s features of a labelled folder's evaluation views."""
+    feats, labels, _ = ev.features(folder, encoder)
+    return topk_accuracy(head(feats.to(ev.device)).cpu(), labels)
 
 
 def linear_augmented(
-    encoder: nn.Module,
-    meta: dict[str, Any],
-    train: str,
-    test: str,
-    epochs: int = 80,
-    lrs=PAPER_LRS,
-    batch_size: int = 1024,
-    val_fraction: float = 0.1,
-    device="cpu",
-    workers: int = 4,
-    seed: int = 0,
-    progress: bool = False,
+    ev: EncoderEval, train: str, test: str, epochs: int = 80, lrs=PAPER_LRS, batch_size: int = 1024, val_fraction=0.1
 ) -> dict[str, Any]:
-    data = _data(meta, train, batch_size, workers, seed)
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    """The paper's linear evaluation: the lr picked on held-out train images, retrained on all, test once."""
+    data = _crop_flip_data(ev, train, batch_size)
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(ev.seed))
     n_val = max(1, int(len(perm) * val_fraction))
     val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
     fit = data.restrict(fit_idx)
     val_acc = {}
     for lr in lrs:
-        enc = copy.deepcopy(encoder).to(device)
-        head = train_supervised(enc, meta, fit, data.num_classes, epochs, lr, device, seed=seed, progress=progress)
-        val_acc[lr] = score(enc, head, meta, data.eval_batches(val_idx), device)["top1"]
+        enc = copy.deepcopy(ev.encoder).to(ev.device)
+        head = train_supervised(ev, enc, fit, epochs, lr)
+        feats, labels = extract_features(enc, data.eval_batches(val_idx), ev.device, ev.meta["mean"], ev.meta["std"])
+        val_acc[lr] = topk_accuracy(head(feats.to(ev.device)).detach().cpu(), labels)["top1"]
     best = max(val_acc, key=lambda lr: (val_acc[lr], -lr))
-    enc = copy.deepcopy(encoder).to(device)
-    head = train_supervised(enc, meta, data, data.num_classes, epochs, best, device, seed=seed, progress=progress)
-    test_data = _data(meta, test, 1, workers, seed)
-    acc = score(enc, head, meta, test_data.eval_batches(torch.arange(len(test_data))), device)
-    return {**acc, "lr": best, "val_top1": val_acc[best], "epochs": epochs}
+    enc = copy.deepcopy(ev.encoder).to(ev.device)
+    head = train_supervised(ev, enc, data, epochs, best)
+    return {**score(ev, enc, head, test), "lr": best, "val_top1": val_acc[best], "epochs": epochs}
 
 
 def finetune(
-    encoder: nn.Module,
-    meta: dict[str, Any],
-    train: str,
-    test: str,
-    label_fraction: float,
-    epochs: int = 30,
-    lr: float = 0.05,
-    batch_size: int = 256,
-    device="cpu",
-    workers: int = 4,
-    seed: int = 0,
-    progress: bool = False,
+    ev: EncoderEval, train: str, test: str, label_fraction: float, epochs: int = 30, lr: float = 0.05, batch_size=256
 ) -> dict[str, Any]:
-    data = _data(meta, train, 1, workers, seed)
-    subset = class_balanced_subset([data.labels[i] for i in range(len(data))], label_fraction, seed)
+    """Semi-supervised: encoder and head fine-tuned on a class-balanced fraction of the labels, test once."""
+    data = _crop_flip_data(ev, train, 1)
+    subset = class_balanced_subset([data.labels[i] for i in range(len(data))], label_fraction, ev.seed)
     data.batch_size = min(batch_size, len(subset))
-    labelled = data.restrict(subset)
-    enc = copy.deepcopy(encoder).to(device)
-    head = train_supervised(
-        enc, meta, labelled, data.num_classes, epochs, lr, device, finetune=True, seed=seed, progress=progress
-    )
-    test_data = _data(meta, test, 1, workers, seed)
-    acc = score(enc, head, meta, test_data.eval_batches(torch.arange(len(test_data))), device)
+    enc = copy.deepcopy(ev.encoder).to(ev.device)
+    head = train_supervised(ev, enc, data.restrict(subset), epochs, lr, finetune=True)
+    acc = score(ev, enc, head, test)
     return {**acc, "label_fraction": label_fraction, "labelled_images": len(subset), "epochs": epochs, "lr": lr}

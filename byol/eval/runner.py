@@ -1,54 +1,82 @@
-"""Evaluations of an encoder on image folders: features once, then the protocol."""
+"""Evaluations of an encoder on image folders: features once, then the protocol.
+
+``EncoderEval`` is what every protocol shares: the encoder, its metadata (image size,
+normalisation, evaluation view), where it runs and how images are read. Each image is seen as its
+evaluation view (``byol.data.folder.center_view`` with the encoder's ``eval_crop``), whichever
+protocol asks.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from byol.data.folder import list_images
+from byol.data.folder import ImageList, list_images
 from byol.data.loader import eval_images
-from byol.encoder_io import build_from_meta
+from byol.encoder_io import build_from_meta, load_encoder_with_meta
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
 
 
-def untrained_like(meta: dict[str, Any], seed: int = 0) -> nn.Module:
-    """The same backbone with fresh random weights: the baseline every evaluation compares with."""
-    torch.manual_seed(seed)
-    return build_from_meta(meta).eval()
+@dataclass
+class EncoderEval:
+    """An encoder under evaluation.
+
+    Args:
+        encoder: maps normalised images ``(B, 3, S, S)`` to features ``(B, D)``.
+        meta: its metadata (``byol.encoder_io.encoder_meta``): ``image_size``, ``mean``, ``std``,
+            ``eval_crop``, ``feature_dim``.
+        device: where features are computed and heads trained.
+        workers: DataLoader workers for large images (default: the cores, at most 8).
+        seed: of the untrained baseline, data order and augmentations of trained protocols.
+        progress: show progress bars.
+    """
+
+    encoder: nn.Module
+    meta: dict[str, Any]
+    device: torch.device | str = "cpu"
+    workers: int | None = None
+    seed: int = 0
+    progress: bool = False
+
+    @classmethod
+    def load(cls, source: str | Path, device: torch.device | str = "cpu", **options) -> EncoderEval:
+        """The encoder of a run folder or an encoder file (``byol.load_encoder``)."""
+        encoder, meta = load_encoder_with_meta(source, device)
+        return cls(encoder, meta, device, **options)
+
+    def untrained(self) -> EncoderEval:
+        """The same backbone with fresh random weights (``seed``): the baseline every evaluation compares with."""
+        torch.manual_seed(self.seed)
+        return dataclasses.replace(self, encoder=build_from_meta(self.meta).eval().to(self.device))
+
+    def labelled(self, folder: str) -> ImageList:
+        images = list_images(folder)
+        if images.labels is None:
+            raise ByolError(f"{folder} has no class folders (<class>/*.jpg); evaluation needs labels")
+        return images
+
+    def features(self, folder: str, encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Features and labels of every readable image of a labelled folder; also the class count."""
+        images = self.labelled(folder)
+        batches = eval_images(images, self.meta["image_size"], self.meta["eval_crop"], workers=self.workers)
+        encoder = (encoder or self.encoder).to(self.device)
+        feats, labels = extract_features(
+            encoder, batches, self.device, self.meta["mean"], self.meta["std"], self.progress, f"features {folder}"
+        )
+        return feats, labels, len(images.classes)
 
 
-def folder_features(
-    encoder: nn.Module, meta: dict[str, Any], folder: str, device, workers: int = 4, progress: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Features and labels of every readable image of a labelled folder; also the class count."""
-    images = list_images(folder)
-    if images.labels is None:
-        raise ByolError(f"{folder} has no class folders (<class>/*.jpg); evaluation needs labels")
-    batches = eval_images(images, meta["image_size"], workers=workers)
-    feats, labels = extract_features(
-        encoder.to(device), batches, device, meta["mean"], meta["std"], progress=progress, desc=f"features {folder}"
-    )
-    return feats, labels, len(images.classes)
-
-
-def knn_evaluate(
-    encoder: nn.Module,
-    meta: dict[str, Any],
-    train: str,
-    test: str,
-    k: int = 200,
-    temperature: float = 0.1,
-    device="cpu",
-    workers: int = 4,
-    progress: bool = False,
-) -> dict[str, float]:
+def knn_evaluate(ev: EncoderEval, train: str, test: str, k: int = 200, temperature: float = 0.1) -> dict[str, float]:
     """Weighted kNN top-1/top-5 from the ``train`` folder's features to the ``test`` folder's."""
-    train_x, train_y, n_classes = folder_features(encoder, meta, train, device, workers, progress)
-    test_x, test_y, n_test_classes = folder_features(encoder, meta, test, device, workers, progress)
+    train_x, train_y, n_classes = ev.features(train)
+    test_x, test_y, n_test_classes = ev.features(test)
     if n_test_classes > n_classes:
         raise ByolError(f"{test} has {n_test_classes} classes but {train} only {n_classes}")
     return knn_accuracy(train_x, train_y, test_x, test_y, k, temperature, n_classes)

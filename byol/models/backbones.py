@@ -14,8 +14,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-# Images at or below this side get the "small images" stem (CIFAR-style), unless overridden.
-SMALL_IMAGE_MAX_SIDE = 64
+from byol.constants import is_small
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,14 @@ def build_encoder(name: str, width: float = 1.0, image_size: int = 224, small_im
         name: one of ``available_backbones()``.
         width: channel multiplier (e.g. 0.25 for CPU-sized runs).
         image_size: side of the training images; picks the stem when ``small_images`` is None.
-        small_images: 3×3 stride-1 stem without max-pool; default: ``image_size <= 64``.
+        small_images: 3×3 stride-1 stem without max-pool; default: ``byol.constants.is_small(image_size)``.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(available_backbones())}")
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     if small_images is None:
-        small_images = image_size <= SMALL_IMAGE_MAX_SIDE
+        small_images = is_small(image_size)
     return _REGISTRY[name](width=width, small_images=small_images)
 
 

@@ -1,13 +1,12 @@
-"""Checkpoints: atomic (temporary file, fsync, rename), explicit keys, strict loading.
+"""Checkpoint files: atomic (``byol.files.atomic_write``), explicit keys, strict loading.
 
-A checkpoint holds the whole BYOL module (online, target, predictor), the optimiser, the online
-classifier, step and epoch, the run's config and RNG states. It never holds pickled objects:
-``torch.load(weights_only=True)`` reads it.
+What a checkpoint holds is decided in ``byol.train.state.checkpoint_state``: the whole method module
+(online, target, predictor), the optimiser, the online classifier, the step, the schedule, the
+run's config and RNG states. It never holds pickled objects: ``torch.load(weights_only=True)`` reads it.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -18,42 +17,17 @@ import torch
 from torch import nn
 
 from byol.errors import ByolError
+from byol.files import atomic_write
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
-REQUIRED_KEYS = ("model", "optimizer", "step", "epoch", "total_steps", "config", "rng")
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain module under DDP / torch.compile wrappers, so their prefixes never reach the keys."""
-    while True:
-        if hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        elif isinstance(module, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            module = module.module
-        else:
-            return module
+REQUIRED_KEYS = ("model", "optimizer", "step", "schedule", "config", "rng")
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` with ``torch.save`` to a temporary file, fsync it, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` through ``atomic_write``: the file is whole or absent."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""One BYOL optimisation step, as a function of state and batch that returns what to log."""
+"""One optimisation step, as a function of state and batch that returns what to log."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from byol.method import BYOL, BYOLOutput
+from byol.data.augment import TwoViewAugment
+from byol.data.loader import Batch, seeded_generator
+from byol.method import BYOLOutput
+
+Views = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class StepResult:
-    loss: torch.Tensor  # detached scalar on the device: no host sync here
+    loss: torch.Tensor  # detached scalar on the device, the mean over micro-batches: no host sync here
     output: BYOLOutput  # of the last micro-batch, for the monitors
 
 
@@ -24,17 +28,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def train_step(
     model: nn.Module,
-    byol: BYOL,
     optimizer: torch.optim.Optimizer,
-    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    micro_batches: list[Views],
     lr: float,
-    tau: float,
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> StepResult:
-    """Gradient step over ``micro_batches`` (accumulated), then the target update with ``tau``.
+    """One gradient step over ``micro_batches`` (each a pair of views), their gradients averaged.
 
-    ``model`` is what runs forward (``byol`` itself, or its DDP / compiled wrapper); the target is
-    updated once per step, however many micro-batches, as the paper emulated large batches.
+    ``model`` is the method module (``BYOL``), or its DDP / compiled wrapper; it is called as
+    ``model(view1, view2, return_outputs=True)``. Under DDP the gradients are all-reduced once, on
+    the last micro-batch. The target is not touched here: call ``after_step(tau)`` (BYOL:
+    ``update_target``) once per step, however many micro-batches, as the paper emulated large batches.
     """
     set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
@@ -50,5 +54,25 @@ def train_step(
         (out.loss / n).backward()
         total += out.loss.detach() / n
     optimizer.step()
-    byol.update_target(tau)
     return StepResult(total, out)
+
+
+def make_views(
+    augment: TwoViewAugment,
+    batch: Batch,
+    device: torch.device,
+    generator: torch.Generator,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Views:
+    """BYOL's two augmented views of a batch, on ``device``: whole images cropped there, or two crops."""
+    if batch.images is not None:
+        views = augment(batch.images.to(device, non_blocking=True), generator)
+    else:
+        crops = tuple(c.to(device, non_blocking=True) for c in batch.crops)
+        views = augment(generator=generator, crops=crops)
+    return tuple(v.contiguous(memory_format=memory_format) for v in views)
+
+
+def augmentation_generator(seed: int, rank: int, step: int, micro: int, device: torch.device) -> torch.Generator:
+    """The augmentation draws of a micro-batch: a function of (seed, rank, step, micro-batch); ranks differ."""
+    return seeded_generator(seed, 53, rank, step, micro, device=device)

@@ -1,0 +1,18 @@
+"""Numbers that several modules share, each defined once."""
+
+SMALL_IMAGE_MAX_SIDE = 64
+"""Images whose sides are at most this many pixels (CIFAR, STL-10 at 64 px) count as small: they are
+decoded once into the uint8 cache and cropped on the device, ResNets get the 3×3 stride-1 stem without
+max-pool, the presets turn blur off, and ``--preset auto`` picks the CIFAR recipe for them."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel normalisation of the views and of every evaluation (RGB in [0, 1])."""
+
+PAPER_EVAL_CROP = 224 / 256
+"""The paper's evaluation view keeps the central 224 px of an image resized to 256 px (§C.1)."""
+
+
+def is_small(side: int) -> bool:
+    """Whether an image (or a view) of this side counts as small (see ``SMALL_IMAGE_MAX_SIDE``)."""
+    return side <= SMALL_IMAGE_MAX_SIDE

@@ -1,0 +1,324 @@
+"""The periodic concerns of the training loop, one class each.
+
+After every optimiser step the loop hands each hook a ``StepEvent``; a hook decides for itself
+whether this step is its step. In the order the loop calls them:
+
+- ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
+  every ``run.log_every`` steps (the only host syncs), to metrics.jsonl and TensorBoard.
+- ``TimeBudget``: with ``--time-budget``, lays the schedule over the steps the budget allows
+  (estimated from measured speed) and stops the run when the time is up.
+- ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
+- ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
+- ``ProgressBar``: the tqdm bar.
+- ``StepCallback``: a user's ``on_step(step)`` (tests interrupt runs with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from byol.data.loader import TrainData, seeded_generator
+from byol.dist import all_reduce_mean, from_rank0
+from byol.errors import ByolError
+from byol.eval.features import extract_features
+from byol.eval.knn import knn_accuracy
+from byol.train import checkpoint as ckpt_io
+from byol.train.engine import StepResult
+from byol.train.monitor import MetricsLogger, effective_rank, projection_std
+from byol.train.setup import Run
+from byol.train.state import TrainState, checkpoint_state, warmup_steps
+
+log = logging.getLogger(__name__)
+
+COLLAPSE_RATIO = 0.1  # projection std × √d below this: warn that the representation collapsed
+
+
+@dataclass
+class StepEvent:
+    """What one optimiser step leaves for the hooks."""
+
+    state: TrainState  # ``state.step`` is the number of steps done, this one included
+    lr: float
+    tau: float
+    result: StepResult
+    labels: torch.Tensor | None  # of the last micro-batch, whose outputs ``result`` holds
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def last(self) -> bool:
+        return self.state.finished
+
+
+class Hook:
+    """A periodic concern: ``after_step`` is called after every step, ``close`` once at the end."""
+
+    def after_step(self, event: StepEvent) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class MetricsLog(Hook):
+    """Training figures every ``log_every`` steps (and at the last step), averaged over all ranks.
+
+    The losses and the online classifier's hits are summed on the device in between, so logging is
+    the loop's only host sync. A non-finite mean loss stops the run with a one-line error naming the
+    last good checkpoint; the first collapsed-looking batch gets one warning.
+    """
+
+    def __init__(self, run: Run, logger: MetricsLogger, start_step: int):
+        self.run, self.logger, self.log_every = run, logger, run.cfg.run.log_every
+        self.loss_sum = torch.zeros((), device=run.device)
+        self.correct = torch.zeros((), device=run.device, dtype=torch.long)
+        self.seen, self.labelled = 0, 0
+        self.since_time, self.since_step = time.perf_counter(), start_step
+        self.collapse_warned = False
+
+    def after_step(self, event: StepEvent) -> None:
+        run = self.run
+        self.loss_sum += event.result.loss
+        if run.classifier is not None and event.labels is not None:
+            y = event.labels.to(run.device, non_blocking=True)
+            self.correct += run.classifier.step(event.result.output.representation_view1, y)
+            self.labelled += len(y)
+        self.seen += run.images_per_step
+        if event.step % self.log_every == 0 or event.step == event.state.schedule.total_steps:
+            self._log(event)
+
+    def _log(self, event: StepEvent) -> None:
+        info, step, now = self.run.info, event.step, time.perf_counter()
+        mean_loss = (all_reduce_mean(self.loss_sum, info) / max(step - self.since_step, 1)).item()  # all ranks
+        if not math.isfinite(mean_loss):
+            last = ckpt_io.list_checkpoints(self.run.run_dir)
+            where = f"; the last good checkpoint is {last[-1]}" if last else ""
+            raise ByolError(f"loss became non-finite near step {step}{where}; lower --lr and resume")
+        out = event.result.output
+        pstd = projection_std(out.projection_view1)
+        values: dict[str, Any] = {
+            "epoch": event.state.epoch,
+            "loss": mean_loss,
+            "lr": event.lr,
+            "tau": event.tau,
+            "images_per_sec": self.seen / max(now - self.since_time, 1e-9),
+            "projection_std": pstd,
+            "projection_std_ratio": pstd * math.sqrt(out.projection_view1.shape[1]),
+            "effective_rank": effective_rank(out.representation_view1),
+            "elapsed": event.state.elapsed(),
+        }
+        if self.labelled:
+            # Every rank sees as many labels per step: the mean count over ranks / ours.
+            values["online_top1"] = all_reduce_mean(self.correct.float(), info).item() / self.labelled
+        self.logger.log(step, values)
+        if values["projection_std_ratio"] < COLLAPSE_RATIO and not self.collapse_warned:
+            log.warning(
+                "step %d: the representation looks collapsed (projection std × √d = %.3f, healthy ≈ 1)",
+                step, values["projection_std_ratio"],
+            )  # fmt: skip
+            self.collapse_warned = True
+        event.state.final_loss = mean_loss
+        event.state.last_logs = values
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.seen, self.labelled, self.since_time, self.since_step = 0, 0, now, step
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+class TimeBudget(Hook):
+    """Lays the schedules over the steps a time budget allows, and ends the run on time.
+
+    The first estimate comes after 20 timed steps (the first 3 steps, compilation and warm-up, are
+    not timed), then again at every epoch end. Under torchrun every rank takes rank 0's decisions
+    (clocks differ), at steps all ranks agree on: each estimate, and each log step for the stop.
+    """
+
+    WARMUP_STEPS, TIMED_STEPS = 3, 20
+
+    def __init__(self, run: Run, start_step: int):
+        self.run, self.first_step = run, start_step
+        self.mark: tuple[int, float] | None = None  # (step, elapsed) where timing began
+
+    def after_step(self, event: StepEvent) -> None:
+        state, info = event.state, self.run.info
+        schedule = state.schedule
+        if schedule.budget_seconds is None:
+            return
+        if self.mark is None and event.step >= self.first_step + self.WARMUP_STEPS:
+            self.mark = (event.step, state.elapsed())
+        elif self.mark is not None and (
+            (not schedule.estimated and event.step >= self.mark[0] + self.TIMED_STEPS)
+            or event.step % schedule.steps_per_epoch == 0
+        ):
+            self._estimate(state)
+        check = not info.distributed or event.step % self.run.cfg.run.log_every == 0
+        if check and from_rank0(int(state.elapsed() >= schedule.budget_seconds), info, self.run.device):
+            schedule.total_steps = event.step
+            state.stop = True
+
+    def _estimate(self, state: TrainState) -> None:
+        schedule, step, elapsed = state.schedule, state.step, state.elapsed()
+        per_step = (elapsed - self.mark[1]) / max(step - self.mark[0], 1)
+        remaining = max(schedule.budget_seconds - elapsed, 0.0)
+        schedule.total_steps = from_rank0(
+            max(step + 1, step + int(remaining / per_step)), self.run.info, self.run.device
+        )
+        schedule.warmup_steps = warmup_steps(self.run.cfg, schedule.steps_per_epoch, schedule.total_steps)
+        schedule.estimated = True
+        log.info("time budget: %.2f s per step, %d steps in all", per_step, schedule.total_steps)
+
+
+class KnnMonitor(Hook):
+    """Weighted kNN accuracy of a fixed held-out part of a labelled training set (rank 0 only).
+
+    Queries: ``data.monitor_fraction`` of the images (at most 5,000); memory bank: up to
+    ``run.knn_max_bank`` of the others. Both are seen as evaluation views (``data.eval_crop``).
+    """
+
+    def __init__(self, run: Run, logger: MetricsLogger):
+        cfg, data = run.cfg, run.data
+        self.run, self.logger = run, logger
+        self.every = max(1, round(cfg.run.knn_every * run.steps_per_epoch))
+        self.query_idx, self.bank_idx = monitor_split(
+            data, cfg.run.seed, cfg.data.monitor_fraction, cfg.run.knn_max_bank
+        )
+
+    @staticmethod
+    def wanted(run: Run) -> bool:
+        return run.data.labels is not None and run.cfg.run.knn_every > 0 and run.info.is_main
+
+    def after_step(self, event: StepEvent) -> None:
+        if event.step % self.every == 0 or event.last:
+            knn = self.evaluate()
+            self.logger.log(event.step, {"epoch": event.state.epoch, **knn})
+            log.info("step %d: kNN top-1 %.4f", event.step, knn["knn_top1"])
+            event.state.knn = knn
+
+    def evaluate(self) -> dict[str, float]:
+        run, data, cfg = self.run, self.run.data, self.run.cfg
+        encoder, mean, std = run.method.online_encoder, cfg.augment.mean, cfg.augment.std
+        bank, bank_y = extract_features(encoder, data.eval_batches(self.bank_idx), run.device, mean, std)
+        query, query_y = extract_features(encoder, data.eval_batches(self.query_idx), run.device, mean, std)
+        acc = knn_accuracy(bank, bank_y, query, query_y, cfg.run.knn_k, cfg.run.knn_temperature, data.num_classes)
+        return {"knn_top1": acc["top1"], "knn_top5": acc["top5"]}
+
+
+def monitor_split(data: TrainData, seed: int, fraction: float, max_bank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices of the monitor's queries and memory bank, fixed by ``seed``."""
+    perm = torch.randperm(len(data.labels), generator=seeded_generator(seed, 91))
+    n_query = min(max(1, int(len(perm) * fraction)), 5000)
+    return perm[:n_query].sort().values, perm[n_query : n_query + max_bank].sort().values
+
+
+class Checkpointer(Hook):
+    """An atomic checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the last step.
+
+    Rank 0 writes; the newest ``keep_checkpoints`` are kept. Non-finite weights are never written
+    over good checkpoints.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.minutes = run.cfg.run.checkpoint_every_minutes
+        self.last_time = time.perf_counter()
+
+    def after_step(self, event: StepEvent) -> None:
+        if not self.run.info.is_main:
+            return
+        timed = self.minutes > 0 and time.perf_counter() - self.last_time >= self.minutes * 60
+        if event.step % self.run.steps_per_epoch == 0 or timed or event.last:
+            self.save(event.state)
+
+    def save(self, state: TrainState) -> None:
+        ckpt = checkpoint_state(self.run, state)
+        if not all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point()):
+            raise ByolError(
+                f"weights became non-finite at step {state.step}; not overwriting good checkpoints. Lower --lr"
+            )
+        ckpt_io.atomic_save(ckpt, ckpt_io.checkpoint_path(self.run.run_dir, state.step))
+        ckpt_io.prune(self.run.run_dir, self.run.cfg.run.keep_checkpoints)
+        self.last_time = time.perf_counter()
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over the steps, with the last logged figures; it follows a time budget's estimates."""
+
+    def __init__(self, state: TrainState):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=state.schedule.total_steps,
+            initial=state.step,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1 if sys.stderr.isatty() else 30,
+        )
+        self.shown_logs: dict[str, Any] | None = None
+
+    def after_step(self, event: StepEvent) -> None:
+        total = event.state.schedule.total_steps
+        if self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        logs = event.state.last_logs
+        if logs is not None and logs is not self.shown_logs:
+            self.shown_logs = logs
+            self.bar.set_postfix(
+                refresh=False,
+                ep=f"{logs['epoch']:.2f}", loss=f"{logs['loss']:.3f}", lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}",
+                ips=f"{logs['images_per_sec']:.0f}",
+            )  # fmt: skip
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class StepCallback(Hook):
+    def __init__(self, fn: Callable[[int], None]):
+        self.fn = fn
+
+    def after_step(self, event: StepEvent) -> None:
+        self.fn(event.step)
+
+
+def default_hooks(
+    run: Run, state: TrainState, progress: bool = True, on_step: Callable[[int], None] | None = None
+) -> list[Hook]:
+    """The hooks of ``byol pretrain``, in the order they run after each step."""
+    logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
+    hooks: list[Hook] = [MetricsLog(run, logger, state.step), TimeBudget(run, state.step)]
+    if KnnMonitor.wanted(run):
+        hooks.append(KnnMonitor(run, logger))
+    hooks.append(Checkpointer(run))
+    if progress and run.info.is_main:
+        hooks.append(ProgressBar(state))
+    if on_step is not None:
+        hooks.append(StepCallback(on_step))
+    return hooks
+
+
+__all__ = [
+    "Checkpointer",
+    "Hook",
+    "KnnMonitor",
+    "MetricsLog",
+    "ProgressBar",
+    "StepCallback",
+    "StepEvent",
+    "TimeBudget",
+    "default_hooks",
+    "monitor_split",
+]

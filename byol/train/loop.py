@@ -1,0 +1,60 @@
+"""BYOL's training loop, as the paper's algorithm box reads (Grill et al. 2020, algorithm 1).
+
+For each step: two augmented views of each image of the batch, one gradient step of the online
+network on the symmetrised loss, then the target's move towards it (τ), then the periodic
+concerns (``byol.train.hooks``), each deciding for itself whether this step is its step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from byol.data.loader import Batch
+from byol.train.engine import augmentation_generator, make_views, train_step
+from byol.train.hooks import Hook, StepEvent
+from byol.train.setup import Run
+from byol.train.state import TrainState
+
+
+def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
+    """Train from ``state.step`` until the schedule ends or a hook stops the run."""
+    cfg = run.cfg
+    run.method.train()
+    state.start_clock()
+    try:
+        while not state.finished:
+            for batches in step_batches(run, state.step):
+                views = [
+                    make_views(run.augment, batch, run.device, generator, run.memory_format)
+                    for generator, batch in zip(_generators(run, state.step, len(batches)), batches)
+                ]
+                lr = state.schedule.lr(state.step, run.peak_lr)
+                tau = state.schedule.tau(state.step, cfg.optim.tau_base)
+                result = train_step(run.model, run.optimizer, views, lr, run.autocast())
+                run.method.after_step(tau)  # BYOL: θ' ← τ·θ' + (1 − τ)·θ
+                state.step += 1
+                event = StepEvent(state, lr, tau, result, batches[-1].labels)
+                for hook in hooks:
+                    hook.after_step(event)
+                if state.finished:
+                    break
+    finally:
+        for hook in hooks:
+            hook.close()
+
+
+def step_batches(run: Run, step: int) -> Iterator[list[Batch]]:
+    """The rest of the epoch that ``step`` falls in, as lists of ``accumulate`` micro-batches."""
+    accumulate = run.cfg.optim.accumulate
+    epoch = step // run.steps_per_epoch
+    start_batch = (step - epoch * run.steps_per_epoch) * accumulate
+    group: list[Batch] = []
+    for batch in run.data.epoch(epoch, start_batch, pin_memory=run.device.type == "cuda"):
+        group.append(batch)
+        if len(group) == accumulate:
+            yield group
+            group = []
+
+
+def _generators(run: Run, step: int, n: int):
+    return (augmentation_generator(run.cfg.run.seed, run.info.rank, step, i, run.device) for i in range(n))

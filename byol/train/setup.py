@@ -1,0 +1,226 @@
+"""Everything a pretraining run is made of, built once from its config: the run's parts.
+
+Sections: run folder and config → device and seeds → data and augmentation → model, optimiser and
+monitors. ``build_run`` returns one ``Run``; resuming (``byol.train.state``) and the loop
+(``byol.train.engine``) receive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from byol.config import Config, load_yaml, save_yaml
+from byol.data.augment import TwoViewAugment
+from byol.data.loader import TrainData
+from byol.dist import DistInfo, barrier
+from byol.errors import ByolError
+from byol.method import BYOL
+from byol.models.backbones import build_encoder
+from byol.optim import build_optimizer, param_groups
+from byol.train import checkpoint as ckpt_io
+from byol.train.monitor import OnlineClassifier
+
+log = logging.getLogger(__name__)
+
+# Values that may differ when a run is resumed; the saved config keeps the others.
+RESUMABLE_CHANGES = ("run.device", "data.workers", "data.path", "run.log_every", "data.cache_dir", "data.eval_crop")
+
+
+@dataclass
+class Run:
+    """The parts of one pretraining run."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    info: DistInfo
+    data: TrainData
+    augment: TwoViewAugment
+    method: BYOL  # the plain module: state dict, target update, the encoder users keep
+    model: nn.Module  # what runs forward: ``method``, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    peak_lr: float
+    classifier: OnlineClassifier | None  # linear probe trained beside, to monitor (labelled data)
+    memory_format: torch.memory_format
+    steps_per_epoch: int
+
+    @property
+    def images_per_step(self) -> int:
+        return self.cfg.optim.batch_size * self.cfg.optim.accumulate * self.info.world_size
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.run.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, info: DistInfo) -> Run:
+    cfg = prepare_run_dir(run_dir, cfg, resume, info)
+    device = _configure_device(cfg, device, info)
+    data, steps_per_epoch = _build_data(cfg, info)
+    augment = TwoViewAugment(
+        cfg.data.image_size,
+        cfg.augment.view1,
+        cfg.augment.view2,
+        cfg.augment.mean,
+        cfg.augment.std,
+        cfg.augment.interpolation,
+        compile=_augment_compile(cfg.augment.compile, device),
+    )
+    memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+    method, model, optimizer, peak_lr = _build_model(cfg, device, info, memory_format)
+    classifier = None
+    if cfg.run.online_classifier and data.labels is not None:
+        classifier = OnlineClassifier(method.feature_dim, data.num_classes).to(device)
+    return Run(
+        cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
+        memory_format, steps_per_epoch,
+    )  # fmt: skip
+
+
+# ---- run folder and config ----------------------------------------------------------------------
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) -> Config:
+    """Create the run folder; on resume the saved config wins (a changed flag is refused)."""
+    config_path = run_dir / "config.yaml"
+    if config_path.exists() and ckpt_io.list_checkpoints(run_dir):
+        if not resume:
+            raise ByolError(f"{run_dir} already holds a run; resume it (the default) or choose another --out")
+        saved = load_yaml(config_path)
+        changed = [c for c in _differences(saved.to_dict(), cfg.to_dict()) if c not in RESUMABLE_CHANGES]
+        if changed:
+            raise ByolError(
+                f"{run_dir} was started with a different config ({', '.join(changed[:3])}); "
+                "use a new --out or the same options to resume"
+            )
+        saved.run.device, saved.data.workers, saved.data.path = cfg.run.device, cfg.data.workers, cfg.data.path
+        saved.data.eval_crop = cfg.data.eval_crop
+        return saved
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, config_path)
+    return cfg
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+# ---- device and seeds ---------------------------------------------------------------------------
+
+
+def _configure_device(cfg: Config, device: torch.device, info: DistInfo) -> torch.device:
+    if device.type == "cuda" and info.distributed:
+        device = torch.device("cuda", info.local_rank)
+    torch.manual_seed(cfg.run.seed)
+    if cfg.run.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.run.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def _augment_compile(setting: str, device: torch.device) -> bool:
+    if setting == "auto":
+        return device.type == "cuda" or shutil.which("c++") is not None or shutil.which("g++") is not None
+    return setting == "on"
+
+
+def _sync_bn(setting: str, device: torch.device) -> bool:
+    if setting == "on" and device.type != "cuda":
+        raise ByolError("model.sync_bn=on needs CUDA (SyncBatchNorm runs on GPUs only); use auto or off on CPU")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+
+def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
+    if not info.is_main:
+        barrier(info)  # rank 0 decodes the image cache once; the others then read it
+    data = TrainData(
+        cfg.data.path,
+        cfg.data.image_size,
+        cfg.optim.batch_size,
+        cfg.augment.view1,
+        cfg.augment.view2,
+        seed=cfg.run.seed,
+        cache=cfg.data.cache,
+        cache_dir=cfg.data.cache_dir or None,
+        workers=cfg.data.workers,
+        eval_crop=cfg.data.eval_crop,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+    if info.is_main:
+        barrier(info)
+    accumulate = cfg.optim.accumulate
+    steps_per_epoch = data.batches_per_epoch() // accumulate
+    if steps_per_epoch < 1:
+        raise ByolError(
+            f"{cfg.data.path}: {len(data)} images make {data.batches_per_epoch()} batches, "
+            f"fewer than --accumulate {accumulate}"
+        )
+    log.info(
+        "data: %d images%s from %s, %d steps per epoch (batch %d × %d accumulated × %d processes)",
+        len(data),
+        f" in {data.num_classes} classes" if data.labels else " (unlabelled)",
+        cfg.data.path,
+        steps_per_epoch,
+        cfg.optim.batch_size,
+        accumulate,
+        info.world_size,
+    )
+    return data, steps_per_epoch
+
+
+# ---- model and optimiser ------------------------------------------------------------------------
+
+
+def _build_model(
+    cfg: Config, device: torch.device, info: DistInfo, memory_format: torch.memory_format
+) -> tuple[BYOL, nn.Module, torch.optim.Optimizer, float]:
+    """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""
+    enc = build_encoder(cfg.model.backbone, cfg.model.width, cfg.data.image_size, cfg.model.small_images)
+    m = cfg.model
+    method = BYOL(
+        enc.module, enc.feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor
+    )
+    method = method.to(device).to(memory_format=memory_format)
+    peak_lr = cfg.optim.peak_lr(info.world_size)
+    optimizer = build_optimizer(
+        cfg.optim.optimizer,
+        param_groups([method.online_encoder, method.online_projector, method.predictor], cfg.optim.weight_decay),
+        lr=peak_lr,
+        weight_decay=cfg.optim.weight_decay,
+        momentum=cfg.optim.momentum,
+        trust_coefficient=cfg.optim.trust_coefficient,
+        clip=cfg.optim.clip_lr,
+    )
+    model: nn.Module = method
+    if info.distributed:
+        if _sync_bn(cfg.model.sync_bn, device):
+            method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        model = nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.run.compile:
+        model = torch.compile(model)
+    return method, model, optimizer, peak_lr

@@ -1,0 +1,194 @@
+"""Each periodic concern of the training loop, alone: fed made-up steps, checked by what it wrote."""
+
+import json
+import logging
+import math
+
+import pytest
+import torch
+from helpers import tiny_config
+
+from byol.dist import DistInfo
+from byol.errors import ByolError
+from byol.method import BYOLOutput
+from byol.train import checkpoint as ckpt_io
+from byol.train.engine import StepResult
+from byol.train.hooks import (
+    Checkpointer,
+    KnnMonitor,
+    MetricsLog,
+    ProgressBar,
+    StepCallback,
+    StepEvent,
+    TimeBudget,
+    monitor_split,
+)
+from byol.train.monitor import MetricsLogger, read_metrics
+from byol.train.setup import build_run
+from byol.train.state import Schedule, TrainState
+
+
+@pytest.fixture
+def run(small, tmp_path):
+    """The parts of a tiny run on 400 labelled CIFAR images: 12 steps per epoch."""
+    cfg = tiny_config(small["train"], small["cache"], epochs=2, knn_every=1, log_every=4).validate()
+    return build_run(cfg, tmp_path / "run", True, torch.device("cpu"), DistInfo())
+
+
+def output(batch=8, spread=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, 16, generator=g) * spread + 1.0
+    return BYOLOutput(torch.tensor(0.0), torch.randn(batch, 64, generator=g), z, z.clone())
+
+
+def event(state, loss, labels=None, out=None, lr=0.1, tau=0.99):
+    out = out or output()
+    return StepEvent(state, lr, tau, StepResult(torch.tensor(float(loss)), out), labels)
+
+
+def advance(state, hook, losses, **kw):
+    for loss in losses:
+        state.step += 1
+        hook.after_step(event(state, loss, **kw))
+
+
+def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accuracy(run):
+    state = TrainState(0, Schedule(100, 0, 12))
+    logger = MetricsLogger(run.run_dir, tensorboard=False)
+    hook = MetricsLog(run, logger, start_step=0)
+    labels = torch.arange(8) % 10
+    advance(state, hook, [1.0, 2.0, 3.0, 6.0, 0.5, 0.5, 0.5, 0.5], labels=labels)
+    rows = read_metrics(run.run_dir)
+    assert [r["step"] for r in rows] == [4, 8]
+    assert [r["loss"] for r in rows] == [3.0, 0.5]  # the mean over each interval of log_every=4 steps
+    assert state.final_loss == 0.5 and state.last_logs["loss"] == 0.5
+    assert all(0 <= r["online_top1"] <= 1 for r in rows) and rows[0]["epoch"] == 4 / 12
+    assert rows[0]["projection_std_ratio"] == pytest.approx(rows[0]["projection_std"] * 4)  # √16
+
+
+def test_metrics_log_stops_on_a_non_finite_loss_naming_the_last_checkpoint(run):
+    state = TrainState(0, Schedule(100, 0, 12))
+    ckpt_io.atomic_save({"x": torch.zeros(1)}, ckpt_io.checkpoint_path(run.run_dir, 2))
+    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
+    advance(state, hook, [1.0, 1.0, math.nan])
+    with pytest.raises(ByolError, match=r"non-finite near step 4; the last good checkpoint is .*step-000000002\.pt"):
+        advance(state, hook, [1.0])
+
+
+def test_metrics_log_warns_once_when_the_projections_collapse(run, caplog):
+    state = TrainState(0, Schedule(100, 0, 12))
+    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
+    with caplog.at_level(logging.WARNING):
+        advance(state, hook, [1.0] * 4, out=output(spread=1.0))
+        assert "collapsed" not in caplog.text
+        advance(state, hook, [1.0] * 8, out=output(spread=1e-6))
+    assert caplog.text.count("looks collapsed") == 1
+    assert read_metrics(run.run_dir)[-1]["projection_std_ratio"] < 0.1
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(run):
+    budget, spe = 100.0, 40
+    state = TrainState(0, Schedule(spe * 1000, 10, spe, budget_seconds=budget))
+    state.elapsed = clock = Clock()
+    hook = TimeBudget(run, start_step=0)
+    while not state.finished:
+        # A slow first step (compilation), 1 s per step, then 2 s per step after the first estimate.
+        clock.now += 10.0 if state.step == 0 else (1.0 if state.step < 23 else 2.0)
+        state.step += 1
+        hook.after_step(event(state, 1.0))
+        if state.step == 22:
+            assert not state.schedule.estimated
+        if state.step == 23:  # 3 warm-up steps, then 20 timed ones: the first estimate
+            assert state.schedule.estimated and state.schedule.total_steps == 23 + int((budget - 32.0) / 1.0)
+            assert state.schedule.warmup_steps == min(round(0.5 * spe), state.schedule.total_steps // 2)
+        if state.step == spe:  # re-estimated at the epoch's end, from the slower speed
+            per_step = (clock.now - 12.0) / (spe - 3)
+            assert state.schedule.total_steps == spe + int((budget - clock.now) / per_step)
+    assert state.stop and clock.now >= budget and state.step == 57  # 32 s at step 23, then 2 s per step
+    assert state.schedule.total_steps == state.step  # τ and lr reach their ends at the stop
+
+
+def test_time_budget_does_nothing_for_a_run_of_fixed_length(run):
+    state = TrainState(0, Schedule(50, 5, 12))
+    state.elapsed = lambda: 1e9
+    hook = TimeBudget(run, start_step=0)
+    advance(state, hook, [1.0] * 30)
+    assert not state.stop and state.schedule.total_steps == 50 and not state.schedule.estimated
+
+
+def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
+    state = TrainState(0, Schedule(30, 0, 12))
+    hook = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+    assert hook.every == 12  # knn_every = 1 epoch
+    advance(state, hook, [1.0] * 30)
+    knn_steps = [r["step"] for r in read_metrics(run.run_dir) if "knn_top1" in r]
+    assert knn_steps == [12, 24, 30]
+    assert 0 <= state.knn["knn_top1"] <= state.knn["knn_top5"] <= 1
+
+
+def test_knn_monitor_split_is_disjoint_and_fixed_by_the_seed(run):
+    q1, b1 = monitor_split(run.data, 0, 0.1, 10000)
+    q2, b2 = monitor_split(run.data, 0, 0.1, 10000)
+    q3, _ = monitor_split(run.data, 1, 0.1, 10000)
+    assert torch.equal(q1, q2) and torch.equal(b1, b2) and not torch.equal(q1, q3)
+    assert len(q1) == 40 and len(b1) == 360 and not set(q1.tolist()) & set(b1.tolist())
+    _, small_bank = monitor_split(run.data, 0, 0.1, 100)
+    assert len(small_bank) == 100
+
+
+def test_checkpointer_saves_at_epoch_ends_on_time_and_at_the_end_keeping_the_newest(run):
+    state = TrainState(0, Schedule(30, 0, 12))
+    hook = Checkpointer(run)
+    advance(state, hook, [1.0] * 13)
+    assert [p.name for p in ckpt_io.list_checkpoints(run.run_dir)] == ["step-000000012.pt"]
+    hook.last_time -= run.cfg.run.checkpoint_every_minutes * 60  # the interval has passed
+    advance(state, hook, [1.0])
+    advance(state, hook, [1.0] * 16)  # 24 (epoch end) and 30 (the end)
+    assert [p.name for p in ckpt_io.list_checkpoints(run.run_dir)] == ["step-000000024.pt", "step-000000030.pt"]
+    saved = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(run.run_dir)[-1])
+    assert saved["step"] == 30 and saved["schedule"]["total_steps"] == 30 and "classifier" in saved
+
+
+def test_checkpointer_refuses_to_write_non_finite_weights(run):
+    state = TrainState(11, Schedule(30, 0, 12))
+    with torch.no_grad():
+        next(run.method.online_encoder.parameters()).fill_(math.inf)
+    with pytest.raises(ByolError, match="non-finite at step 12"):
+        advance(state, Checkpointer(run), [1.0])
+    assert ckpt_io.list_checkpoints(run.run_dir) == []
+
+
+def test_progress_bar_follows_the_schedule_and_shows_the_last_figures():
+    state = TrainState(5, Schedule(100, 0, 12))
+    hook = ProgressBar(state)
+    state.schedule.total_steps = 40  # a time budget's estimate
+    state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": 321.0}
+    advance(state, hook, [1.0])
+    assert hook.bar.total == 40 and hook.bar.n == 6
+    assert hook.bar.postfix and "loss=1.234" in hook.bar.postfix and "ips=321" in hook.bar.postfix
+    hook.close()
+
+
+def test_step_callback_gets_every_step():
+    state = TrainState(0, Schedule(10, 0, 5))
+    seen = []
+    advance(state, StepCallback(seen.append), [1.0] * 3)
+    assert seen == [1, 2, 3]
+
+
+def test_metrics_file_has_no_lines_after_the_resumed_step(run):
+    from byol.train.state import truncate_metrics
+
+    logger = MetricsLogger(run.run_dir, tensorboard=False)
+    for step in (4, 8, 12, 16):
+        logger.log(step, {"loss": 1.0})
+    truncate_metrics(run, 12)
+    assert [json.loads(line)["step"] for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()] == [4, 8, 12]
