@@ -24,6 +24,10 @@ def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Ten
         >>> float(regression_loss(p, -3 * p))
         4.0
     """
-    p = F.normalize(prediction.float(), dim=-1)
-    z = F.normalize(target.float(), dim=-1)
+    p = F.normalize(_at_least_fp32(prediction), dim=-1)  # in fp32 (or fp64) even under bf16 autocast
+    z = F.normalize(_at_least_fp32(target), dim=-1)
     return (2 - 2 * (p * z).sum(dim=-1)).mean()
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from byol import BYOL, build_encoder
@@ -69,3 +70,83 @@ def test_after_step_is_the_target_update():
     model.after_step(0.75)
     for t0, t1, o in zip(before, model.target_parameters(), model.online_parameters()):
         torch.testing.assert_close(t1, 0.75 * t0 + 0.25 * o)
+
+
+# ---- one step of byol equals a plain reference step --------------------------------------------
+
+
+def _ref_loss(m, view1, view2):
+    """BYOL's loss written out: each view its own batch, 2 − 2·cos per sample, both orders summed."""
+
+    def online(v):
+        z = m.online_projector(m.online_encoder(v))
+        return m.predictor(z)
+
+    with torch.no_grad():
+        t1 = m.target_projector(m.target_encoder(view1))
+        t2 = m.target_projector(m.target_encoder(view2))
+    total = 0
+    for p, t in ((online(view1), t2), (online(view2), t1)):
+        cos = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1))
+        total = total + (2 - 2 * cos).mean()
+    return total
+
+
+def _ref_optimizer_step(name, params, state, lr, wd, momentum=0.9, trust=1e-3):
+    """SGD (momentum, decay), LARS (decay and trust ratio, biases/norms excluded) and AdamW, one
+    tensor at a time; biases and norm parameters (ndim ≤ 1) get no weight decay."""
+    for i, p in enumerate(params):
+        g, decay = p.grad.clone(), (wd if p.ndim > 1 else 0.0)
+        s = state.setdefault(i, {"step": 0})
+        s["step"] += 1
+        if name == "adamw":
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            p.mul_(1 - lr * decay)
+            s["exp_avg"] = b1 * s.get("exp_avg", torch.zeros_like(p)) + (1 - b1) * g
+            s["exp_avg_sq"] = b2 * s.get("exp_avg_sq", torch.zeros_like(p)) + (1 - b2) * g * g
+            m_hat = s["exp_avg"] / (1 - b1 ** s["step"])
+            v_hat = s["exp_avg_sq"] / (1 - b2 ** s["step"])
+            p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+            continue
+        g = g + decay * p
+        if name == "lars" and p.ndim > 1:
+            p_norm, g_norm = p.norm(), g.norm()
+            if p_norm > 0 and g_norm > 0:
+                g = trust * p_norm / g_norm * g
+        s["momentum_buffer"] = g if "momentum_buffer" not in s else momentum * s["momentum_buffer"] + g
+        p.sub_(lr * s["momentum_buffer"])
+
+
+@pytest.mark.parametrize("optimizer", ["lars", "sgd", "adamw"])
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_a_byol_step_equals_a_plain_reference_step(optimizer, micro_batches):
+    from byol import build_optimizer, param_groups
+
+    model = make().double()  # float64: the comparison checks the algebra, not rounding (Adam amplifies noise)
+    reference = copy.deepcopy(model)
+    lr, wd, taus = 0.05, 1e-3, (0.99, 0.995)
+    opt = build_optimizer(optimizer, param_groups(model, wd), lr=lr, weight_decay=wd, momentum=0.9)
+    ref_params = [p for p in reference.parameters() if p.requires_grad]
+    ref_state: dict = {}
+    for step, tau in enumerate(taus):  # two steps: momentum and Adam moments carry over
+        micro = [tuple(v.double() for v in views(10 * step + i)) for i in range(micro_batches)]
+        train_step(model, opt, micro, lr)
+        model.after_step(tau)
+
+        for p in ref_params:
+            p.grad = None
+        for v1, v2 in micro:
+            (_ref_loss(reference, v1, v2) / len(micro)).backward()
+        with torch.no_grad():
+            _ref_optimizer_step(optimizer, ref_params, ref_state, lr, wd)
+            for t, o in zip(reference.target_parameters(), reference.online_parameters()):
+                t.copy_(tau * t + (1 - tau) * o)
+
+    close = dict(rtol=1e-5, atol=1e-5)
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):  # online, target, BN statistics
+        torch.testing.assert_close(a, b, **close)
+    ours = [p for p in model.parameters() if p.requires_grad]
+    for i, p in enumerate(ours):
+        for key, value in ref_state[i].items():
+            if key != "step":
+                torch.testing.assert_close(opt.state[p][key], value, **close)
