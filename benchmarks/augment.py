@@ -8,6 +8,7 @@ baseline and then ours back to back, so that a slow spell of this shared machine
 table shows medians of --repeats, and the ratio column the median of the per-repeat ratios.
 
     python benchmarks/augment.py [--sizes 32 224] [--batch 256] [--repeats 5]
+    python benchmarks/augment.py --sizes 224 --cuda-only --cuda-batch 1024     # the GPU rows alone
 
 Prints a table, then one JSON line with every figure and the ratios.
 """
@@ -113,6 +114,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--cuda-only", action="store_true", help="skip the CPU rows (and the PIL baseline)")
+    p.add_argument("--cuda-batch", type=int, default=1024, help="batch of the CUDA rows")
     args = p.parse_args(argv)
     cores = os.cpu_count() or 1
     rows, figures = [], {"cores": cores, "torch": torch.__version__}
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
         batch = torch.stack([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in pil_imgs[: args.batch]])
         modes = [("eager", False)] + ([] if args.no_compile else [("compiled", True)])
         cpu = torch.device("cpu")
-        for threads in sorted({1, cores}):
+        for threads in [] if args.cuda_only else sorted({1, cores}):
             torch.set_num_threads(threads)
             augs = {name: TwoViewAugment(size, *default_views(size), compile=comp) for name, comp in modes}
             for aug in augs.values():
@@ -145,7 +148,7 @@ def main(argv=None) -> int:
                 figures[f"ratio_{name}_{size}px_{threads}t_min"] = min(ratios)
         if torch.cuda.is_available():
             dev = torch.device("cuda")
-            big = batch.repeat(max(1, 1024 // len(batch)), 1, 1, 1)
+            big = batch.repeat(-(-args.cuda_batch // len(batch)), 1, 1, 1)[: args.cuda_batch]
             for name, comp in modes:
                 aug = TwoViewAugment(size, *default_views(size), compile=comp)
                 warm_up(aug, big, dev)

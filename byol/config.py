@@ -159,8 +159,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:N."""
-    precision: str = "fp32"
-    """fp32, or bf16 autocast (CUDA)."""
+    precision: str = "auto"
+    """auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16."""
     channels_last: bool = True
     compile: bool = False
     """torch.compile the model (CUDA: faster after a minute of compiling)."""
@@ -185,8 +185,8 @@ class RunConfig:
             raise ByolError(f"--epochs must be positive, got {self.epochs}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ByolError(f"--time-budget must be positive minutes, got {self.time_budget}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ByolError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ByolError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.log_every < 1:
             raise ByolError(f"--log-every must be at least 1, got {self.log_every}")
         if self.knn_k < 1:

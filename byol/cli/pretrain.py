@@ -30,7 +30,7 @@ FLAGS = {
     "--cache-dir": ("data", "cache_dir", str, "where decoded small images are cached"),
     "--seed": ("run", "seed", int, "seed of initialisation, data order and augmentations"),
     "--device": ("run", "device", str, "auto, cpu, cuda or cuda:N"),
-    "--precision": ("run", "precision", str, "fp32, or bf16 autocast on CUDA"),
+    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16"),
     "--log-every": ("run", "log_every", int, "steps between metrics lines"),
     "--knn-every": ("run", "knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
     "--checkpoint-every": ("run", "checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),

@@ -30,7 +30,9 @@ from byol.train.monitor import OnlineClassifier
 log = logging.getLogger(__name__)
 
 # Values that may differ when a run is resumed; the saved config keeps the others.
-RESUMABLE_CHANGES = ("run.device", "data.workers", "data.path", "run.log_every", "data.cache_dir", "data.eval_crop")
+RESUMABLE_CHANGES = (
+    "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
+)  # fmt: skip
 
 
 @dataclass
@@ -50,15 +52,28 @@ class Run:
     classifier: OnlineClassifier | None  # linear probe trained beside, to monitor (labelled data)
     memory_format: torch.memory_format
     steps_per_epoch: int
+    precision: str  # fp32 or bf16, resolved from run.precision for the device
 
     @property
     def images_per_step(self) -> int:
         return self.cfg.optim.batch_size * self.cfg.optim.accumulate * self.info.world_size
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.run.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast_for(self.precision, self.device)
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    """``run.precision``: auto is bf16 autocast on CUDA and fp32 on a CPU (bf16 matmuls are slow there)."""
+    if setting == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return setting
+
+
+def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast of the forward passes (the loss is computed in fp32), or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, info: DistInfo) -> Run:
@@ -75,13 +90,15 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
         compile=_augment_compile(cfg.augment.compile, device),
     )
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-    method, model, optimizer, peak_lr = _build_model(cfg, device, info, memory_format)
+    method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
     classifier = None
     if cfg.run.online_classifier and data.labels is not None:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes).to(device)
+    precision = resolve_precision(cfg.run.precision, device)
+    log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
     return Run(
         cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
-        memory_format, steps_per_epoch,
+        memory_format, steps_per_epoch, precision,
     )  # fmt: skip
 
 
@@ -101,8 +118,9 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
                 f"{run_dir} was started with a different config ({', '.join(changed[:3])}); "
                 "use a new --out or the same options to resume"
             )
-        saved.run.device, saved.data.workers, saved.data.path = cfg.run.device, cfg.data.workers, cfg.data.path
-        saved.data.eval_crop = cfg.data.eval_crop
+        for key in RESUMABLE_CHANGES:  # the new values apply
+            section, name = key.split(".")
+            setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
         return saved
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +212,7 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
 # ---- model and optimiser ------------------------------------------------------------------------
 
 
-def _build_model(
+def build_model(
     cfg: Config, device: torch.device, info: DistInfo, memory_format: torch.memory_format
 ) -> tuple[BYOL, nn.Module, torch.optim.Optimizer, float]:
     """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Every GPU figure byol needs, in one prepared run of under 8 minutes on one H100/H200:
+#   1. augment: two 224 px views on CUDA, batch 1024, eager and compiled   (target >= 50,000 img/s)
+#   2. step: ResNet-18 CIFAR at batch 512 and ResNet-50 224 px at batch 128, bf16 + channels_last,
+#      eager and compiled, against the backbone alone: images/s and TFLOP/s
+#   3. byol pretrain of ResNet-18 on the CIFAR-10 folder for a 4-minute --time-budget, then kNN
+#   4. the same CLI under torchrun --nproc_per_node 1 (NCCL), one epoch
+# Everything lands in one JSON file (--out, default $OUT/gpu.json when $OUT is set, else gpu.json).
+#
+#   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 4]     # on a GPU machine
+#   bash benchmarks/gpu.sh --smoke                       # tiny sizes on a CPU, in seconds (make test)
+#
+# DATA is a folder with train/ and test/ (ImageFolder). Default: ../shared/data/cifar10, else the
+# archive .gpu-data/cifar10.tgz that `bash benchmarks/gpu_data.sh` packs (about 20 MB; carry it).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SMOKE=0
+DATA=""
+MINUTES=4
+OUTFILE="${OUT:+$OUT/gpu.json}"
+OUTFILE="${OUTFILE:-gpu.json}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --data) DATA="$2"; shift ;;
+    --minutes) MINUTES="$2"; shift ;;
+    --out) OUTFILE="$2"; shift ;;
+    *) echo "gpu.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY="${PYTHON:-python3}"; fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+export BYOL_CACHE_DIR="$WORK/cache"
+LINES="$WORK/lines.jsonl"
+: >"$LINES"
+
+note() { echo "== gpu.sh $(date +%H:%M:%S) $*" >&2; }
+# record NAME SECONDS COMMAND...: run it for at most SECONDS, keep its last line (a JSON object) under
+# NAME; a failure or a time-out is recorded, not fatal.
+record() {
+  local name="$1" limit="$2"; shift 2
+  local log="$WORK/$name.log" start=$SECONDS
+  note "$name (at most ${limit}s): $*"
+  if timeout -k 10 "$limit" "$@" >"$log" 2>&1; then
+    tail -n 1 "$log" | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({"section": sys.argv[1], "seconds": int(sys.argv[2]), **d}))' "$name" "$((SECONDS - start))" >>"$LINES" \
+      || echo "{\"section\": \"$name\", \"error\": \"no JSON on the last line\"}" >>"$LINES"
+  else
+    "$PY" -c 'import json,sys; print(json.dumps({"section": sys.argv[1], "error": open(sys.argv[2]).read()[-1500:]}))' "$name" "$log" >>"$LINES"
+  fi
+  tail -n 25 "$log" >&2
+}
+
+if [ "$SMOKE" = 1 ]; then
+  DEVICE=cpu
+  "$PY" - "$WORK/data" "${DATA:-$ROOT/../shared/data/cifar10}" <<'EOF'
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+out, src = Path(sys.argv[1]), Path(sys.argv[2])
+rng = np.random.default_rng(0)
+for split, n in (("train", 48), ("test", 12)):  # two classes of real CIFAR files when present, else noise
+    classes = sorted(p for p in (src / split).iterdir() if p.is_dir())[:2] if (src / split).is_dir() else []
+    for c in range(2):
+        files = sorted(classes[c].iterdir())[:n] if c < len(classes) else []
+        (out / split / f"c{c}").mkdir(parents=True)
+        for i in range(n):
+            img = Image.open(files[i]) if i < len(files) else Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8))
+            img.convert("RGB").save(out / split / f"c{c}" / f"{i}.png")
+EOF
+  DATA="$WORK/data"
+  TINY=(--preset cpu --batch-size 16 --workers 0 --set model.projector_hidden=64 --set model.predictor_hidden=64
+        --set augment.compile=off)
+  AUG=(--sizes 32 --batch 16 --pil-images 16 --repeats 1 --no-compile)
+  STEP=(--configs convnet_32px --batch 16 --repeats 1 --steps 1 --warmup 1 --impls byol floor_cl)
+  STEP_COMPILED=()
+  PRETRAIN=("${TINY[@]}" --time-budget 0.05)
+  TORCHRUN=("${TINY[@]}" --time-budget 0.05)
+else
+  DEVICE=cuda
+  if [ -z "$DATA" ]; then
+    if [ -d "$ROOT/../shared/data/cifar10/train" ]; then DATA="$ROOT/../shared/data/cifar10"
+    elif [ -f "$ROOT/.gpu-data/cifar10.tgz" ]; then
+      mkdir -p "$WORK/data" && tar xzf "$ROOT/.gpu-data/cifar10.tgz" -C "$WORK/data" && DATA="$WORK/data/cifar10"
+    fi
+  fi
+  AUG=(--sizes 224 --repeats 3 --cuda-only --cuda-batch 1024)
+  STEP=(--configs r18w1_32px r50_224px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl)
+  STEP_COMPILED=(--configs r18w1_32px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl --compile)
+  PRETRAIN=(--preset cifar10 --time-budget "$MINUTES" --batch-size 512 --compile)
+  TORCHRUN=(--preset cifar10 --time-budget 0.25 --batch-size 512)
+fi
+
+"$PY" -c 'import json, platform, torch; print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.cuda.is_available(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))' >"$WORK/env.log"
+tail -n 1 "$WORK/env.log" | "$PY" -c 'import json,sys; print(json.dumps({"section": "env", **json.loads(sys.stdin.read())}))' >>"$LINES"
+
+# Seconds per section: about 8 minutes in all with a 4-minute pretraining.
+record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"
+record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
+if [ ${#STEP_COMPILED[@]} -gt 0 ]; then
+  record step_compiled 75 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP_COMPILED[@]}"
+fi
+
+if [ -n "$DATA" ] && [ -d "$DATA/train" ]; then
+  RUN="$WORK/run"
+  record pretrain "$(( ${MINUTES%.*} * 60 + 50 ))" "$PY" -m byol.cli pretrain "$DATA/train" --out "$RUN" --device "$DEVICE" --no-progress "${PRETRAIN[@]}"
+  record knn 40 "$PY" -m byol.cli eval knn "$RUN" --train "$DATA/train" --test "$DATA/test" --device "$DEVICE" --json --baseline
+  "$PY" - "$RUN/metrics.jsonl" >>"$LINES" <<'EOF' || true
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if '"images_per_sec"' in line]
+ips = [r["images_per_sec"] for r in rows[len(rows) // 4 :]]  # the steady part, after warm-up and compiling
+print(json.dumps({"section": "pretrain_speed", "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
+                  "log_lines": len(rows)}))
+EOF
+  record torchrun 45 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol.cli pretrain "$DATA/train" \
+    --out "$WORK/run-torchrun" --device "$DEVICE" --no-progress "${TORCHRUN[@]}"
+else
+  echo '{"section": "pretrain", "error": "no data: pass --data DIR or pack .gpu-data/cifar10.tgz (benchmarks/gpu_data.sh)"}' >>"$LINES"
+fi
+
+mkdir -p "$(dirname "$OUTFILE")"
+"$PY" - "$LINES" "$OUTFILE" <<'EOF'
+import json, sys
+sections = {}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    sections[d.pop("section")] = d
+json.dump(sections, open(sys.argv[2], "w"), indent=1)
+failed = [k for k, v in sections.items() if "error" in v]
+print(json.dumps({"out": sys.argv[2], "sections": list(sections), "failed": failed}))
+sys.exit(1 if failed else 0)
+EOF

@@ -1,0 +1,46 @@
+"""The benchmarks stay runnable: the GPU script's CPU smoke run, and the step benchmark's figures."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_script_smoke_run_fills_every_section(tmp_path):
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"env", "augment", "step", "pretrain", "knn", "pretrain_speed", "torchrun"}
+    assert not [k for k, v in figures.items() if "error" in v]
+    assert figures["augment"]["byol_eager_32px_1t"] > 0 and figures["augment"]["pil_32px_1t"] > 0
+    assert figures["step"]["convnet_32px_b16_byol_s"] > 0 and figures["step"]["convnet_32px_b16_byol_vs_floor_cl"] > 0
+    assert figures["pretrain"]["steps"] > 0 and 0 <= figures["knn"]["top1"] <= 1
+    assert figures["torchrun"]["steps"] > 0 and figures["pretrain_speed"]["images_per_sec_median"] > 0
+
+
+def test_step_benchmark_times_every_implementation_and_counts_flops():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import step
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    args = step.main.__globals__["argparse"].Namespace(
+        batch=8, batch_scale=1, precision="fp32", compile=False, impls=["byol", "floor", "floor_cl"],
+        warmup=1, repeats=2, steps=1,
+    )  # fmt: skip
+    import torch
+
+    rows, figures = step.run_config("convnet_32px", args, torch.device("cpu"))
+    assert [r[1] for r in rows] == ["byol", "floor", "floor_cl"]
+    gflop = {impl: figures[f"convnet_32px_b8_{impl}_gflop"] for impl in ("byol", "floor", "floor_cl")}
+    assert gflop["byol"] > gflop["floor_cl"] > 0  # the heads add arithmetic to the backbone's
+    assert gflop["floor"] == gflop["floor_cl"]  # the memory format changes the speed, not the work
+    assert figures["convnet_32px_b8_byol_vs_floor_cl"] > 0
