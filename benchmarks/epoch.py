@@ -22,6 +22,7 @@ Prints a table, then one JSON line with images/s, peak RSS and the ratio byol / 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -77,10 +78,8 @@ def run_byol(args) -> float:
     cfg = config(args)
     clock = Clock(args.warmup, args.steps, args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        try:
+        with contextlib.suppress(Clock.Done):
             pretrain(cfg, Path(tmp) / "run", progress=False, on_step=clock)
-        except Clock.Done:
-            pass
     return args.steps * cfg.optim.batch_size / clock.seconds()
 
 

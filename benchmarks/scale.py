@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             rows.append((batch, side, measure(args.preset, batch, side, device, args.warmup, args.steps)))
             print(f"# {side} px, batch {batch}: {rows[-1][2]:.3f} s/step", file=sys.stderr)
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    lines = [f"| side | batch | s/step | images/s |", "|---:|---:|---:|---:|"]
+    lines = ["| side | batch | s/step | images/s |", "|---:|---:|---:|---:|"]
     lines += [f"| {side} | {batch} | {s:.3f} | {batch / s:,.0f} |" for batch, side, s in rows]
     print("\n".join(lines))
     figures = {"preset": args.preset, "where": where, "torch": torch.__version__}
