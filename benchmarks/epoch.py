@@ -77,9 +77,8 @@ def run_byol(args) -> float:
 
     cfg = config(args)
     clock = Clock(args.warmup, args.steps, args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        with contextlib.suppress(Clock.Done):
-            pretrain(cfg, Path(tmp) / "run", progress=False, on_step=clock)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Clock.Done):
+        pretrain(cfg, Path(tmp) / "run", progress=False, on_step=clock)
     return args.steps * cfg.optim.batch_size / clock.seconds()
 
 
