@@ -57,6 +57,7 @@ def plot(rows: list[tuple[int, int, float]], out: Path, title: str) -> None:
     a1.set(xscale="log", yscale="log", xlabel="batch (per view)", ylabel="seconds per step", title=title)
     a2.set(xscale="log", xlabel="batch (per view)", ylabel="images per second", title="throughput")
     for a in (a1, a2):
+        a.minorticks_off()
         a.set_xticks(sorted({r[0] for r in rows}), labels=[str(b) for b in sorted({r[0] for r in rows})])
         a.grid(alpha=0.3)
         a.legend()
