@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -23,9 +25,58 @@ from byol.models.backbones import available_backbones
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
 
+# The command line's flags: flag -> (config section, key, type, help). Every other key is set with
+# --set section.key=value; errors name a key the way the user can set it (``option_name``).
+FLAGS = {
+    "--epochs": ("run", "epochs", float, "length of the run in epochs"),
+    "--time-budget": ("run", "time_budget", float, "minutes of training instead of --epochs; schedules fit the budget"),
+    "--batch-size": ("optim", "batch_size", int, "images per forward pass and process"),
+    "--accumulate": ("optim", "accumulate", int, "micro-batches per optimiser step (emulates a larger batch)"),
+    "--lr": ("optim", "base_lr", float, "base learning rate per 256 images (LARS/SGD); AdamW: the rate itself"),
+    "--weight-decay": ("optim", "weight_decay", float, "weight decay (biases and norms excluded)"),
+    "--optimizer": ("optim", "optimizer", str, "lars, sgd or adamw"),
+    "--warmup-epochs": ("optim", "warmup_epochs", float, "linear warmup before the cosine decay"),
+    "--tau-base": ("optim", "tau_base", float, "initial target decay rate (rises to 1); lower it for short runs"),
+    "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet"),
+    "--width": ("model", "width", float, "channel multiplier of the backbone (e.g. 0.25 on a CPU)"),
+    "--image-size": ("data", "image_size", int, "side of the training views in pixels"),
+    "--workers": ("data", "workers", int, "data loader workers for streamed images"),
+    "--cache-dir": ("data", "cache_dir", str, "where decoded small images are cached"),
+    "--seed": ("run", "seed", int, "seed of initialisation, data order and augmentations"),
+    "--device": ("run", "device", str, "auto, cpu, cuda or cuda:N"),
+    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16"),
+    "--log-every": ("run", "log_every", int, "steps between metrics lines"),
+    "--knn-every": ("run", "knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
+    "--checkpoint-every": ("run", "checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),
+}
+
+
+_FLAG_OF = {f"{section}.{key}": flag for flag, (section, key, _, _) in FLAGS.items()}
+_FLAG_OF.update({"run.compile": "--compile", "run.deterministic": "--deterministic"})
+
+
+def option_name(key: str) -> str:
+    """How a user sets ``section.key``: its flag, or ``--set section.key``."""
+    return _FLAG_OF.get(key, f"--set {key}")
+
+
+class _Section:
+    """Validation helpers shared by the config sections."""
+
+    SECTION: ClassVar[str] = ""
+
+    def _require(self, key: str, ok: bool, rule: str) -> None:
+        if not ok:
+            raise ByolError(f"{option_name(f'{self.SECTION}.{key}')} must be {rule}, got {getattr(self, key)!r}")
+
+    def _one_of(self, key: str, choices) -> None:
+        self._require(key, getattr(self, key) in choices, "one of " + ", ".join(map(str, choices)))
+
 
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
+    SECTION: ClassVar[str] = "data"
+
     path: str = ""
     """Folder of images (ImageFolder-style or unlabelled), or cifar10 / cifar100 / stl10."""
     image_size: int = 224
@@ -38,25 +89,24 @@ class DataConfig:
     """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
     """Part of a labelled folder held out as kNN queries for the monitor."""
+    allow_changed: bool = False
+    """Resume on images other than those the run was trained on (refused by default)."""
     eval_crop: float = PAPER_EVAL_CROP
     """Evaluation view: shorter side resized to image_size / eval_crop, centre crop (224/256 in the
     paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
 
     def validate(self) -> None:
-        if self.image_size < 8:
-            raise ByolError(f"--image-size must be at least 8, got {self.image_size}")
-        if self.cache not in ("auto", "on", "off"):
-            raise ByolError(f"data.cache must be auto, on or off, got {self.cache!r}")
-        if self.workers < 0:
-            raise ByolError(f"--workers must be >= 0, got {self.workers}")
-        if not 0 < self.monitor_fraction < 1:
-            raise ByolError(f"data.monitor_fraction must be in (0, 1), got {self.monitor_fraction}")
-        if not 0 < self.eval_crop <= 1:
-            raise ByolError(f"data.eval_crop must be in (0, 1], got {self.eval_crop}")
+        self._require("image_size", self.image_size >= 8, "at least 8")
+        self._one_of("cache", ("auto", "on", "off"))
+        self._require("workers", self.workers >= 0, ">= 0")
+        self._require("monitor_fraction", 0 < self.monitor_fraction < 1, "in (0, 1)")
+        self._require("eval_crop", 0 < self.eval_crop <= 1, "in (0, 1]")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
+    SECTION: ClassVar[str] = "model"
+
     backbone: str = "resnet50"
     """Encoder name from the registry (byol.available_backbones())."""
     width: float = 1.0
@@ -79,18 +129,17 @@ class ModelConfig:
             raise ByolError(
                 f"--backbone {self.backbone!r} is unknown; choose one of {', '.join(available_backbones())}"
             )
-        if self.width <= 0:
-            raise ByolError(f"--width must be positive, got {self.width}")
-        if self.norm not in NORMS:
-            raise ByolError(f"model.norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if min(self.projector_hidden, self.projection_dim, self.predictor_hidden) < 1:
-            raise ByolError("head sizes must be positive")
-        if self.sync_bn not in ("auto", "on", "off"):
-            raise ByolError(f"model.sync_bn must be auto, on or off, got {self.sync_bn!r}")
+        self._require("width", self.width > 0, "positive")
+        self._one_of("norm", NORMS)
+        for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
+            self._require(key, getattr(self, key) >= 1, "at least 1")
+        self._one_of("sync_bn", ("auto", "on", "off"))
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(_Section):
+    SECTION: ClassVar[str] = "augment"
+
     view1: ViewParams = field(default_factory=lambda: ViewParams(blur_p=1.0, solarize_p=0.0))
     view2: ViewParams = field(default_factory=lambda: ViewParams(blur_p=0.1, solarize_p=0.2))
     interpolation: str = "bilinear"
@@ -101,14 +150,15 @@ class AugmentConfig:
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
 
     def validate(self) -> None:
-        if self.interpolation not in ("bilinear", "bicubic"):
-            raise ByolError(f"augment.interpolation must be bilinear or bicubic, got {self.interpolation!r}")
-        if self.compile not in ("auto", "on", "off"):
-            raise ByolError(f"augment.compile must be auto, on or off, got {self.compile!r}")
+        self._one_of("interpolation", ("bilinear", "bicubic"))
+        self._one_of("compile", ("auto", "on", "off"))
+        self._require("std", all(v > 0 for v in self.std), "three positive numbers")
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(_Section):
+    SECTION: ClassVar[str] = "optim"
+
     optimizer: str = "lars"
     """lars (the paper), sgd or adamw."""
     batch_size: int = 4096
@@ -130,20 +180,15 @@ class OptimConfig:
     """Apply the linear scaling rule batch/256 (off for AdamW presets)."""
 
     def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ByolError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.batch_size < 2:
-            raise ByolError(f"--batch-size must be at least 2 (BatchNorm needs a batch), got {self.batch_size}")
-        if self.accumulate < 1:
-            raise ByolError(f"--accumulate must be at least 1, got {self.accumulate}")
-        if not self.base_lr > 0:
-            raise ByolError(f"--lr must be positive, got {self.base_lr}")
-        if self.weight_decay < 0:
-            raise ByolError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.tau_base <= 1:
-            raise ByolError(f"--tau-base must be in [0, 1], got {self.tau_base}")
-        if self.warmup_epochs < 0:
-            raise ByolError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
+        self._one_of("optimizer", OPTIMIZERS)
+        self._require("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm needs a batch)")
+        self._require("accumulate", self.accumulate >= 1, "at least 1")
+        self._require("base_lr", self.base_lr > 0, "positive")
+        self._require("weight_decay", self.weight_decay >= 0, ">= 0")
+        self._require("momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        self._require("trust_coefficient", self.trust_coefficient > 0, "positive")
+        self._require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")
 
     def peak_lr(self, world_size: int = 1) -> float:
         batch = self.batch_size * self.accumulate * world_size
@@ -151,7 +196,9 @@ class OptimConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Section):
+    SECTION: ClassVar[str] = "run"
+
     epochs: float = 100
     """Length of the run in epochs (ignored when time_budget is set)."""
     time_budget: float | None = None
@@ -181,20 +228,20 @@ class RunConfig:
     keep_checkpoints: int = 2
 
     def validate(self) -> None:
-        if self.time_budget is None and not self.epochs > 0:
-            raise ByolError(f"--epochs must be positive, got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ByolError(f"--time-budget must be positive minutes, got {self.time_budget}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ByolError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.log_every < 1:
-            raise ByolError(f"--log-every must be at least 1, got {self.log_every}")
-        if self.knn_k < 1:
-            raise ByolError(f"--knn-k must be at least 1, got {self.knn_k}")
-        if self.keep_checkpoints < 1:
-            raise ByolError(f"--keep-checkpoints must be at least 1, got {self.keep_checkpoints}")
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
-            raise ByolError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        self._require("epochs", self.epochs > 0, "positive")
+        if self.time_budget is not None:
+            self._require("time_budget", self.time_budget > 0, "positive minutes")
+        self._require("seed", self.seed >= 0, ">= 0")
+        self._one_of("precision", ("auto", "fp32", "bf16"))
+        self._require("log_every", self.log_every >= 1, "at least 1")
+        self._require("knn_every", self.knn_every >= 0, ">= 0 (0: off)")
+        self._require("knn_k", self.knn_k >= 1, "at least 1")
+        self._require("knn_temperature", self.knn_temperature > 0, "positive")
+        self._require("knn_max_bank", self.knn_max_bank >= 1, "at least 1")
+        self._require("checkpoint_every_minutes", self.checkpoint_every_minutes >= 0, ">= 0 (0: at epoch ends only)")
+        self._require("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1")
+        device_ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        self._require("device", device_ok, "auto, cpu, cuda or cuda:N")
 
 
 @dataclass
@@ -234,21 +281,45 @@ def _build(cls, values: dict[str, Any], where: str, base: Any = None):
     if unknown:
         raise ByolError(f"unknown config key {where}.{unknown[0]}; known: {', '.join(sorted(known))}")
     kwargs = {}
+    hints = typing.get_type_hints(cls)
     for name, value in values.items():
         default = getattr(base, name)
         if isinstance(default, ViewParams):
             value = value if isinstance(value, ViewParams) else _build(ViewParams, value, f"{where}.{name}", default)
-        elif isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(default, str) and isinstance(value, bool):
-            value = "on" if value else "off"  # YAML reads on/off as booleans
-        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        else:
+            value = _typed(f"{where}.{name}", value, hints[name])
         kwargs[name] = value
     try:
         return dataclasses.replace(base, **kwargs)
     except (ValueError, TypeError) as e:
         raise ByolError(f"config {where}: {e}") from None
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type wants it, or a one-line error naming the key and the type."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):  # X | None
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and number and float(value).is_integer():
+        return int(value)
+    if hint is float and number:
+        return float(value)
+    if hint is str and isinstance(value, bool):
+        return "on" if value else "off"  # YAML reads on/off as booleans
+    if hint is str and (isinstance(value, str) or number):
+        return str(value)
+    if typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
+        kinds = typing.get_args(hint)
+        if len(kinds) == len(value) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return tuple(float(v) for v in value)
+    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint)
+    if kind is None and typing.get_origin(hint) is tuple:
+        kind = f"a list of {len(typing.get_args(hint))} numbers"
+    raise ByolError(f"{option_name(key)} must be {kind or hint}, got {value!r}")
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

@@ -1,16 +1,26 @@
-"""The one way byol writes a file: atomically, so that a crash never leaves a half-written one.
+"""The one way byol writes a file (atomically), and the lock that keeps one run per folder.
 
-Checkpoints, the encoder, config.yaml, summary.json, metrics rewrites, embeddings, exports and the
-image cache all go through ``atomic_write``.
+Checkpoints, the encoder, config.yaml, summary.json, metrics rewrites, embeddings, exports, reports
+and the image cache all go through ``atomic_write``: a crash never leaves a half-written file, and
+a failed write (a full disk) is a one-line error that names the file and the free space.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from byol import faults
+from byol.errors import ByolError
+
+
+class WriteFailed(ByolError, OSError):
+    """A file could not be written (disk full, permissions...); the previous file is intact."""
 
 
 @contextmanager
@@ -19,7 +29,8 @@ def atomic_write(path: str | Path, mode: str | None = "wb") -> Iterator[IO[Any] 
 
     Yields a file opened with ``mode`` on a temporary name in the same folder (``.NAME.tmpPID``);
     when the block ends without error the file is flushed, fsynced and renamed over ``path``, then
-    the folder is fsynced. On any error the temporary file is removed and ``path`` is untouched.
+    the folder is fsynced. On any error the temporary file is removed and ``path`` is untouched;
+    an ``OSError`` becomes ``WriteFailed``, whose message names the file and the free space.
     ``mode=None`` yields the temporary path instead, for writers that take a file name.
 
     Example:
@@ -31,19 +42,60 @@ def atomic_write(path: str | Path, mode: str | None = "wb") -> Iterator[IO[Any] 
         '{}'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if mode is None:
             yield tmp
         else:
             with open(tmp, mode) as f:
                 yield f
+        if faults.armed(f"mid-write:{path.name}"):
+            os.truncate(tmp, tmp.stat().st_size // 2)
+            faults.reached(f"mid-write:{path.name}")
         _fsync(tmp)
+        faults.reached(f"before-rename:{path.name}")
         os.replace(tmp, path)
+        _fsync(path.parent)
+    except OSError as e:
+        if isinstance(e, WriteFailed):
+            raise
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}; {_free_space(path)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync(path.parent)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a crash left in ``folder``."""
+    stale = sorted(Path(folder).glob(".*.tmp[0-9]*")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+@contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an OS lock (``flock``) on ``path`` while the block runs; it records this process's PID.
+
+    A second holder gets a one-line error naming the PID that holds it. The kernel drops the lock
+    when its process ends, however it ends, so a lock left by a killed run blocks nothing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ByolError(
+                f"{what} is in use by another process (PID {holder}); wait for it to end or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync(path: Path) -> None:
@@ -52,3 +104,11 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _free_space(path: Path) -> str:
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free in {folder}"
+    return "free space unknown"
+

@@ -1,4 +1,5 @@
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -221,3 +222,46 @@ def test_default_workers_are_the_usable_cores_at_most_8():
     from byol.dist import default_workers
 
     assert default_workers() == max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def _fake_cifar(root, monkeypatch, payload=None):
+    """torchvision's cifar-10-batches-py layout with small arrays; checksums waved through."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for i in range(1, 6):
+        arrays[i] = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        entry = {"data": arrays[i], "labels": [i % 10] * 4, "batch_label": f"batch {i}"}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(payload or entry, protocol=2))
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": arrays[1], "labels": [0] * 4}, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}, protocol=2))
+    monkeypatch.setenv("BYOL_DATASETS", str(root))
+    monkeypatch.setattr("torchvision.datasets.utils.check_integrity", lambda path, md5=None: True)
+    return arrays
+
+
+def test_named_cifar_files_are_read_without_running_pickled_code(tmp_path, monkeypatch):
+    from byol.data.named import load_named
+
+    arrays = _fake_cifar(tmp_path / "ok", monkeypatch)
+    images, labels, classes = load_named("cifar10", "train")
+    assert images.shape == (20, 32, 32, 3) and classes[3] == "c3" and labels[:5] == [1, 1, 1, 1, 2]
+    assert np.array_equal(images[0], arrays[1][0].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_BY_CIFAR",))
+
+
+def test_a_cifar_file_carrying_code_is_refused(tmp_path, monkeypatch):
+    from byol.data.named import load_named
+
+    monkeypatch.chdir(tmp_path)
+    _fake_cifar(tmp_path / "evil", monkeypatch, payload={"data": _Payload(), "labels": [0]})
+    with pytest.raises(ByolError, match="not a plain data file.*refused to load (posix|os).system"):
+        load_named("cifar10", "train")
+    assert not (tmp_path / "PWNED_BY_CIFAR").exists()

@@ -21,8 +21,15 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="byol", description="BYOL self-supervised learning (Grill et al. 2020).")
+    parser = OneLineParser(prog="byol", description="BYOL self-supervised learning (Grill et al. 2020).")
     parser.add_argument("--version", action="version", version=f"byol {importlib.import_module('byol').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():

@@ -8,33 +8,9 @@ import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment, pick_preset
-from byol.config import PRESETS, merge, resolve
+from byol.config import FLAGS, PRESETS, merge, resolve
 from byol.errors import ByolError
 from byol.train.checkpoint import list_checkpoints
-
-# flag -> (config section, key, type, help)
-FLAGS = {
-    "--epochs": ("run", "epochs", float, "length of the run in epochs"),
-    "--time-budget": ("run", "time_budget", float, "minutes of training instead of --epochs; schedules fit the budget"),
-    "--batch-size": ("optim", "batch_size", int, "images per forward pass and process"),
-    "--accumulate": ("optim", "accumulate", int, "micro-batches per optimiser step (emulates a larger batch)"),
-    "--lr": ("optim", "base_lr", float, "base learning rate per 256 images (LARS/SGD); AdamW: the rate itself"),
-    "--weight-decay": ("optim", "weight_decay", float, "weight decay (biases and norms excluded)"),
-    "--optimizer": ("optim", "optimizer", str, "lars, sgd or adamw"),
-    "--warmup-epochs": ("optim", "warmup_epochs", float, "linear warmup before the cosine decay"),
-    "--tau-base": ("optim", "tau_base", float, "initial target decay rate (rises to 1); lower it for short runs"),
-    "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet"),
-    "--width": ("model", "width", float, "channel multiplier of the backbone (e.g. 0.25 on a CPU)"),
-    "--image-size": ("data", "image_size", int, "side of the training views in pixels"),
-    "--workers": ("data", "workers", int, "data loader workers for streamed images"),
-    "--cache-dir": ("data", "cache_dir", str, "where decoded small images are cached"),
-    "--seed": ("run", "seed", int, "seed of initialisation, data order and augmentations"),
-    "--device": ("run", "device", str, "auto, cpu, cuda or cuda:N"),
-    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16"),
-    "--log-every": ("run", "log_every", int, "steps between metrics lines"),
-    "--knn-every": ("run", "knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
-    "--checkpoint-every": ("run", "checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),
-}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

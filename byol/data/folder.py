@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -32,6 +34,13 @@ class ImageList:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Count and SHA-256 of the sorted paths relative to ``root`` (a moved folder keeps it)."""
+        h = hashlib.sha256()
+        for p in sorted(str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p) for p in self.paths):
+            h.update(p.encode() + b"\0")
+        return {"count": len(self.paths), "sha256": h.hexdigest()}
 
     def subset(self, indices) -> ImageList:
         indices = list(indices)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,6 +200,10 @@ class TrainData:
     @property
     def labels(self) -> list[int] | None:
         return self.image_list.labels
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the images trained on: their count and a hash of their sorted relative paths."""
+        return self.image_list.fingerprint()
 
     @property
     def num_classes(self) -> int:

@@ -7,8 +7,10 @@ run's config and RNG states. It never holds pickled objects: ``torch.load(weight
 
 from __future__ import annotations
 
+import logging
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from torch import nn
 
 from byol.errors import ByolError
 from byol.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -82,23 +86,39 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
-def latest_checkpoint(run_dir: Path, map_location="cpu") -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint that reads, or None. A corrupt newest file falls back to the one before."""
-    errors = []
+def latest_checkpoint(
+    run_dir: Path, map_location="cpu", restore: Callable[[Path, dict[str, Any]], None] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that reads (and that ``restore`` accepts), or None when there is none.
+
+    A newest file that is corrupt, or that ``restore`` refuses with a ``ByolError`` (weights of
+    another model, say), falls back to the one before, with a warning naming both. When none is
+    usable: a one-line error with the newest one's problem.
+    """
+    errors: list[tuple[Path, str]] = []
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            return path, load_checkpoint(path, map_location)
+            ckpt = load_checkpoint(path, map_location)
+            if restore is not None:
+                restore(path, ckpt)
         except ByolError as e:
-            errors.append(str(e))
+            errors.append((path, str(e)))
+            continue
+        if errors:
+            log.warning("%s; resuming from the checkpoint before it, %s", errors[0][1], path)
+        return path, ckpt
     if errors:
-        raise ByolError(f"no readable checkpoint in {run_dir}: {errors[0]}")
+        raise ByolError(f"no usable checkpoint in {run_dir}: {errors[0][1]}")
     return None
 
 
-def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """``load_state_dict(strict=True)`` with a one-line error naming what did not match."""
+def load_state_strict(module: nn.Module | torch.optim.Optimizer, state: dict[str, Any], what: str) -> None:
+    """``load_state_dict`` (strict for modules) with a one-line error naming what did not match."""
     try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+        if isinstance(module, nn.Module):
+            module.load_state_dict(state, strict=True)
+        else:
+            module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as e:
         first = " ".join(str(e).split())[:300]
         raise ByolError(f"{what} does not match the model built from its config: {first}") from None

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from byol import faults
 from byol.data.loader import TrainData, seeded_generator
 from byol.dist import all_reduce_mean, from_rank0
 from byol.errors import ByolError
@@ -201,15 +202,16 @@ class KnnMonitor(Hook):
 
     def after_step(self, event: StepEvent) -> None:
         if event.step % self.every == 0 or event.last:
-            knn = self.evaluate()
+            knn = self.evaluate(event.step)
             self.logger.log(event.step, {"epoch": event.state.epoch, **knn})
             log.info("step %d: kNN top-1 %.4f", event.step, knn["knn_top1"])
             event.state.knn = knn
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, step: int = 0) -> dict[str, float]:
         run, data, cfg = self.run, self.run.data, self.run.cfg
         encoder, mean, std = run.method.online_encoder, cfg.augment.mean, cfg.augment.std
         bank, bank_y = extract_features(encoder, data.eval_batches(self.bank_idx), run.device, mean, std)
+        faults.reached(f"knn:{step}")
         query, query_y = extract_features(encoder, data.eval_batches(self.query_idx), run.device, mean, std)
         acc = knn_accuracy(bank, bank_y, query, query_y, cfg.run.knn_k, cfg.run.knn_temperature, data.num_classes)
         return {"knn_top1": acc["top1"], "knn_top5": acc["top5"]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from byol import faults
 from byol.data.loader import Batch
 from byol.train.engine import augmentation_generator, make_views, train_step
 from byol.train.hooks import Hook, StepEvent
@@ -31,6 +32,7 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                 lr = state.schedule.lr(state.step, run.peak_lr)
                 tau = state.schedule.tau(state.step, cfg.optim.tau_base)
                 result = train_step(run.model, run.optimizer, views, lr, run.autocast())
+                faults.reached(f"step:{state.step + 1}")
                 run.method.after_step(tau)  # BYOL: θ' ← τ·θ' + (1 − τ)·θ
                 state.step += 1
                 event = StepEvent(state, lr, tau, result, batches[-1].labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -11,10 +12,10 @@ from pathlib import Path
 from byol.config import Config
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
 from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
-from byol.files import atomic_write
+from byol.files import atomic_write, exclusive_lock
 from byol.train.hooks import default_hooks
 from byol.train.loop import train_loop
-from byol.train.setup import Run, build_run
+from byol.train.setup import LOCK_FILE, Run, build_run
 from byol.train.state import TrainState, start_state
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,18 @@ def pretrain(
     cfg.validate()
     device = resolve_device(cfg.run.device)
     info = init_distributed(device.type)
+    run_dir = Path(run_dir)
+    # One run per folder: rank 0 holds an OS lock on RUN_DIR/.lock until the run ends.
+    lock = exclusive_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") if info.is_main else contextlib.nullcontext()
     try:
-        run = build_run(cfg, Path(run_dir), resume, device, info)
-        state = start_state(run, resume)
-        if state.finished and _is_complete(run.run_dir):
-            log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
-            return _stored_result(run.run_dir)
-        train_loop(run, state, default_hooks(run, state, progress, on_step))
-        return finish(run, state)
+        with lock:
+            run = build_run(cfg, run_dir, resume, device, info)
+            state = start_state(run, resume)
+            if state.finished and _is_complete(run.run_dir):
+                log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
+                return _stored_result(run.run_dir)
+            train_loop(run, state, default_hooks(run, state, progress, on_step))
+            return finish(run, state)
     finally:
         shutdown_distributed(info)
 

@@ -21,6 +21,7 @@ from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
 from byol.dist import DistInfo, barrier
 from byol.errors import ByolError
+from byol.files import remove_stale_temporaries
 from byol.method import BYOL
 from byol.models.backbones import build_encoder
 from byol.optim import build_optimizer, param_groups
@@ -29,9 +30,13 @@ from byol.train.monitor import OnlineClassifier
 
 log = logging.getLogger(__name__)
 
+CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
+
 # Values that may differ when a run is resumed; the saved config keeps the others.
 RESUMABLE_CHANGES = (
     "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
+    "data.allow_changed",
 )  # fmt: skip
 
 
@@ -106,22 +111,39 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) -> Config:
-    """Create the run folder; on resume the saved config wins (a changed flag is refused)."""
-    config_path = run_dir / "config.yaml"
-    if config_path.exists() and ckpt_io.list_checkpoints(run_dir):
-        if not resume:
-            raise ByolError(f"{run_dir} already holds a run; resume it (the default) or choose another --out")
+    """Create the run folder, or take up the run it holds: its saved config wins, and options that
+    would change what is trained are refused. Temporary files left by a crash are removed."""
+    config_path = run_dir / CONFIG_FILE
+    if info.is_main:
+        for folder in (run_dir, run_dir / ckpt_io.CHECKPOINT_DIR):
+            if stale := remove_stale_temporaries(folder):
+                log.warning("removed %d file(s) a crash left half-written: %s", len(stale), ", ".join(map(str, stale)))
+    checkpoints = ckpt_io.list_checkpoints(run_dir)
+    if not config_path.exists():
+        if checkpoints:
+            raise ByolError(f"{run_dir} holds checkpoints but no {CONFIG_FILE}; restore it, or choose another --out")
+    elif checkpoints and not resume:
+        raise ByolError(
+            f"{run_dir} already holds a run (newest checkpoint {checkpoints[-1].name}); drop --no-resume to "
+            "continue it, or choose another --out"
+        )
+    else:
         saved = load_yaml(config_path)
         changed = [c for c in _differences(saved.to_dict(), cfg.to_dict()) if c not in RESUMABLE_CHANGES]
-        if changed:
+        if changed and checkpoints:
             raise ByolError(
                 f"{run_dir} was started with a different config ({', '.join(changed[:3])}); "
                 "use a new --out or the same options to resume"
             )
+        if changed:
+            raise ByolError(
+                f"{config_path} belongs to a run with other options ({', '.join(changed[:3])}) that wrote no "
+                f"checkpoint; choose another --out, or delete {config_path} to start this run there"
+            )
         for key in RESUMABLE_CHANGES:  # the new values apply
             section, name = key.split(".")
             setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
-        return saved
+        cfg = saved
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, config_path)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from byol.config import Config
+from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.schedules import lr_schedule, tau_schedule
 from byol.train import checkpoint as ckpt_io
@@ -88,20 +89,42 @@ class TrainState:
 
 
 def start_state(run: Run, resume: bool) -> TrainState:
-    """A fresh state, or the state of the newest readable checkpoint with the weights restored."""
-    found = ckpt_io.latest_checkpoint(run.run_dir, map_location=run.device) if resume else None
+    """A fresh state, or the state of the newest checkpoint that fits the model, weights restored.
+
+    A checkpoint of other data (another fingerprint of the image list) is refused unless
+    ``data.allow_changed`` is set.
+    """
+    found = ckpt_io.latest_checkpoint(run.run_dir, run.device, lambda p, c: _restore(run, p, c)) if resume else None
     if found is None:
+        truncate_metrics(run, 0)  # a run killed before its first checkpoint starts over
         return TrainState(0, Schedule.for_config(run.cfg, run.steps_per_epoch))
     path, ckpt = found
-    ckpt_io.load_state_strict(run.method, ckpt["model"], f"checkpoint {path}")
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    if run.classifier is not None and "classifier" in ckpt:
-        run.classifier.load(ckpt["classifier"])
+    _check_same_data(run, path, ckpt.get("data"))
     ckpt_io.set_rng_state(ckpt["rng"])
     step = int(ckpt["step"])
     truncate_metrics(run, step)
     log.info("resumed from %s at step %d", path, step)
     return TrainState(step, Schedule(**ckpt["schedule"]), elapsed_before=float(ckpt.get("elapsed", 0.0)))
+
+
+def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:
+    ckpt_io.load_state_strict(run.method, ckpt["model"], f"checkpoint {path}")
+    ckpt_io.load_state_strict(run.optimizer, ckpt["optimizer"], f"the optimiser state of checkpoint {path}")
+    if run.classifier is not None and "classifier" in ckpt:
+        run.classifier.load(ckpt["classifier"])
+
+
+def _check_same_data(run: Run, path, saved: dict[str, Any] | None) -> None:
+    now = run.data.fingerprint()
+    if saved is None or saved == now or run.cfg.data.allow_changed:
+        if saved is not None and saved != now:
+            log.warning("resuming on other data than %s was trained on (data.allow_changed)", path)
+        return
+    raise ByolError(
+        f"{path} was trained on other data ({saved['count']} images, fingerprint {saved['sha256'][:12]}) than "
+        f"{run.cfg.data.path} holds now ({now['count']} images, {now['sha256'][:12]}); resume on the same images, "
+        "or --set data.allow_changed=true to go on with these"
+    )
 
 
 def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
@@ -113,6 +136,7 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
         "step": state.step,
         "schedule": dataclasses.asdict(state.schedule),
         "config": run.cfg.to_dict(),
+        "data": run.data.fingerprint(),
         "rng": ckpt_io.rng_state(),
         "elapsed": state.elapsed(),
         "byol_version": __version__,

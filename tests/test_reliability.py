@@ -1,0 +1,281 @@
+"""Faults during training and mistakes in a run folder: nothing is lost, every error is one line."""
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import tiny_config
+from safetensors.torch import load_file
+
+from byol.cli.__main__ import main as cli
+from byol.errors import ByolError
+from byol.faults import FAULT_ENV
+from byol.files import exclusive_lock
+from byol.train import checkpoint as ckpt_io
+from byol.train.pretrain import pretrain
+
+
+def config(small, **run):
+    return tiny_config(small["train"], small["cache"], epochs=3, knn_every=0, deterministic=True, **run)
+
+
+@pytest.fixture(scope="module")
+def reference(small, tmp_path_factory):
+    """An unbroken deterministic run of 36 steps (12 per epoch): what every interrupted run must equal."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    pretrain(config(small), out, progress=False)
+    return load_file(str(out / "encoder.safetensors"))
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from helpers import tiny_config
+from byol.train.pretrain import pretrain
+pretrain(tiny_config({train!r}, {cache!r}, epochs=3, knn_every=0, deterministic=True), {out!r}, progress=False)
+"""
+
+
+def run_child(small, out, **env):
+    script = SCRIPT.format(
+        tests=os.path.dirname(__file__), train=str(small["train"]), cache=str(small["cache"]), out=str(out)
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
+
+
+@pytest.mark.parametrize("phase", ["mid-write", "before-rename"])
+def test_a_kill_inside_a_checkpoint_write_loses_nothing(small, tmp_path, reference, phase):
+    """SIGKILL while step 24's checkpoint is half written, or whole but not renamed: step 12's survives,
+    the temporary file is removed at the next start, and the resumed run ends where an unbroken one does."""
+    out = tmp_path / "run"
+    proc = run_child(small, out, **{FAULT_ENV: f"{phase}:step-000000024.pt"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
+    stale = list((out / "checkpoints").glob(".step-000000024.pt.tmp*"))
+    assert len(stale) == 1 and stale[0].stat().st_size > 0
+    ckpt_io.load_checkpoint(out / "checkpoints" / "step-000000012.pt")  # the previous one reads
+    result = pretrain(config(small), out, progress=False)
+    assert result.steps == 36 and not list((out / "checkpoints").glob(".*tmp*"))
+    resumed = load_file(str(out / "encoder.safetensors"))
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_a_full_disk_is_a_one_line_error_that_keeps_the_previous_checkpoint(small, tmp_path, capsys, monkeypatch):
+    import byol.files
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("step-000000024.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(byol.files.os, "replace", replace)
+    out = tmp_path / "run"
+    args = [
+        "pretrain",
+        str(small["train"]),
+        "--out",
+        str(out),
+        "--preset",
+        "cpu",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+    ]
+    args += ["--cache-dir", str(small["cache"]), "--workers", "0", "--no-progress", "--set", "augment.compile=off"]
+    args += ["--set", "model.projector_hidden=64", "--set", "model.predictor_hidden=64"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "step-000000024.pt" in err and "No space left on device" in err and "MiB free in" in err
+    assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
+    assert ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[0])["step"] == 12
+    assert not [p for p in (out / "checkpoints").iterdir() if ".tmp" in p.name]
+
+
+def test_a_second_run_in_the_same_folder_is_refused_naming_the_holder(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--cache-dir", str(small["cache"])]
+    with exclusive_lock(out / ".lock", "held"):
+        assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"in use by another process (PID {os.getpid()})" in err, err
+
+
+def test_a_lock_left_by_a_killed_run_blocks_nothing(small, tmp_path, reference):
+    out = tmp_path / "run"
+    hold = f"from byol.files import exclusive_lock\nwith exclusive_lock({str(out / '.lock')!r}, 'x'):\n"
+    hold += "    print('held', flush=True)\n    import time\n    time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(ByolError, match=f"PID {holder.pid}"):
+        pretrain(config(small), out, progress=False)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (out / ".lock").read_text().strip() == str(holder.pid)  # the dead holder's PID is still written
+    pretrain(config(small), out, progress=False)
+    assert all(torch.equal(reference[k], v) for k, v in load_file(str(out / "encoder.safetensors")).items())
+
+
+def _copy_run(run_dir, dest):
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("tb", "encoder.*", "summary.json", ".lock"))
+    return dest
+
+
+def test_a_checkpoint_of_another_model_falls_back_to_the_one_before(short_run, tmp_path, caplog):
+    """The newest checkpoint reads but does not fit (e.g. another backbone's): a warning names both
+    files and the run resumes from the one before; when none fits, a one-line error."""
+    from byol.config import load_yaml
+
+    run_dir, result = short_run
+    copy = _copy_run(run_dir, tmp_path / "copy")  # no encoder and summary: the run is not complete
+    cfg = load_yaml(copy / "config.yaml")
+    older, newest = ckpt_io.list_checkpoints(copy)
+
+    def spoil(path):
+        state = ckpt_io.load_checkpoint(path)
+        key = next(k for k in state["model"] if k.endswith("weight") and state["model"][k].ndim == 4)
+        state["model"][key] = torch.zeros(3, 3, 3, 3)
+        ckpt_io.atomic_save(state, path)
+
+    spoil(newest)
+    with caplog.at_level(logging.WARNING):
+        resumed = pretrain(cfg, copy, progress=False)
+    warning = next(r.getMessage() for r in caplog.records if "resuming from the checkpoint before" in r.getMessage())
+    assert newest.name in warning and older.name in warning and "does not match" in warning
+    assert resumed.steps == result.steps  # it trained from the older checkpoint to the end again
+    for path in ckpt_io.list_checkpoints(copy):
+        spoil(path)
+    (copy / "summary.json").unlink()
+    with pytest.raises(ByolError, match="no usable checkpoint in .*does not match") as e:
+        pretrain(cfg, copy, progress=False)
+    assert "\n" not in str(e.value)
+
+
+def test_resuming_on_other_images_is_refused_unless_allowed(small, tmp_path):
+    out = tmp_path / "run"
+    other = tmp_path / "other"
+    shutil.copytree(small["train"], other, symlinks=True)
+    sorted(sorted(other.iterdir())[0].iterdir())[0].unlink()  # one image fewer
+
+    class Crash(Exception):
+        pass
+
+    def crash(step):
+        if step == 14:
+            raise Crash
+
+    cfg = tiny_config(small["train"], small["cache"], epochs=2, knn_every=0)
+    with pytest.raises(Crash):
+        pretrain(cfg, out, progress=False, on_step=crash)
+    moved = tiny_config(other, small["cache"], epochs=2, knn_every=0)
+    with pytest.raises(ByolError) as e:
+        pretrain(moved, out, progress=False)
+    message = str(e.value)
+    assert "other data (400 images" in message and "(399 images" in message and "data.allow_changed=true" in message
+    assert "\n" not in message
+    moved.data.allow_changed = True
+    assert pretrain(moved, out, progress=False).steps == 24
+
+
+def test_a_config_without_checkpoints_is_not_overwritten_and_no_resume_says_what_to_do(
+    short_run, small, tmp_path, capsys
+):
+    out = tmp_path / "started"
+    out.mkdir()
+    from byol.config import save_yaml
+
+    other = tiny_config(small["train"], small["cache"], epochs=5)
+    save_yaml(other, out / "config.yaml")
+    before = (out / "config.yaml").read_text()
+    args = ["pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--cache-dir", str(small["cache"])]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "wrote no checkpoint" in err and "delete" in err, err
+    assert (out / "config.yaml").read_text() == before
+    run_dir, _ = short_run
+    assert cli(["pretrain", str(small["train"]), "--out", str(run_dir), "--preset", "cpu", "--no-resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "drop --no-resume to continue it" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def trial_data(cifar_root, tmp_path_factory):
+    from helpers import cifar_subset
+
+    base = tmp_path_factory.mktemp("trials")
+    return {"train": cifar_subset(cifar_root, "train", 20, base / "train"), "cache": base / "cache"}
+
+
+TRIAL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from helpers import tiny_config
+from byol.train.pretrain import pretrain
+cfg = tiny_config({train!r}, {cache!r}, epochs=3, knn_every=1, deterministic=True, checkpoint_every_minutes=0)
+pretrain(cfg, {out!r}, progress=False)
+"""
+
+
+def _run_state(out):
+    """What a finished run leaves: the encoder, the last checkpoint's weights (target included) and
+    optimiser state, and the metrics lines without their timings."""
+    ckpt = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
+    tensors = {f"model.{k}": v for k, v in ckpt["model"].items()}
+    for i, state in ckpt["optimizer"]["state"].items():
+        tensors.update({f"optim.{i}.{k}": v for k, v in state.items() if torch.is_tensor(v)})
+    tensors.update({f"encoder.{k}": v for k, v in load_file(str(out / "encoder.safetensors")).items()})
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return tensors, [{k: v for k, v in r.items() if k not in ("images_per_sec", "elapsed")} for r in rows]
+
+
+def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(trial_data, tmp_path):
+    """18 steps (6 per epoch), a kNN monitor and a checkpoint at each epoch end. Each trial SIGKILLs
+    the run at a random step inside a step, inside the monitor, or inside a checkpoint, encoder or
+    summary write, then re-runs it: weights, target, optimiser state and metrics equal an unbroken run."""
+    import random
+
+    def cfg():
+        return tiny_config(trial_data["train"], trial_data["cache"], epochs=3, knn_every=1, deterministic=True,
+                           checkpoint_every_minutes=0)  # fmt: skip
+
+    pretrain(cfg(), tmp_path / "unbroken", progress=False)
+    expected_tensors, expected_rows = _run_state(tmp_path / "unbroken")
+    rng = random.Random(11)
+    files = [f"step-{s:09d}.pt" for s in (6, 12, 18)] + ["encoder.safetensors", "encoder.json", "summary.json"]
+    points = [f"step:{rng.randint(1, 5)}"] + [
+        f"step:{rng.randint(7, 18)}" for _ in range(2)
+    ]  # before and after a checkpoint
+    points += [f"knn:{rng.choice([6, 12, 18])}" for _ in range(2)]
+    points += [f"{rng.choice(['mid-write', 'before-rename'])}:{name}" for name in rng.sample(files, 5)]
+    survived = []
+    for trial, point in enumerate(points):
+        out = tmp_path / f"trial{trial}"
+        script = TRIAL_SCRIPT.format(
+            tests=os.path.dirname(__file__),
+            train=str(trial_data["train"]),
+            cache=str(trial_data["cache"]),
+            out=str(out),
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, FAULT_ENV: point})  # fmt: skip
+        assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
+        pretrain(cfg(), out, progress=False)
+        tensors, rows = _run_state(out)
+        assert rows == expected_rows, point  # no duplicated or missing step
+        assert tensors.keys() == expected_tensors.keys()
+        assert all(torch.equal(tensors[k], expected_tensors[k]) for k in tensors), point
+        survived.append(point)
+    print(f"{len(survived)} kill trials survived: {', '.join(survived)}")
+    assert len(survived) == 10
