@@ -111,4 +111,3 @@ def _free_space(path: Path) -> str:
         if folder.exists():
             return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free in {folder}"
     return "free space unknown"
-

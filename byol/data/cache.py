@@ -32,8 +32,11 @@ def default_cache_dir() -> Path:
 def _key(images: ImageList, size: int, crop: float) -> str:
     h = hashlib.sha256(f"v1 size={size}".encode() + (b"" if crop == 1 else f" crop={crop!r}".encode()))
     for p in images.paths:
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:  # a broken link or a link loop: unreadable, skipped when decoded
+            h.update(f"{p}\0unreadable\n".encode())
     return h.hexdigest()[:20]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from byol.data.named import datasets_root, load_named, parse_name
 from byol.errors import ByolError
@@ -53,9 +53,16 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _walk_images(folder: Path) -> list[Path]:
+def _walk_images(folder: Path, seen: set[tuple[int, int]]) -> list[Path]:
+    """Image files below ``folder`` in sorted order, following links to folders; a folder already
+    in ``seen`` (device, inode) is not walked again, so a link loop ends and nothing is listed twice."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames.sort()
         found.extend(Path(dirpath) / f for f in sorted(filenames) if _is_image(f) and not f.startswith("."))
     return found
@@ -78,19 +85,22 @@ def list_images(root: str | Path) -> ImageList:
     if not root.is_dir():
         raise ByolError(f"data path {root} is not a folder")
     entries = sorted(os.scandir(root), key=lambda e: e.name)
+    st = root.stat()
+    seen = {(st.st_dev, st.st_ino)}
     top_images = [e for e in entries if e.is_file() and _is_image(e.name)]
     class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
     if not top_images and class_dirs:
         paths, labels, classes = [], [], []
         for d in class_dirs:
-            files = _walk_images(Path(d.path))
+            files = _walk_images(Path(d.path), seen)
             if files:
                 labels.extend([len(classes)] * len(files))
                 classes.append(d.name)
                 paths.extend(files)
         if len(classes) >= 2:
             return ImageList(root, paths, labels, classes)
-    paths = _walk_images(root)
+    seen = set()
+    paths = _walk_images(root, seen)
     if not paths:
         raise ByolError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {root}")
     return ImageList(root, paths, None, [])
@@ -99,16 +109,18 @@ def list_images(root: str | Path) -> ImageList:
 def open_rgb(path: Path) -> Image.Image:
     """Decode an image fully and convert it to RGB (grayscale, RGBA, palette, CMYK, 16-bit).
 
-    Raises one of ``UNREADABLE`` for unreadable or truncated files (PIL's default
-    ``LOAD_TRUNCATED_IMAGES = False``, which byol never changes) and ``ValueError`` for images of
-    more than ``Image.MAX_IMAGE_PIXELS`` pixels (decompression bombs), checked from the header before
-    decoding. Safe to call from several threads: no global state is touched.
+    The EXIF orientation of photos is applied. Raises one of ``UNREADABLE`` for unreadable or
+    truncated files (PIL's default ``LOAD_TRUNCATED_IMAGES = False``, which byol never changes) and
+    ``ValueError`` for images of more than ``Image.MAX_IMAGE_PIXELS`` pixels (decompression bombs),
+    checked from the header before decoding. Safe to call from several threads: no global state is
+    touched.
     """
     with Image.open(path) as img:
         limit = Image.MAX_IMAGE_PIXELS
         if limit and img.width * img.height > limit:
             raise ValueError(f"{path}: {img.width}×{img.height} pixels is over PIL's limit of {limit}")
         img.load()
+        img = ImageOps.exif_transpose(img)  # photos stored sideways come out upright
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
             background = Image.new("RGB", rgba.size, (255, 255, 255))  # composite onto white

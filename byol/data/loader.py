@@ -51,7 +51,7 @@ def probe_max_side(images: ImageList, count: int = 16) -> int:
         try:
             with Image.open(p) as img:
                 sides.append(max(img.size))
-        except (OSError, ValueError):
+        except UNREADABLE:
             continue
         if len(sides) >= count:
             break
@@ -99,8 +99,12 @@ class CachedImages:
 class TwoCropDataset(Dataset):
     """Streams images of any size: two per-sample random resized crops to ``size``, uint8.
 
-    Items are addressed as ``(epoch, index)`` so crops depend on the seed, not on the worker.
+    Items are addressed as ``(epoch, index)`` so crops depend on the seed, not on the worker. An
+    unreadable file is replaced by the next readable one (in folder order), so a batch keeps its
+    size (under torchrun every rank then counts the same steps); the item names the files it skipped.
     """
+
+    MAX_SUBSTITUTES = 100  # consecutive unreadable files before giving up on an item
 
     def __init__(self, images: ImageList, size: int, view1: ViewParams, view2: ViewParams, seed: int):
         self.images, self.size, self.views, self.seed = images, size, (view1, view2), seed
@@ -115,22 +119,24 @@ class TwoCropDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
-        path = self.images.paths[index]
+        bad: list[str] = []
+        for _ in range(self.MAX_SUBSTITUTES):
+            try:
+                img = open_rgb(self.images.paths[index])
+                break
+            except UNREADABLE:
+                bad.append(str(self.images.paths[index]))
+                index = (index + 1) % len(self.images)
+        else:
+            raise ByolError(f"{len(bad)} unreadable images in a row in {self.images.root}, from {bad[0]}")
         label = -1 if self.images.labels is None else self.images.labels[index]
-        try:
-            img = open_rgb(path)
-        except UNREADABLE:
-            return None
         g = seeded_generator(self.seed, epoch, index, 29)
-        return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index
+        return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index, bad
 
 
 def _collate_crops(items):
-    items = [it for it in items if it is not None]  # unreadable files are dropped from the batch
-    if not items:
-        return None
-    c1, c2, labels, idx = zip(*items)
-    return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx)
+    c1, c2, labels, idx, bad = zip(*items)
+    return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx), [p for b in bad for p in b]
 
 
 class TrainData:
@@ -173,8 +179,11 @@ class TrainData:
             view1, view2 = default_views(image_size)
         self.cached: CachedImages | None = None
         self.stream: TwoCropDataset | None = None
+        self.skipped: set[Path] = set()  # unreadable files met so far (all of them, for cached data)
         if uses_cache(self.image_list, image_size, cache):
             array, kept = load_cached(self.image_list, image_size, cache_dir, workers=max(workers, 2))
+            kept_set = set(kept)
+            self.skipped = {p for i, p in enumerate(self.image_list.paths) if i not in kept_set}
             self.image_list = self.image_list.subset(kept)
             self.cached = CachedImages(array, self.image_list.labels)
         else:
@@ -251,15 +260,14 @@ class TrainData:
             pin_memory=pin_memory,
             persistent_workers=False,
         )
-        skipped = 0
-        for item in loader:
-            if item is None or len(item[0]) < 2:
-                skipped += 1
-                continue
-            c1, c2, labels, idx = item
-            yield Batch(None, (c1, c2), labels if self.labels is not None else None, idx)
-        if skipped:
-            log.warning("epoch %d: %d batches had no readable image", epoch, skipped)
+        new: list[Path] = []  # unreadable files met for the first time this epoch: one warning at its end
+        try:
+            for c1, c2, labels, idx, bad in loader:
+                new += [p for p in map(Path, bad) if p not in self.skipped and p not in new]
+                yield Batch(None, (c1, c2), labels if self.labels is not None else None, idx)
+        finally:
+            self.skipped.update(new)
+            warn_skipped(new, len(self.image_list))
 
 
 def eval_images(

@@ -85,6 +85,9 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "seconds": result.seconds,
             "final_loss": result.final_loss,
             **result.knn,
+            # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
+            "skipped_images": len(run.data.skipped),
+            "skipped_files": sorted(map(str, run.data.skipped)),
         }
         with atomic_write(run.run_dir / SUMMARY_FILE, "w") as f:
             f.write(json.dumps(summary, indent=2) + "\n")
