@@ -226,6 +226,9 @@ class RunConfig(_Section):
     checkpoint_every_minutes: float = 10.0
     """Also checkpoint inside an epoch this often (0: only at epoch ends)."""
     keep_checkpoints: int = 2
+    max_skipped_steps: int = 10
+    """Steps in a row whose loss or gradients are not finite that are skipped (no update) before the
+    run stops with an error naming the last good checkpoint (0: stop at the first)."""
 
     def validate(self) -> None:
         self._require("epochs", self.epochs > 0, "positive")
@@ -240,6 +243,7 @@ class RunConfig(_Section):
         self._require("knn_max_bank", self.knn_max_bank >= 1, "at least 1")
         self._require("checkpoint_every_minutes", self.checkpoint_every_minutes >= 0, ">= 0 (0: at epoch ends only)")
         self._require("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1")
+        self._require("max_skipped_steps", self.max_skipped_steps >= 0, ">= 0")
         device_ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         self._require("device", device_ok, "auto, cpu, cuda or cuda:N")
 

@@ -150,3 +150,39 @@ def test_a_byol_step_equals_a_plain_reference_step(optimizer, micro_batches):
         for key, value in ref_state[i].items():
             if key != "step":
                 torch.testing.assert_close(opt.state[p][key], value, **close)
+
+
+def test_a_non_finite_loss_skips_the_update():
+    model = make()
+    opt = sgd(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    bad = views(5)
+    bad[0][0, 0, 0, 0] = float("nan")
+    result = train_step(model, opt, [bad], lr=0.1)
+    assert bool(result.skipped) and not torch.isfinite(result.loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, [p.detach() for p in model.parameters()]))
+    assert not bool(train_step(model, opt, [views(6)], lr=0.1).skipped)  # the next good batch trains
+
+
+@pytest.mark.parametrize("found", [0.0, 1.0])
+def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
+    """The sync-free path a GPU takes: ``found_inf`` set, the choice made by ``torch.where``."""
+    from byol import LARS, param_groups
+
+    flagged, plain = make(), make()
+    for m in (flagged, plain):
+        m(*views(7)).backward()
+    if found:
+        next(flagged.online_encoder.parameters()).grad[0] = float("nan")
+    opt_f, opt_p = LARS(param_groups(flagged, 1e-3), lr=0.1), LARS(param_groups(plain, 1e-3), lr=0.1)
+    opt_f.found_inf = torch.tensor(found)
+    before = [p.detach().clone() for p in flagged.parameters()]
+    opt_f.step()
+    opt_p.step()
+    if found:
+        assert all(torch.equal(a, b) for a, b in zip(before, flagged.parameters()))
+        assert all(
+            torch.equal(s["momentum_buffer"], torch.zeros_like(s["momentum_buffer"])) for s in opt_f.state.values()
+        )
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(flagged.parameters(), plain.parameters()))

@@ -66,13 +66,32 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
     assert rows[0]["projection_std_ratio"] == pytest.approx(rows[0]["projection_std"] * 4)  # √16
 
 
-def test_metrics_log_stops_on_a_non_finite_loss_naming_the_last_checkpoint(run):
+def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
+    state = TrainState(0, Schedule(100, 0, 12))
+    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
+    for loss in (1.0, math.nan, 3.0, 2.0, math.inf, math.nan, math.nan, math.nan):
+        state.step += 1
+        skipped = torch.tensor(not math.isfinite(loss))
+        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(loss), output(), skipped), None))
+    rows = read_metrics(run.run_dir)
+    assert [(r["loss"], r["skipped_steps"]) for r in rows] == [(2.0, 1), (None, 4)]  # the mean of 1, 3, 2
+    assert state.final_loss == 2.0  # the last mean that had steps
+
+
+def test_metrics_log_stops_after_too_many_skipped_steps_in_a_row(run):
+    run.cfg.run.max_skipped_steps = 2
     state = TrainState(0, Schedule(100, 0, 12))
     ckpt_io.atomic_save({"x": torch.zeros(1)}, ckpt_io.checkpoint_path(run.run_dir, 2))
     hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
-    advance(state, hook, [1.0, 1.0, math.nan])
-    with pytest.raises(ByolError, match=r"non-finite near step 4; the last good checkpoint is .*step-000000002\.pt"):
-        advance(state, hook, [1.0])
+    nan = (math.nan, True)
+    steps = [(1.0, False), nan, nan, (1.0, False), nan, nan, nan, (1.0, False)]  # 2 in a row, then 3
+    for loss, skip in steps[:-1]:
+        state.step += 1
+        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(loss), output(), torch.tensor(skip)), None))
+    state.step += 1
+    message = r"not finite for 3 steps in a row \(up to step 8\); the last good checkpoint is .*step-000000002\.pt; "
+    with pytest.raises(ByolError, match=message + "resume with a lower learning rate: the same command with --lr"):
+        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(1.0), output(), torch.tensor(False)), None))
 
 
 def test_metrics_log_warns_once_when_the_projections_collapse(run, caplog):

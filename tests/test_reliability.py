@@ -279,3 +279,34 @@ def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(tri
         survived.append(point)
     print(f"{len(survived)} kill trials survived: {', '.join(survived)}")
     assert len(survived) == 10
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run_which_resumes_with_a_lower_lr(small, tmp_path, monkeypatch):
+    """From step 15 every loss is NaN: those updates are skipped (weights stay finite, checkpoints
+    too), and after max_skipped_steps in a row the run stops naming the checkpoint and --lr. The
+    same run resumed with a lower --lr finishes; the change is recorded in config_history.jsonl."""
+    from byol.method import BYOL
+
+    real_forward, calls = BYOL.forward, {"n": 0}
+
+    def poisoned(self, view1, view2, return_outputs=False):
+        out = real_forward(self, view1, view2, return_outputs=return_outputs)
+        calls["n"] += 1
+        if calls["n"] >= 15:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(BYOL, "forward", poisoned)
+    cfg = tiny_config(small["train"], small["cache"], epochs=3, knn_every=0, log_every=4, max_skipped_steps=3)
+    with pytest.raises(ByolError, match=r"not finite for 6 steps in a row \(up to step 20\); the last good "
+                       r"checkpoint is .*step-000000012\.pt; resume with a lower learning rate"):  # fmt: skip
+        pretrain(cfg, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["skipped_steps"]) for r in rows if r["step"] > 12] == [(16, 2)]
+    monkeypatch.setattr(BYOL, "forward", real_forward)
+    lower = tiny_config(small["train"], small["cache"], epochs=3, knn_every=0, log_every=4, max_skipped_steps=3)
+    lower.optim.base_lr = cfg.optim.base_lr / 2
+    assert pretrain(lower, tmp_path / "run", progress=False).steps == 36
+    history = [json.loads(line) for line in (tmp_path / "run" / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["optim.base_lr"] == [cfg.optim.base_lr, cfg.optim.base_lr / 2]
+    assert history[-1]["from_step"] == 12

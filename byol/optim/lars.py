@@ -17,6 +17,10 @@ class LARS(Optimizer):
     Groups with ``lars_exclude=True`` (biases and normalisation parameters, see
     ``byol.optim.param_groups``) get neither weight decay nor the trust ratio, as in the paper.
 
+    Like PyTorch's fused optimisers, it takes a device flag ``found_inf`` (set as an attribute, as
+    AMP's GradScaler does): where it is 1 the step leaves parameters and momentum unchanged, decided
+    on the device without a host sync.
+
     Args:
         params: parameters or groups; a group may set ``lars_exclude``.
         lr: learning rate (> 0 except while warming up: 0 allowed).
@@ -55,6 +59,7 @@ class LARS(Optimizer):
             lars_exclude=False,
         )
         super().__init__(params, defaults)
+        self._step_supports_amp_scaling = True  # reads ``found_inf``
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -85,7 +90,15 @@ class LARS(Optimizer):
                 if "momentum_buffer" not in self.state[p]:
                     self.state[p]["momentum_buffer"] = torch.zeros_like(p)
             bufs = [self.state[p]["momentum_buffer"] for p in params]
-            torch._foreach_mul_(bufs, group["momentum"])
-            torch._foreach_add_(bufs, grads)
-            torch._foreach_add_(params, bufs, alpha=-lr)
+            found_inf = getattr(self, "found_inf", None)
+            if found_inf is None:
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_add_(bufs, grads)
+                torch._foreach_add_(params, bufs, alpha=-lr)
+                continue
+            new_bufs = torch._foreach_add(torch._foreach_mul(bufs, group["momentum"]), grads)
+            new_params = torch._foreach_add(params, new_bufs, alpha=-lr)
+            skip = found_inf.bool()
+            for old, new in zip(bufs + params, new_bufs + new_params):
+                old.copy_(torch.where(skip, old, new))  # NaN-safe: a skipped step keeps the old values
         return loss

@@ -19,6 +19,7 @@ Views = tuple[torch.Tensor, torch.Tensor]
 class StepResult:
     loss: torch.Tensor  # detached scalar on the device, the mean over micro-batches: no host sync here
     output: BYOLOutput  # of the last micro-batch, for the monitors
+    skipped: torch.Tensor | None = None  # bool on the device: the loss or a gradient was not finite
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -39,6 +40,9 @@ def train_step(
     ``model(view1, view2, return_outputs=True)``. Under DDP the gradients are all-reduced once, on
     the last micro-batch. The target is not touched here: call ``after_step(tau)`` (BYOL:
     ``update_target``) once per step, however many micro-batches, as the paper emulated large batches.
+
+    When the loss or a gradient is not finite the optimiser does not step (``result.skipped``),
+    as AMP's GradScaler skips: on a GPU without a host sync for LARS and fused SGD/AdamW.
     """
     set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
@@ -53,8 +57,30 @@ def train_step(
             out = model(view1, view2, return_outputs=True)
         (out.loss / n).backward()
         total += out.loss.detach() / n
-    optimizer.step()
-    return StepResult(total, out)
+    skipped = non_finite(total, optimizer)
+    guarded_step(optimizer, skipped)
+    return StepResult(total, out, skipped)
+
+
+def non_finite(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """Whether the loss or any gradient holds an inf or a NaN: one reduction on the device, no sync."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    norms = torch.stack(torch._foreach_norm(grads)).sum() if grads else torch.zeros((), device=loss.device)
+    return ~torch.isfinite(loss + norms.to(loss.device))
+
+
+def guarded_step(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()`` unless ``skip``. Optimisers that take a device flag (LARS; SGD and AdamW
+    when fused) get it as ``found_inf`` and decide on the device; the others cost a host sync, which
+    on a CPU is free (nothing runs ahead of the host there)."""
+    if getattr(optimizer, "_step_supports_amp_scaling", False) and skip.device.type != "cpu":
+        optimizer.found_inf = skip.float()
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.found_inf
+    elif not skip.item():
+        optimizer.step()
 
 
 def make_views(

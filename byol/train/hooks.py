@@ -74,22 +74,30 @@ class Hook:
 class MetricsLog(Hook):
     """Training figures every ``log_every`` steps (and at the last step), averaged over all ranks.
 
-    The losses and the online classifier's hits are summed on the device in between, so logging is
-    the loop's only host sync. A non-finite mean loss stops the run with a one-line error naming the
+    The losses, the online classifier's hits and the steps skipped for a non-finite loss or gradient
+    are counted on the device in between, so logging is the loop's only host sync. More than
+    ``run.max_skipped_steps`` skipped steps in a row stop the run with a one-line error naming the
     last good checkpoint; the first collapsed-looking batch gets one warning.
     """
 
     def __init__(self, run: Run, logger: MetricsLogger, start_step: int):
         self.run, self.logger, self.log_every = run, logger, run.cfg.run.log_every
-        self.loss_sum = torch.zeros((), device=run.device)
-        self.correct = torch.zeros((), device=run.device, dtype=torch.long)
+        zeros = lambda dtype: torch.zeros((), device=run.device, dtype=dtype)  # noqa: E731
+        self.loss_sum, self.good = zeros(torch.float32), zeros(torch.long)
+        self.skipped, self.streak, self.longest_streak = zeros(torch.long), zeros(torch.long), zeros(torch.long)
+        self.correct = zeros(torch.long)
         self.seen, self.labelled = 0, 0
         self.since_time, self.since_step = time.perf_counter(), start_step
         self.collapse_warned = False
 
     def after_step(self, event: StepEvent) -> None:
-        run = self.run
-        self.loss_sum += event.result.loss
+        run, result = self.run, event.result
+        skipped = result.skipped if result.skipped is not None else torch.zeros((), dtype=torch.bool, device=run.device)
+        self.loss_sum += torch.where(skipped, 0.0, result.loss)
+        self.good += ~skipped
+        self.skipped += skipped
+        self.streak = (self.streak + 1) * skipped
+        self.longest_streak = torch.maximum(self.longest_streak, self.streak)
         if run.classifier is not None and event.labels is not None:
             y = event.labels.to(run.device, non_blocking=True)
             self.correct += run.classifier.step(event.result.output.representation_view1, y)
@@ -100,11 +108,16 @@ class MetricsLog(Hook):
 
     def _log(self, event: StepEvent) -> None:
         info, step, now = self.run.info, event.step, time.perf_counter()
-        mean_loss = (all_reduce_mean(self.loss_sum, info) / max(step - self.since_step, 1)).item()  # all ranks
-        if not math.isfinite(mean_loss):
+        good, skipped, streak = int(self.good), int(self.skipped), int(self.longest_streak)
+        if skipped and streak > self.run.cfg.run.max_skipped_steps:
             last = ckpt_io.list_checkpoints(self.run.run_dir)
             where = f"; the last good checkpoint is {last[-1]}" if last else ""
-            raise ByolError(f"loss became non-finite near step {step}{where}; lower --lr and resume")
+            raise ByolError(
+                f"the loss or the gradients were not finite for {streak} steps in a row (up to step {step}){where}; "
+                f"resume with a lower learning rate: the same command with --lr {self.run.cfg.optim.base_lr / 2:g}"
+            )
+        # The mean loss of the steps that counted, over all ranks (they skip the same steps).
+        mean_loss = (all_reduce_mean(self.loss_sum, info) / good).item() if good else None
         out = event.result.output
         pstd = projection_std(out.projection_view1)
         values: dict[str, Any] = {
@@ -117,6 +130,7 @@ class MetricsLog(Hook):
             "projection_std_ratio": pstd * math.sqrt(out.projection_view1.shape[1]),
             "effective_rank": effective_rank(out.representation_view1),
             "elapsed": event.state.elapsed(),
+            "skipped_steps": skipped,
         }
         if self.labelled:
             # Every rank sees as many labels per step: the mean count over ranks / ours.
@@ -128,10 +142,11 @@ class MetricsLog(Hook):
                 step, values["projection_std_ratio"],
             )  # fmt: skip
             self.collapse_warned = True
-        event.state.final_loss = mean_loss
+        if mean_loss is not None:
+            event.state.final_loss = mean_loss
         event.state.last_logs = values
-        self.loss_sum.zero_()
-        self.correct.zero_()
+        for counter in (self.loss_sum, self.good, self.skipped, self.longest_streak, self.correct):
+            counter.zero_()
         self.seen, self.labelled, self.since_time, self.since_step = 0, 0, now, step
 
     def close(self) -> None:
@@ -279,7 +294,8 @@ class ProgressBar(Hook):
             self.shown_logs = logs
             self.bar.set_postfix(
                 refresh=False,
-                ep=f"{logs['epoch']:.2f}", loss=f"{logs['loss']:.3f}", lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}",
+                ep=f"{logs['epoch']:.2f}", loss="skipped" if logs["loss"] is None else f"{logs['loss']:.3f}",
+                lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}",
                 ips=f"{logs['images_per_sec']:.0f}",
             )  # fmt: skip
         self.bar.update(1)

@@ -8,8 +8,10 @@ monitors. ``build_run`` returns one ``Run``; resuming (``byol.train.state``) and
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
 from byol.dist import DistInfo, barrier
 from byol.errors import ByolError
-from byol.files import remove_stale_temporaries
+from byol.files import atomic_write, remove_stale_temporaries
 from byol.method import BYOL
 from byol.models.backbones import build_encoder
 from byol.optim import build_optimizer, param_groups
@@ -36,8 +38,9 @@ LOCK_FILE = ".lock"
 # Values that may differ when a run is resumed; the saved config keeps the others.
 RESUMABLE_CHANGES = (
     "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
-    "data.allow_changed",
+    "data.allow_changed", "optim.base_lr",
 )  # fmt: skip
+HISTORY_FILE = "config_history.jsonl"  # one line per resume that changed any of them
 
 
 @dataclass
@@ -140,14 +143,32 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
                 f"{config_path} belongs to a run with other options ({', '.join(changed[:3])}) that wrote no "
                 f"checkpoint; choose another --out, or delete {config_path} to start this run there"
             )
-        for key in RESUMABLE_CHANGES:  # the new values apply
+        applied = {}
+        for key in RESUMABLE_CHANGES:  # the new values apply, and are recorded
             section, name = key.split(".")
-            setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
+            old, new = getattr(getattr(saved, section), name), getattr(getattr(cfg, section), name)
+            if old != new:
+                applied[key] = [old, new]
+            setattr(getattr(saved, section), name, new)
+        if applied and info.is_main:
+            _record_history(run_dir, applied)
         cfg = saved
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, config_path)
     return cfg
+
+
+def _record_history(run_dir: Path, applied: dict[str, list]) -> None:
+    path = run_dir / HISTORY_FILE
+    lines = path.read_text().splitlines() if path.exists() else []
+    steps = [int(p.stem.split("-")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
+    lines.append(
+        json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "from_step": max(steps, default=0), **applied})
+    )
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log.info("resumed with changed options: %s", ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in applied.items()))
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
