@@ -31,7 +31,8 @@ FLAGS = {
     "--epochs": ("run", "epochs", float, "length of the run in epochs"),
     "--time-budget": ("run", "time_budget", float, "minutes of training instead of --epochs; schedules fit the budget"),
     "--batch-size": ("optim", "batch_size", int, "images per forward pass and process"),
-    "--accumulate": ("optim", "accumulate", int, "micro-batches per optimiser step (emulates a larger batch)"),
+    "--accumulate": ("optim", "accumulate", int, "batches per optimiser step (emulates a larger batch)"),
+    "--micro-batch": ("optim", "micro_batch", str, "images per forward pass: auto (what fits in memory) or N"),
     "--lr": ("optim", "base_lr", float, "base learning rate per 256 images (LARS/SGD); AdamW: the rate itself"),
     "--weight-decay": ("optim", "weight_decay", float, "weight decay (biases and norms excluded)"),
     "--optimizer": ("optim", "optimizer", str, "lars, sgd or adamw"),
@@ -164,7 +165,10 @@ class OptimConfig(_Section):
     batch_size: int = 4096
     """Images per forward pass (per process); the effective batch is batch_size × accumulate × processes."""
     accumulate: int = 1
-    """Micro-batches per optimiser step; the target is updated once per step, as the paper emulated big batches."""
+    """Batches per optimiser step; the target is updated once per step, as the paper emulated big batches."""
+    micro_batch: str = "auto"
+    """Images per forward pass: auto (what fits in memory; the whole batch when it fits) or a number.
+    Gradients of the passes are accumulated, so the step sees the whole batch; BatchNorm sees each pass."""
     base_lr: float = 0.2
     """Learning rate per 256 images: lr = base_lr × effective batch / 256 (LARS, SGD). AdamW uses it as is."""
     weight_decay: float = 1.5e-6
@@ -183,6 +187,8 @@ class OptimConfig(_Section):
         self._one_of("optimizer", OPTIMIZERS)
         self._require("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm needs a batch)")
         self._require("accumulate", self.accumulate >= 1, "at least 1")
+        micro_ok = self.micro_batch == "auto" or (self.micro_batch.isdigit() and int(self.micro_batch) >= 2)
+        self._require("micro_batch", micro_ok, "auto or a whole number of at least 2 (BatchNorm needs a batch)")
         self._require("base_lr", self.base_lr > 0, "positive")
         self._require("weight_decay", self.weight_decay >= 0, ">= 0")
         self._require("momentum", 0 <= self.momentum < 1, "in [0, 1)")

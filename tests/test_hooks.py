@@ -211,3 +211,28 @@ def test_metrics_file_has_no_lines_after_the_resumed_step(run):
         logger.log(step, {"loss": 1.0})
     truncate_metrics(run, 12)
     assert [json.loads(line)["step"] for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()] == [4, 8, 12]
+
+
+def test_long_run_warning_says_once_when_the_run_would_take_days(run, caplog):
+    from byol.train.hooks import LongRunWarning
+
+    state = TrainState(0, Schedule(100_000, 0, 12))
+    state.elapsed = clock = Clock()
+    hook = LongRunWarning(run, start_step=0)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(30):
+            clock.now += 2.0  # 2 s per step: 100,000 steps are 2.3 days
+            state.step += 1
+            hook.after_step(event(state, 1.0))
+    warnings = [r.getMessage() for r in caplog.records if "days on this machine" in r.getMessage()]
+    assert len(warnings) == 1 and "at 2.0 s per step the 99992 steps left take about 2.3 days" in warnings[0]
+    assert "--preset cpu" in warnings[0]
+    quick = TrainState(0, Schedule(1_000, 0, 12))
+    quick.elapsed = clock
+    hook = LongRunWarning(run, start_step=0)
+    caplog.clear()
+    for _ in range(30):
+        clock.now += 2.0
+        quick.step += 1
+        hook.after_step(event(quick, 1.0))
+    assert not [r for r in caplog.records if "days" in r.getMessage()]

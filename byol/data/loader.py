@@ -80,6 +80,17 @@ class Batch:
     labels: torch.Tensor | None  # (B,) int64, -1 when unlabelled
     indices: torch.Tensor
 
+    def split(self, parts: int) -> list[Batch]:
+        """``parts`` batches of near-equal size (differing by at most one image), in order."""
+        if parts == 1:
+            return [self]
+
+        def cut(t):
+            return [None] * parts if t is None else torch.tensor_split(t, parts)
+
+        crops = zip(*(torch.tensor_split(c, parts) for c in self.crops)) if self.crops else [None] * parts
+        return [Batch(*p) for p in zip(cut(self.images), crops, cut(self.labels), cut(self.indices))]
+
 
 class CachedImages:
     """Same-size uint8 images in memory (``(N, H, W, 3)``), with labels or None."""

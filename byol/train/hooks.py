@@ -7,6 +7,7 @@ whether this step is its step. In the order the loop calls them:
   every ``run.log_every`` steps (the only host syncs), to metrics.jsonl and TensorBoard.
 - ``TimeBudget``: with ``--time-budget``, lays the schedule over the steps the budget allows
   (estimated from measured speed) and stops the run when the time is up.
+- ``LongRunWarning``: says once when a run of fixed length would take days on this machine.
 - ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
 - ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
 - ``ProgressBar``: the tqdm bar.
@@ -196,6 +197,32 @@ class TimeBudget(Hook):
         log.info("time budget: %.2f s per step, %d steps in all", per_step, schedule.total_steps)
 
 
+class LongRunWarning(Hook):
+    """Says once, after the first timed steps, when a run of fixed length would take days here."""
+
+    WARMUP_STEPS, TIMED_STEPS, DAY = 3, 5, 24 * 3600.0
+
+    def __init__(self, run: Run, start_step: int):
+        self.run, self.first_step, self.mark = run, start_step, None
+
+    def after_step(self, event: StepEvent) -> None:
+        state = event.state
+        if state.schedule.budget_seconds is not None or self.mark == "done":
+            return
+        if self.mark is None and event.step >= self.first_step + self.WARMUP_STEPS:
+            self.mark = (event.step, state.elapsed())
+        elif self.mark is not None and event.step >= self.mark[0] + self.TIMED_STEPS:
+            per_step = (state.elapsed() - self.mark[1]) / (event.step - self.mark[0])
+            remaining = per_step * (state.schedule.total_steps - event.step)
+            if remaining > self.DAY:
+                hint = "; on a CPU, --preset cpu learns visibly in minutes" if self.run.device.type == "cpu" else ""
+                log.warning(
+                    "at %.1f s per step the %d steps left take about %.1f days on this machine%s",
+                    per_step, state.schedule.total_steps - event.step, remaining / self.DAY, hint,
+                )  # fmt: skip
+            self.mark = "done"
+
+
 class KnnMonitor(Hook):
     """Weighted kNN accuracy of a fixed held-out part of a labelled training set (rank 0 only).
 
@@ -318,6 +345,8 @@ def default_hooks(
     """The hooks of ``byol pretrain``, in the order they run after each step."""
     logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
     hooks: list[Hook] = [MetricsLog(run, logger, state.step), TimeBudget(run, state.step)]
+    if run.info.is_main:
+        hooks.append(LongRunWarning(run, state.step))
     if KnnMonitor.wanted(run):
         hooks.append(KnnMonitor(run, logger))
     hooks.append(Checkpointer(run))
@@ -332,6 +361,7 @@ __all__ = [
     "Checkpointer",
     "Hook",
     "KnnMonitor",
+    "LongRunWarning",
     "MetricsLog",
     "ProgressBar",
     "StepCallback",

@@ -25,9 +25,10 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
     try:
         while not state.finished:
             for batches in step_batches(run, state.step):
+                chunks = [chunk for batch in batches for chunk in batch.split(run.micro_chunks)]  # forward passes
                 views = [
-                    make_views(run.augment, batch, run.device, generator, run.memory_format)
-                    for generator, batch in zip(_generators(run, state.step, len(batches)), batches)
+                    make_views(run.augment, chunk, run.device, generator, run.memory_format)
+                    for generator, chunk in zip(_generators(run, state.step, len(chunks)), chunks)
                 ]
                 lr = state.schedule.lr(state.step, run.peak_lr)
                 tau = state.schedule.tau(state.step, cfg.optim.tau_base)
@@ -35,7 +36,7 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                 faults.reached(f"step:{state.step + 1}")
                 run.method.after_step(tau)  # BYOL: θ' ← τ·θ' + (1 − τ)·θ
                 state.step += 1
-                event = StepEvent(state, lr, tau, result, batches[-1].labels)
+                event = StepEvent(state, lr, tau, result, chunks[-1].labels)
                 for hook in hooks:
                     hook.after_step(event)
                 if state.finished:

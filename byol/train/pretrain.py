@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "final_loss": result.final_loss,
             **result.knn,
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
+            "micro_batch": math.ceil(cfg.optim.batch_size / run.micro_chunks),
             "skipped_images": len(run.data.skipped),
             "skipped_files": sorted(map(str, run.data.skipped)),
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ from torch import nn
 from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
-from byol.dist import DistInfo, barrier
+from byol.dist import DistInfo, barrier, from_rank0
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
 from byol.method import BYOL
 from byol.models.backbones import build_encoder
 from byol.optim import build_optimizer, param_groups
 from byol.train import checkpoint as ckpt_io
+from byol.train.memory import Probe, fit_micro_batch, micro_chunks
 from byol.train.monitor import OnlineClassifier
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class Run:
     memory_format: torch.memory_format
     steps_per_epoch: int
     precision: str  # fp32 or bf16, resolved from run.precision for the device
+    micro_chunks: int = 1  # forward passes per batch (optim.micro_batch): gradients accumulated over them
 
     @property
     def images_per_step(self) -> int:
@@ -104,10 +107,44 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
         classifier = OnlineClassifier(method.feature_dim, data.num_classes).to(device)
     precision = resolve_precision(cfg.run.precision, device)
     log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
-    return Run(
+    run = Run(
         cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
         memory_format, steps_per_epoch, precision,
     )  # fmt: skip
+    run.micro_chunks = _micro_chunks(run)
+    return run
+
+
+def _micro_chunks(run: Run) -> int:
+    """Forward passes per batch: ``optim.micro_batch``, or as many as fit (``byol.train.memory``)."""
+    cfg, batch = run.cfg, run.cfg.optim.batch_size
+    if cfg.optim.micro_batch != "auto":
+        micro, how = min(int(cfg.optim.micro_batch), batch), "--micro-batch"
+    else:
+        eager = TwoViewAugment(
+            cfg.data.image_size, cfg.augment.view1, cfg.augment.view2, cfg.augment.mean, cfg.augment.std,
+            cfg.augment.interpolation,
+        )  # fmt: skip
+        views = lambda images: make_views_for_probe(eager, images, run)  # noqa: E731
+        probe = Probe(run.method, views, cfg.data.image_size, run.device, run.autocast)
+        micro, how = fit_micro_batch(batch, probe, run.device)
+        micro = from_rank0(micro, run.info, run.device)  # every rank splits its batch alike
+    chunks = micro_chunks(batch, micro)
+    if chunks > 1:
+        log.warning(
+            "micro-batch: the batch of %d images per process runs as %d forward passes of about %d (%s); their "
+            "gradients are accumulated, and BatchNorm statistics are per pass, as in the paper's emulation of "
+            "large batches",
+            batch, chunks, math.ceil(batch / chunks), how,
+        )  # fmt: skip
+    else:
+        log.info("micro-batch: the whole batch of %d in one forward pass (%s)", batch, how)
+    return chunks
+
+
+def make_views_for_probe(augment: TwoViewAugment, images: torch.Tensor, run: Run):
+    g = torch.Generator(device=run.device).manual_seed(0)
+    return tuple(v.contiguous(memory_format=run.memory_format) for v in augment(images, g))
 
 
 # ---- run folder and config ----------------------------------------------------------------------
