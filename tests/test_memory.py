@@ -65,8 +65,8 @@ def test_on_a_cpu_the_micro_batch_is_sized_to_the_memory_available(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 200 * 2**20)
     micro, how = fit_micro_batch(4096, probe, torch.device("cpu"))
     assert 2 <= micro < 4096 and "MiB per image measured" in how
-    per_image = float(how.split(" MiB per image")[0])
-    assert micro == int(200 * 0.6 / per_image)  # 60% of what is free, at the measured cost per image
+    per_image = float(how.split(" MiB per image")[0])  # as printed, to 0.1 MiB
+    assert micro == pytest.approx(200 * 0.6 / per_image, rel=0.05 / per_image + 0.01, abs=1)  # 60% of what is free
     assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())  # probes left no trace
     assert all(p.grad is None for p in method.parameters())
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**20)

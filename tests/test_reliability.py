@@ -291,7 +291,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run_which_resumes_with_a_low
 
     def poisoned(self, view1, view2, return_outputs=False):
         out = real_forward(self, view1, view2, return_outputs=return_outputs)
-        calls["n"] += 1
+        calls["n"] += return_outputs  # the training steps' calls (the start's memory probe asks for the loss only)
         if calls["n"] >= 15:
             out.loss = out.loss * float("nan")
         return out
