@@ -48,14 +48,22 @@ def test_every_numeric_flag_with_text_is_one_line(flag, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "optim.nope=1"], "unknown config key optim.nope"),
+        (["--batch-size", "0"], "--batch-size must be at least 2"),
+        (["--batch-size", "1024"], "fewer than one batch of 1024"),
+        (["--backbone", "vit"], "--backbone 'vit' is unknown"),
+        (["--lr", "-1"], "--lr must be positive"),
+        (["--set", "model.nrom=layernorm"], "unknown config key model.nrom"),
         (["--set", "nope.key=1"], "unknown config section 'nope'"),
         (["--set", "optim.batch_size"], "expected section.key=value"),
+        (["--preset", "nope"], "--preset 'nope' is neither"),
         (["--preset", "missing.yaml"], "--preset 'missing.yaml' is neither"),
+        (["--device", "tpu"], "--device must be"),
         (["--device", "cuda:x"], "--device 'cuda:x' is not a device"),
+        (["--micro-batch", "1"], "--micro-batch must be auto or a whole number of at least 2"),
     ],
 )
-def test_malformed_options_are_one_line(args, message, tmp_path, capsys):
-    code = cli(["pretrain", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "cpu", *args])
+def test_malformed_options_are_one_line(small, args, message, tmp_path, capsys):
+    base = ["pretrain", str(small["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu"]
+    code = cli([*base, "--cache-dir", str(small["cache"]), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
