@@ -189,7 +189,9 @@ def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, t
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "budget")[-1])
     assert state["schedule"]["estimated"] and state["schedule"]["total_steps"] == result.steps
     rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["tau"] > 0.999  # τ reached (nearly) 1 at the end of the budget, not of 1000 epochs
+    # τ neared 1 at the end of the budget (over 1000 epochs it would still be 0.996). Not 0.999: a
+    # machine that slows down mid-run (a shared CI host) ends the budget before the estimated last step.
+    assert rows[-1]["tau"] > 0.998
 
 
 def test_cli_augment_writes_a_grid_with_the_preset_pretrain_would_pick(small, tmp_path, capsys):
