@@ -176,6 +176,53 @@ def test_checkpointer_saves_at_epoch_ends_on_time_and_at_the_end_keeping_the_new
     assert saved["step"] == 30 and saved["schedule"]["total_steps"] == 30 and "classifier" in saved
 
 
+def test_background_checkpoints_hold_the_weights_of_their_step_and_raise_write_errors(run, monkeypatch):
+    """The GPU path, run on a CPU: the file is written after training has moved the weights on."""
+    import threading
+
+    from byol.files import WriteFailed
+
+    release, real_save = threading.Event(), ckpt_io.atomic_save
+
+    def held_save(obj, path):  # the write starts only once the loop has changed the weights
+        assert release.wait(10)
+        real_save(obj, path)
+
+    monkeypatch.setattr(ckpt_io, "atomic_save", held_save)
+    state = TrainState(11, Schedule(30, 0, 12))
+    hook = Checkpointer(run, background=True)
+    first = next(run.method.online_encoder.parameters())
+    before = first.detach().clone()
+    advance(state, hook, [1.0])  # step 12, an epoch end: the write is in flight
+    assert hook.writer.pending is not None and ckpt_io.list_checkpoints(run.run_dir) == []
+    with torch.no_grad():
+        first.fill_(7.0)  # the next steps
+    release.set()
+    hook.close()
+    saved = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(run.run_dir)[-1])
+    key = next(k for k in saved["model"] if k.startswith("online_encoder"))
+    assert saved["step"] == 12 and torch.equal(saved["model"][key], before)
+
+    def failing_save(obj, path):
+        raise WriteFailed(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(ckpt_io, "atomic_save", failing_save)
+    hook = Checkpointer(run, background=True)
+    advance(state, hook, [1.0] * 12)  # step 24: the write fails in the background
+    with pytest.raises(WriteFailed, match="step-000000024.pt: No space"):
+        hook.close()
+
+
+def test_the_data_fingerprint_is_hashed_once_a_run_not_at_every_checkpoint(run, monkeypatch):
+    calls = []
+    real = type(run.data.image_list).fingerprint
+    monkeypatch.setattr(type(run.data.image_list), "fingerprint", lambda self: calls.append(1) or real(self))
+    state = TrainState(0, Schedule(36, 0, 12))
+    advance(state, Checkpointer(run), [1.0] * 36)  # three checkpoints
+    saved = [ckpt_io.load_checkpoint(p)["data"] for p in ckpt_io.list_checkpoints(run.run_dir)]
+    assert len(calls) == 1 and saved[0] == saved[-1] == real(run.data.image_list)
+
+
 def test_checkpointer_refuses_to_write_non_finite_weights(run):
     state = TrainState(11, Schedule(30, 0, 12))
     with torch.no_grad():

@@ -200,6 +200,7 @@ class TrainData:
         else:
             self.stream = TwoCropDataset(self.image_list, image_size, view1, view2, seed)
         self.active = torch.arange(len(self.image_list))  # the images epochs draw from
+        self._fingerprint: dict[str, Any] | None = None
         self._check_size(path)
 
     def _check_size(self, where) -> None:
@@ -222,8 +223,12 @@ class TrainData:
         return self.image_list.labels
 
     def fingerprint(self) -> dict[str, Any]:
-        """What identifies the images trained on: their count and a hash of their sorted relative paths."""
-        return self.image_list.fingerprint()
+        """What identifies the images trained on: their count and a hash of their sorted relative paths.
+
+        Hashed once (every checkpoint holds it: 50,000 paths took seconds of each GPU checkpoint)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.image_list.fingerprint()
+        return dict(self._fingerprint)
 
     @property
     def num_classes(self) -> int:

@@ -270,13 +270,16 @@ class Checkpointer(Hook):
     """An atomic checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the last step.
 
     Rank 0 writes; the newest ``keep_checkpoints`` are kept. Non-finite weights are never written
-    over good checkpoints.
+    over good checkpoints. On a GPU the file is written in a background thread
+    (``checkpoint.CheckpointWriter``) while training goes on; ``close`` waits for it.
     """
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, background: bool | None = None):
         self.run = run
         self.minutes = run.cfg.run.checkpoint_every_minutes
         self.last_time = time.perf_counter()
+        background = run.device.type == "cuda" if background is None else background
+        self.writer = ckpt_io.CheckpointWriter(run.run_dir, run.cfg.run.keep_checkpoints, background)
 
     def after_step(self, event: StepEvent) -> None:
         if not self.run.info.is_main:
@@ -287,13 +290,16 @@ class Checkpointer(Hook):
 
     def save(self, state: TrainState) -> None:
         ckpt = checkpoint_state(self.run, state)
-        if not all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point()):
+        weights = [v for v in ckpt["model"].values() if v.is_floating_point()]
+        if not bool(torch.stack([torch.isfinite(v).all() for v in weights]).all()):  # one host sync
             raise ByolError(
                 f"weights became non-finite at step {state.step}; not overwriting good checkpoints. Lower --lr"
             )
-        ckpt_io.atomic_save(ckpt, ckpt_io.checkpoint_path(self.run.run_dir, state.step))
-        ckpt_io.prune(self.run.run_dir, self.run.cfg.run.keep_checkpoints)
+        self.writer.write(ckpt, state.step)
         self.last_time = time.perf_counter()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class ProgressBar(Hook):
