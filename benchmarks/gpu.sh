@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU figure byol needs, in one prepared run of under 8 minutes on one H100/H200:
+# Every GPU figure byol needs, in one prepared run of about 8 minutes on one H100/H200:
 #   1. augment: two 224 px views on CUDA, batch 1024, eager and compiled   (target >= 50,000 img/s)
 #   2. step: ResNet-18 CIFAR at batch 512 and ResNet-50 224 px at batch 128, bf16 + channels_last,
 #      eager and compiled, against the backbone alone: images/s and TFLOP/s
 #   3. byol pretrain of ResNet-18 on the CIFAR-10 folder for a 4-minute --time-budget, then kNN
-#   4. the same CLI under torchrun --nproc_per_node 1 (NCCL), one epoch
+#   4. where the pretrain loop's time goes, part by part (benchmarks/loop.py, compiled, batch 512)
+#   5. the same CLI under torchrun --nproc_per_node 1 (NCCL), 15 seconds
 # Everything lands in one JSON file (--out, default $OUT/gpu.json when $OUT is set, else gpu.json).
 #
-#   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 4]     # on a GPU machine
+#   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 3]     # on a GPU machine
 #   bash benchmarks/gpu.sh --smoke                       # tiny sizes on a CPU, in seconds (make test)
 #
 # DATA is a folder with train/ and test/ (ImageFolder). Default: ../shared/data/cifar10, else the
@@ -16,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SMOKE=0
 DATA=""
-MINUTES=4
+MINUTES=3
 OUTFILE="${OUT:+$OUT/gpu.json}"
 OUTFILE="${OUTFILE:-gpu.json}"
 while [ $# -gt 0 ]; do
@@ -79,6 +80,8 @@ EOF
   STEP=(--configs convnet_32px --batch 16 --repeats 1 --steps 1 --warmup 1 --impls byol floor_cl)
   STEP_COMPILED=()
   PRETRAIN=("${TINY[@]}" --time-budget 0.05)
+  LOOP=(--preset cpu --batch 16 --steps 3 --warmup 1 --set model.projector_hidden=64 --set model.predictor_hidden=64
+        --set augment.compile=off)
   TORCHRUN=("${TINY[@]}" --time-budget 0.05)
 else
   DEVICE=cuda
@@ -92,13 +95,14 @@ else
   STEP=(--configs r18w1_32px r50_224px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl)
   STEP_COMPILED=(--configs r18w1_32px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl --compile)
   PRETRAIN=(--preset cifar10 --time-budget "$MINUTES" --batch-size 512 --compile)
+  LOOP=(--preset cifar10 --batch 512 --compile --steps 300 --warmup 30)
   TORCHRUN=(--preset cifar10 --time-budget 0.25 --batch-size 512)
 fi
 
 "$PY" -c 'import json, platform, torch; print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.cuda.is_available(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))' >"$WORK/env.log"
 tail -n 1 "$WORK/env.log" | "$PY" -c 'import json,sys; print(json.dumps({"section": "env", **json.loads(sys.stdin.read())}))' >>"$LINES"
 
-# Seconds per section: about 8 minutes in all with a 4-minute pretraining.
+# Seconds per section: about 8 minutes in all with a 3-minute pretraining.
 record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"
 record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
 if [ ${#STEP_COMPILED[@]} -gt 0 ]; then
@@ -116,6 +120,7 @@ ips = [r["images_per_sec"] for r in rows[len(rows) // 4 :]]  # the steady part, 
 print(json.dumps({"section": "pretrain_speed", "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
                   "log_lines": len(rows)}))
 EOF
+  record loop 150 "$PY" "$ROOT/benchmarks/loop.py" --data "$DATA/train" --device "$DEVICE" "${LOOP[@]}"
   record torchrun 45 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol.cli pretrain "$DATA/train" \
     --out "$WORK/run-torchrun" --device "$DEVICE" --no-progress "${TORCHRUN[@]}"
 else

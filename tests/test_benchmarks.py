@@ -18,12 +18,13 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
-    assert set(figures) == {"env", "augment", "step", "pretrain", "knn", "pretrain_speed", "torchrun"}
+    assert set(figures) == {"env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "torchrun"}
     assert not [k for k, v in figures.items() if "error" in v]
     assert figures["augment"]["byol_eager_32px_1t"] > 0 and figures["augment"]["pil_32px_1t"] > 0
     assert figures["step"]["convnet_32px_b16_byol_s"] > 0 and figures["step"]["convnet_32px_b16_byol_vs_floor_cl"] > 0
     assert figures["pretrain"]["steps"] > 0 and 0 <= figures["knn"]["top1"] <= 1
     assert figures["torchrun"]["steps"] > 0 and figures["pretrain_speed"]["images_per_sec_median"] > 0
+    assert figures["loop"]["parts_calls"]["step (fwd+bwd+opt)"] == 3 and figures["loop"]["full_images_per_sec"] > 0
 
 
 def test_step_benchmark_times_every_implementation_and_counts_flops():
@@ -44,3 +45,20 @@ def test_step_benchmark_times_every_implementation_and_counts_flops():
     assert gflop["byol"] > gflop["floor_cl"] > 0  # the heads add arithmetic to the backbone's
     assert gflop["floor"] == gflop["floor_cl"]  # the memory format changes the speed, not the work
     assert figures["convnet_32px_b8_byol_vs_floor_cl"] > 0
+
+
+def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import loop
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    argv = ["--data", str(small["train"]), "--batch", "64", "--steps", "6", "--warmup", "1"]
+    assert loop.main([*argv, "--set", "augment.compile=off"]) == 0  # compiling would take a minute here
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    calls = figures["parts_calls"]
+    # 400 images / 64 = 6 steps an epoch: each part once a step, the Checkpointer's file once (max > 0).
+    assert calls["step (fwd+bwd+opt)"] == calls["data (batch)"] == calls["views (augment)"] == 6
+    assert calls["Checkpointer"] == calls["MetricsLog"] == calls["target update"] == 6
+    assert figures["parts_max_ms"]["Checkpointer"] > 0 and abs(sum(figures["parts_share"].values()) - 1) < 0.01
+    assert figures["bare_images_per_sec"] > 0 and figures["full_images_per_sec"] > 0
