@@ -21,7 +21,8 @@ from byol.data.augment import ViewParams
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.models.backbones import available_backbones
+from byol.method import METHODS
+from byol.models.backbones import ENCODER_NORMS, available_backbones
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
 
@@ -39,6 +40,10 @@ FLAGS = {
     "--warmup-epochs": ("optim", "warmup_epochs", float, "linear warmup before the cosine decay"),
     "--tau-base": ("optim", "tau_base", float, "initial target decay rate (rises to 1); lower it for short runs"),
     "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet"),
+    "--method": ("model", "method", str, "byol, or simclr (the contrastive baseline: same encoder, heads, views)"),
+    "--temperature": ("model", "temperature", float, "simclr: NT-Xent temperature"),
+    "--head-norm": ("model", "norm", str, "norm in projector and predictor: batchnorm, layernorm, groupnorm, none"),
+    "--encoder-norm": ("model", "encoder_norm", str, "norm in the encoder: batchnorm or groupnorm-ws"),
     "--width": ("model", "width", float, "channel multiplier of the backbone (e.g. 0.25 on a CPU)"),
     "--image-size": ("data", "image_size", int, "side of the training views in pixels"),
     "--workers": ("data", "workers", int, "data loader workers for streamed images"),
@@ -54,6 +59,7 @@ FLAGS = {
 
 _FLAG_OF = {f"{section}.{key}": flag for flag, (section, key, _, _) in FLAGS.items()}
 _FLAG_OF.update({"run.compile": "--compile", "run.deterministic": "--deterministic"})
+_FLAG_OF.update({"model.use_predictor": "--no-predictor", "augment.color": "--no-color"})
 
 
 def option_name(key: str) -> str:
@@ -117,8 +123,15 @@ class ModelConfig(_Section):
     projector_hidden: int = 4096
     projection_dim: int = 256
     predictor_hidden: int = 4096
+    method: str = "byol"
+    """byol, or simclr: the contrastive baseline (NT-Xent, no predictor, no target), all else shared."""
+    temperature: float = 0.5
+    """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
     norm: str = "batchnorm"
-    """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none."""
+    """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
+    encoder_norm: str = "batchnorm"
+    """Normalisation in the encoder: batchnorm, or groupnorm-ws (GroupNorm + weight-standardised convolutions,
+    no batch statistics anywhere; Richemond et al. 2020)."""
     use_predictor: bool = True
     """Ablation only: BYOL collapses without its predictor."""
     sync_bn: str = "auto"
@@ -132,6 +145,9 @@ class ModelConfig(_Section):
             )
         self._require("width", self.width > 0, "positive")
         self._one_of("norm", NORMS)
+        self._one_of("encoder_norm", ENCODER_NORMS)
+        self._one_of("method", METHODS)
+        self._require("temperature", self.temperature > 0, "positive")
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
             self._require(key, getattr(self, key) >= 1, "at least 1")
         self._one_of("sync_bn", ("auto", "on", "off"))
@@ -149,6 +165,14 @@ class AugmentConfig(_Section):
     std: tuple[float, float, float] = IMAGENET_STD
     compile: str = "auto"
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
+    color: bool = True
+    """False: no colour jitter and no grayscale in either view (the paper's colour ablation, table 5)."""
+
+    def views(self) -> tuple[ViewParams, ViewParams]:
+        """The two views' parameters as training uses them (``color`` applied)."""
+        if self.color:
+            return self.view1, self.view2
+        return tuple(dataclasses.replace(v, jitter_p=0.0, grayscale_p=0.0) for v in (self.view1, self.view2))
 
     def validate(self) -> None:
         self._one_of("interpolation", ("bilinear", "bicubic"))

@@ -35,6 +35,7 @@ def encoder_meta(
         "mean": list(mean),
         "std": list(std),
         "eval_crop": eval_crop,
+        "norm": model_cfg.encoder_norm,
         "byol_version": __version__,
     }
 
@@ -64,8 +65,9 @@ def save_encoder(encoder: nn.Module, meta: dict[str, Any], run_dir: Path) -> Pat
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
     return build_encoder(
-        meta["backbone"], width=meta["width"], image_size=meta["image_size"], small_images=meta["small_images"]
-    ).module
+        meta["backbone"], width=meta["width"], image_size=meta["image_size"], small_images=meta["small_images"],
+        norm=meta.get("norm", "batchnorm"),
+    ).module  # fmt: skip
 
 
 def _read_meta(file: Path) -> dict[str, Any]:

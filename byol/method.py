@@ -11,8 +11,9 @@ L2-normalised vectors, summed over both view orders:
 After each optimiser step: θ' ← τ·θ' + (1 − τ)·θ  (``update_target``).
 
 A training loop needs two calls of a method module: ``forward(view1, view2)`` for the loss and
-``after_step(tau)`` after the optimiser step; another method (e.g. a contrastive baseline) plugs
-into the same loop by providing the same two.
+``after_step(tau)`` after the optimiser step. ``SimCLR`` (Chen et al. 2020), the contrastive
+baseline of the paper's comparisons, plugs into the same loop with the same two calls: same
+encoder, projector and views, no predictor and no target, NT-Xent in place of the regression loss.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from byol.losses import regression_loss
+from byol.losses import nt_xent_loss, regression_loss
 from byol.models.heads import MLP
+
+METHODS = ("byol", "simclr")
 
 
 @dataclass
@@ -76,6 +79,10 @@ class BYOL(nn.Module):
         """The online encoder: the part users keep."""
         return self.online_encoder
 
+    def trained_modules(self) -> list[nn.Module]:
+        """What the optimiser trains (the target is moved by ``update_target`` only)."""
+        return [self.online_encoder, self.online_projector, self.predictor]
+
     def online_parameters(self) -> list[nn.Parameter]:
         """Parameters the target averages, in the same order as ``target_parameters``."""
         return [*self.online_encoder.parameters(), *self.online_projector.parameters()]
@@ -119,3 +126,56 @@ class BYOL(nn.Module):
         """
         target, online = self.target_parameters(), self.online_parameters()
         torch._foreach_lerp_(target, [p.detach() for p in online], 1.0 - tau)
+
+
+class SimCLR(nn.Module):
+    """SimCLR (Chen et al. 2020), BYOL's contrastive baseline: one network, encoder → projector,
+    both views through it, NT-Xent over the batch (``losses.nt_xent_loss``). Same encoder, projector
+    and augmentations as BYOL here, so the loss is the one difference; negatives are those of this
+    process's batch.
+
+    Args:
+        encoder, feature_dim, projector_hidden, projection_dim, norm: as ``BYOL``'s.
+        temperature: NT-Xent's T.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        feature_dim: int,
+        projector_hidden: int = 4096,
+        projection_dim: int = 256,
+        norm: str = "batchnorm",
+        temperature: float = 0.5,
+    ):
+        super().__init__()
+        self.online_encoder = encoder
+        self.online_projector = MLP(feature_dim, projector_hidden, projection_dim, norm)
+        self.feature_dim, self.temperature = feature_dim, temperature
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.online_encoder
+
+    def trained_modules(self) -> list[nn.Module]:
+        return [self.online_encoder, self.online_projector]
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor, return_outputs: bool = False):
+        representation_view1 = self.online_encoder(view1)  # (B, feature_dim)
+        projection_view1 = self.online_projector(representation_view1)  # (B, projection_dim)
+        projection_view2 = self.online_projector(self.online_encoder(view2))
+        loss = nt_xent_loss(projection_view1, projection_view2, self.temperature)
+        if not return_outputs:
+            return loss
+        return BYOLOutput(loss, representation_view1, projection_view1, projection_view2)
+
+    def after_step(self, tau: float) -> None:
+        """Nothing to move: SimCLR has no target."""
+
+
+def build_method(model_cfg, encoder: nn.Module, feature_dim: int) -> BYOL | SimCLR:
+    """The method module that ``model_cfg.method`` names, around ``encoder``."""
+    m = model_cfg
+    if m.method == "simclr":
+        return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature)
+    return BYOL(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)

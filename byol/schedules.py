@@ -8,8 +8,12 @@ import math
 def tau_schedule(step: int, total_steps: int, tau_base: float = 0.996) -> float:
     """Target decay rate: ``τ_k = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2`` (Grill et al. 2020, §3.2).
 
-    Starts at ``tau_base`` for k = 0 and reaches exactly 1 at k = K.
+    Starts at ``tau_base`` for k = 0 and reaches exactly 1 at k = K. The paper's two fixed ablations
+    (table 5a) are its ends: ``tau_base = 1`` keeps the target frozen at its random start, and
+    ``tau_base = 0`` is held at 0 (the target is the online network at every step), not scheduled.
     """
+    if tau_base == 0.0:
+        return 0.0
     if total_steps <= 0:
         return 1.0
     k = min(max(step, 0), total_steps)

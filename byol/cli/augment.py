@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise ByolError("--num-images must be at least 1")
     preset = pick_preset(args.preset, args.data)
     cfg = resolve(preset, {"data": {"image_size": args.image_size}} if args.image_size else {})
-    size, v1, v2 = cfg.data.image_size, cfg.augment.view1, cfg.augment.view2
+    size, (v1, v2) = cfg.data.image_size, cfg.augment.views()
     images = list_images(args.data)
     g = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(images), generator=g)[: args.num_images].tolist()

@@ -14,12 +14,21 @@ from byol.train.checkpoint import list_checkpoints
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p, out_help="run folder: config, metrics, checkpoints, encoder")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    resume.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_config_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
+    """DATA, --out, --preset and every config flag: what ``overrides_from_args`` reads."""
     p.add_argument(
         "data",
         help="folder of images (ImageFolder-style <class>/*.jpg, or unlabelled), or cifar10, cifar100, stl10[:SPLIT] "
         "from torchvision's files under $BYOL_DATASETS",
     )
-    p.add_argument("--out", required=True, help="run folder: config, metrics, checkpoints, encoder")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument(
         "--preset",
         default="auto",
@@ -29,13 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=typ, default=None, help=help_text)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA)")
     p.add_argument("--deterministic", action="store_true", default=None, help="deterministic kernels (exact resume)")
+    p.add_argument("--no-predictor", action="store_true", default=None, help="ablation: no predictor (BYOL collapses)")
+    p.add_argument("--no-color", action="store_true", default=None, help="ablation: no colour jitter, no grayscale")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. model.norm=none"
     )
-    resume = p.add_mutually_exclusive_group()
-    resume.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
-    resume.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -50,6 +57,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         out = merge(out, {"run": {"compile": True}})
     if args.deterministic:
         out = merge(out, {"run": {"deterministic": True}})
+    if args.no_predictor:
+        out = merge(out, {"model": {"use_predictor": False}})
+    if args.no_color:
+        out = merge(out, {"augment": {"color": False}})
     for item in args.set:
         path, value = parse_assignment(item)
         out = merge(out, nested(path, value))

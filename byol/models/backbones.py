@@ -7,6 +7,7 @@ with ``strict=True`` into ``torchvision.models.resnetXX()`` once its ``fc`` is `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +43,12 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_encoder(name: str, width: float = 1.0, image_size: int = 224, small_images: bool | None = None) -> Encoder:
+ENCODER_NORMS = ("batchnorm", "groupnorm-ws")
+
+
+def build_encoder(
+    name: str, width: float = 1.0, image_size: int = 224, small_images: bool | None = None, norm: str = "batchnorm"
+) -> Encoder:
     """Build a registered backbone.
 
     Args:
@@ -50,14 +56,61 @@ def build_encoder(name: str, width: float = 1.0, image_size: int = 224, small_im
         width: channel multiplier (e.g. 0.25 for CPU-sized runs).
         image_size: side of the training images; picks the stem when ``small_images`` is None.
         small_images: 3×3 stride-1 stem without max-pool; default: ``byol.constants.is_small(image_size)``.
+        norm: ``batchnorm``, or ``groupnorm-ws``: every BatchNorm a GroupNorm and every convolution
+            weight-standardised, no batch statistics anywhere (Richemond et al. 2020).
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(available_backbones())}")
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
+    if norm not in ENCODER_NORMS:
+        raise ValueError(f"unknown encoder norm {norm!r}; choose one of {', '.join(ENCODER_NORMS)}")
     if small_images is None:
         small_images = is_small(image_size)
-    return _REGISTRY[name](width=width, small_images=small_images)
+    encoder = _REGISTRY[name](width=width, small_images=small_images)
+    if norm == "groupnorm-ws":
+        encoder = Encoder(groupnorm_ws(encoder.module), encoder.feature_dim)
+    return encoder
+
+
+class WSConv2d(nn.Conv2d):
+    """A convolution whose weights are standardised per output channel before use (Qiao et al. 2019):
+    ``ŵ = (w − mean(w)) / sqrt(var(w) + eps)`` over each filter's inputs and kernel."""
+
+    eps = 1e-5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        var, mean = torch.var_mean(w, dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return self._conv_forward(x, (w - mean) * torch.rsqrt(var + self.eps), self.bias)
+
+
+def group_count(channels: int, groups: int = 32) -> int:
+    """GroupNorm groups for ``channels``: 32 as Wu & He 2018 and Richemond et al. 2020, fewer when
+    the channels do not divide by 32 (narrow CPU-sized encoders)."""
+    return math.gcd(groups, channels)
+
+
+def groupnorm_ws(module: nn.Module) -> nn.Module:
+    """``module`` with every ``BatchNorm2d`` replaced by ``GroupNorm`` (same affine start) and every
+    ``Conv2d`` by a ``WSConv2d`` with the same weights, in place; module names are kept."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            gn = nn.GroupNorm(group_count(child.num_features), child.num_features, eps=child.eps)
+            with torch.no_grad():
+                gn.weight.copy_(child.weight)
+                gn.bias.copy_(child.bias)
+            setattr(module, name, gn)
+        elif type(child) is nn.Conv2d:
+            ws = WSConv2d(
+                child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                child.dilation, child.groups, child.bias is not None, child.padding_mode,
+            )  # fmt: skip
+            ws.load_state_dict(child.state_dict())
+            setattr(module, name, ws)
+        else:
+            groupnorm_ws(child)
+    return module
 
 
 def _scaled(channels: int, width: float) -> int:

@@ -34,10 +34,10 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256, norm: str = "batchnorm"):
-        # A bias right before BatchNorm is cancelled by its mean subtraction.
+        # As the official release (haiku's MLP): a bias on the first Linear, none on the last.
         super().__init__(
-            nn.Linear(in_dim, hidden_dim, bias=norm != "batchnorm"),
+            nn.Linear(in_dim, hidden_dim),
             make_norm1d(norm, hidden_dim),
             nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, out_dim),
+            nn.Linear(hidden_dim, out_dim, bias=False),
         )

@@ -3,10 +3,10 @@
 After every optimiser step the loop hands each hook a ``StepEvent``; a hook decides for itself
 whether this step is its step. In the order the loop calls them:
 
-- ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
-  every ``run.log_every`` steps (the only host syncs), to metrics.jsonl and TensorBoard.
 - ``TimeBudget``: with ``--time-budget``, lays the schedule over the steps the budget allows
   (estimated from measured speed) and stops the run when the time is up.
+- ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
+  every ``run.log_every`` steps and at the last (the only host syncs), to metrics.jsonl and TensorBoard.
 - ``LongRunWarning``: says once when a run of fixed length would take days on this machine.
 - ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
 - ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
@@ -130,6 +130,7 @@ class MetricsLog(Hook):
             "projection_std": pstd,
             "projection_std_ratio": pstd * math.sqrt(out.projection_view1.shape[1]),
             "effective_rank": effective_rank(out.representation_view1),
+            "projection_rank": effective_rank(out.projection_view1),  # → 1 when the projections collapse
             "elapsed": event.state.elapsed(),
             "skipped_steps": skipped,
         }
@@ -350,7 +351,8 @@ def default_hooks(
 ) -> list[Hook]:
     """The hooks of ``byol pretrain``, in the order they run after each step."""
     logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
-    hooks: list[Hook] = [MetricsLog(run, logger, state.step), TimeBudget(run, state.step)]
+    # The time budget first: when it ends the run, the metrics of the last step are logged.
+    hooks: list[Hook] = [TimeBudget(run, state.step), MetricsLog(run, logger, state.step)]
     if run.info.is_main:
         hooks.append(LongRunWarning(run, state.step))
     if KnnMonitor.wanted(run):

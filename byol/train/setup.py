@@ -25,7 +25,7 @@ from byol.data.loader import TrainData
 from byol.dist import DistInfo, barrier, from_rank0
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
-from byol.method import BYOL
+from byol.method import BYOL, SimCLR, build_method
 from byol.models.backbones import build_encoder
 from byol.optim import build_optimizer, param_groups
 from byol.train import checkpoint as ckpt_io
@@ -55,7 +55,7 @@ class Run:
     info: DistInfo
     data: TrainData
     augment: TwoViewAugment
-    method: BYOL  # the plain module: state dict, target update, the encoder users keep
+    method: BYOL | SimCLR  # the plain module: state dict, target update, the encoder users keep
     model: nn.Module  # what runs forward: ``method``, or its DDP / compiled wrapper
     optimizer: torch.optim.Optimizer
     peak_lr: float
@@ -93,8 +93,7 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     data, steps_per_epoch = _build_data(cfg, info)
     augment = TwoViewAugment(
         cfg.data.image_size,
-        cfg.augment.view1,
-        cfg.augment.view2,
+        *cfg.augment.views(),
         cfg.augment.mean,
         cfg.augment.std,
         cfg.augment.interpolation,
@@ -122,7 +121,7 @@ def _micro_chunks(run: Run) -> int:
         micro, how = min(int(cfg.optim.micro_batch), batch), "--micro-batch"
     else:
         eager = TwoViewAugment(
-            cfg.data.image_size, cfg.augment.view1, cfg.augment.view2, cfg.augment.mean, cfg.augment.std,
+            cfg.data.image_size, *cfg.augment.views(), cfg.augment.mean, cfg.augment.std,
             cfg.augment.interpolation,
         )  # fmt: skip
         views = lambda images: make_views_for_probe(eager, images, run)  # noqa: E731
@@ -257,8 +256,7 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
         cfg.data.path,
         cfg.data.image_size,
         cfg.optim.batch_size,
-        cfg.augment.view1,
-        cfg.augment.view2,
+        *cfg.augment.views(),
         seed=cfg.run.seed,
         cache=cfg.data.cache,
         cache_dir=cfg.data.cache_dir or None,
@@ -294,18 +292,15 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
 
 def build_model(
     cfg: Config, device: torch.device, info: DistInfo, memory_format: torch.memory_format
-) -> tuple[BYOL, nn.Module, torch.optim.Optimizer, float]:
+) -> tuple[BYOL | SimCLR, nn.Module, torch.optim.Optimizer, float]:
     """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""
-    enc = build_encoder(cfg.model.backbone, cfg.model.width, cfg.data.image_size, cfg.model.small_images)
     m = cfg.model
-    method = BYOL(
-        enc.module, enc.feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor
-    )
-    method = method.to(device).to(memory_format=memory_format)
+    enc = build_encoder(m.backbone, m.width, cfg.data.image_size, m.small_images, m.encoder_norm)
+    method = build_method(m, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
     optimizer = build_optimizer(
         cfg.optim.optimizer,
-        param_groups([method.online_encoder, method.online_projector, method.predictor], cfg.optim.weight_decay),
+        param_groups(method.trained_modules(), cfg.optim.weight_decay),
         lr=peak_lr,
         weight_decay=cfg.optim.weight_decay,
         momentum=cfg.optim.momentum,

@@ -1,0 +1,37 @@
+"""``byol ablate DATA --suite paper --minutes M --out DIR [--test TEST]``: the paper's ablations on your data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from byol.cli.common import pick_preset
+from byol.cli.pretrain import add_config_arguments, overrides_from_args
+from byol.config import resolve
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p, out_help="folder of the variants' runs, ablations.md/.json and the plots")
+    p.add_argument(
+        "--suite", default="paper",
+        help="paper (every variant), collapse (baseline, no predictor, τ = 0, τ = 1), or a comma list of variants",
+    )  # fmt: skip
+    p.add_argument(
+        "--minutes", type=float,
+        help="training time of the baseline (default 4); every other variant trains on as many images",
+    )  # fmt: skip
+    p.add_argument("--test", help="labelled test folder: kNN top-1 of each variant against DATA's features")
+
+
+def run(args: argparse.Namespace) -> int:
+    from byol.ablate import run_ablations
+
+    base = resolve(pick_preset(args.preset, args.data), overrides_from_args(args))
+    if args.minutes is None and args.epochs is not None:  # every variant trains --epochs
+        minutes, epochs = None, args.epochs
+    else:  # the baseline trains --minutes, every other variant as many epochs
+        minutes, epochs = (4.0 if args.minutes is None else args.minutes), None
+    results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs)
+    summary = {name: v.get("knn_top1", v.get("collapse_std")) for name, v in results.get("variants", {}).items()}
+    print(json.dumps({"out": args.out, "variants": summary}))
+    return 0

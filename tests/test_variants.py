@@ -1,0 +1,146 @@
+"""The ablation variants and the SimCLR baseline, each alone: heads, τ's ends, GroupNorm + WS,
+no colour, NT-Xent, and the flags that select them."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from byol import build_encoder
+from byol.config import resolve
+from byol.encoder_io import encoder_meta, load_encoder, save_encoder
+from byol.losses import nt_xent_loss
+from byol.method import BYOL, SimCLR, build_method
+from byol.models.backbones import WSConv2d
+from byol.models.heads import MLP
+from byol.schedules import tau_schedule
+
+
+def test_heads_have_a_bias_on_the_first_linear_and_none_on_the_last_as_the_official_release():
+    head = MLP(32, 64, 16)
+    first, last = head[0], head[3]
+    assert first.bias is not None and last.bias is None
+
+
+def test_tau_base_one_keeps_the_target_frozen_and_zero_holds_it_at_zero():
+    assert [tau_schedule(k, 100, 1.0) for k in (0, 50, 100)] == [1.0, 1.0, 1.0]
+    assert [tau_schedule(k, 100, 0.0) for k in (0, 50, 99, 100)] == [0.0, 0.0, 0.0, 0.0]
+    assert tau_schedule(0, 100, 0.99) == pytest.approx(0.99) and tau_schedule(100, 100, 0.99) == 1.0
+
+
+def _direct_nt_xent(z1, z2, t):
+    """Chen et al. 2020, algorithm 1, written out pair by pair."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n2 = len(z)
+    total = 0.0
+    for i in range(n2):
+        j = (i + n2 // 2) % n2
+        sims = [math.exp(float(z[i] @ z[k]) / t) for k in range(n2) if k != i]
+        total += -math.log(math.exp(float(z[i] @ z[j]) / t) / sum(sims))
+    return total / n2
+
+
+def test_nt_xent_equals_a_direct_computation_on_a_fixed_batch():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    for t in (0.1, 0.5):
+        assert float(nt_xent_loss(z1, z2, t)) == pytest.approx(_direct_nt_xent(z1, z2, t), rel=1e-5)
+    assert float(nt_xent_loss(z1, z1.clone() * 3, 0.5)) < float(nt_xent_loss(z1, z2, 0.5))  # positives aligned
+
+
+def tiny_encoder(norm="batchnorm"):
+    torch.manual_seed(0)
+    return build_encoder("convnet", width=0.25, image_size=16, norm=norm)
+
+
+def test_simclr_is_encoder_and_projector_with_nt_xent_and_nothing_to_move():
+    enc = tiny_encoder()
+    m = SimCLR(enc.module, enc.feature_dim, projector_hidden=32, projection_dim=8, temperature=0.5)
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = torch.randn(4, 3, 16, 16, generator=g), torch.randn(4, 3, 16, 16, generator=g)
+    out = m(v1, v2, return_outputs=True)
+    z2 = m.online_projector(m.online_encoder(v2))
+    torch.testing.assert_close(out.loss, nt_xent_loss(out.projection_view1, z2, 0.5))
+    before = [p.clone() for p in m.parameters()]
+    m.after_step(0.5)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    assert not any(isinstance(x, BYOL) for x in m.modules()) and not hasattr(m, "target_encoder")
+    assert sum(p.numel() for mod in m.trained_modules() for p in mod.parameters()) == sum(
+        p.numel() for p in m.parameters()
+    )
+
+
+def test_build_method_follows_the_config():
+    cfg = resolve("cpu", {"model": {"method": "simclr", "temperature": 0.2}})
+    enc = tiny_encoder()
+    m = build_method(cfg.model, enc.module, enc.feature_dim)
+    assert isinstance(m, SimCLR) and m.temperature == 0.2
+    cfg = resolve("cpu", {"model": {"use_predictor": False}})
+    m = build_method(cfg.model, tiny_encoder().module, enc.feature_dim)
+    assert isinstance(m, BYOL) and isinstance(m.predictor, nn.Identity)
+    assert resolve("imagenet", {}).model.temperature == 0.1 and resolve("cifar10", {}).model.temperature == 0.5
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet18"])
+def test_groupnorm_ws_encoder_has_no_batch_statistics(name):
+    torch.manual_seed(0)
+    enc = build_encoder(name, width=0.25, image_size=32, norm="groupnorm-ws").module.train()
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in enc.modules())
+    assert any(isinstance(m, nn.GroupNorm) for m in enc.modules())
+    assert all(type(m) is not nn.Conv2d for m in enc.modules())
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(8, 3, 32, 32, generator=g)
+    other = torch.cat([x[:1], torch.randn(7, 3, 32, 32, generator=g) * 5])
+    # A sample's output does not depend on the rest of its batch, in training mode.
+    torch.testing.assert_close(enc(x)[:1], enc(other)[:1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(enc(x)[:1], enc(x[:1]), rtol=1e-4, atol=1e-5)
+    bn = build_encoder(name, width=0.25, image_size=32).module.train()
+    assert not torch.allclose(bn(x)[:1], bn(other)[:1], atol=1e-3)  # BatchNorm's does
+
+
+def test_weight_standardised_convolution_uses_zero_mean_unit_variance_filters():
+    conv = WSConv2d(3, 4, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.mul_(7).add_(2)
+    x = torch.randn(2, 3, 8, 8)
+    w = conv.weight
+    w_hat = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / torch.sqrt(
+        w.var(dim=(1, 2, 3), unbiased=False, keepdim=True) + 1e-5
+    )
+    torch.testing.assert_close(conv(x), F.conv2d(x, w_hat, padding=1))
+
+
+def test_groupnorm_ws_encoder_is_saved_and_rebuilt_as_such(tmp_path):
+    cfg = resolve("cpu", {"model": {"encoder_norm": "groupnorm-ws", "width": 0.25}})
+    enc = build_encoder("convnet", 0.25, 32, norm="groupnorm-ws")
+    meta = encoder_meta(cfg.model, 32, cfg.augment.mean, cfg.augment.std, enc.feature_dim)
+    assert meta["norm"] == "groupnorm-ws"
+    save_encoder(enc.module, meta, tmp_path)
+    loaded = load_encoder(tmp_path)
+    assert any(isinstance(m, WSConv2d) for m in loaded.modules())
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded.eval()(x), enc.module.eval()(x))
+
+
+def test_no_color_turns_off_jitter_and_grayscale_in_both_views_only():
+    cfg = resolve("cpu", {"augment": {"color": False}})
+    v1, v2 = cfg.augment.views()
+    assert v1.jitter_p == v2.jitter_p == v1.grayscale_p == v2.grayscale_p == 0.0
+    assert v2.solarize_p == cfg.augment.view2.solarize_p == 0.2 and v1.crop_scale == cfg.augment.view1.crop_scale
+    assert resolve("cpu", {}).augment.views()[0].jitter_p == 0.8
+
+
+def test_variant_flags_reach_the_config():
+    from byol.cli.__main__ import build_parser
+    from byol.cli.pretrain import overrides_from_args
+
+    args = build_parser().parse_args(
+        ["pretrain", "data", "--out", "o", "--no-predictor", "--no-color", "--head-norm", "layernorm",
+         "--encoder-norm", "groupnorm-ws", "--method", "simclr", "--temperature", "0.3", "--tau-base", "1"]
+    )  # fmt: skip
+    cfg = resolve("cpu", overrides_from_args(args))
+    assert (cfg.model.use_predictor, cfg.augment.color, cfg.model.norm) == (False, False, "layernorm")
+    assert (cfg.model.encoder_norm, cfg.model.method, cfg.model.temperature) == ("groupnorm-ws", "simclr", 0.3)
+    assert cfg.optim.tau_base == 1.0
