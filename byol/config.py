@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import yaml
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
-from byol.data.augment import ViewParams
+from byol.data.augment import JITTERS, ViewParams
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.files import atomic_write
@@ -166,7 +166,11 @@ class AugmentConfig(_Section):
     compile: str = "auto"
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
     color: bool = True
-    """False: no colour jitter and no grayscale in either view (the paper's colour ablation, table 5)."""
+    """False: no colour jitter and no grayscale in either view (the paper's colour ablation, fig. 3b)."""
+    jitter: str = "torchvision"
+    """Colour ops: torchvision (brightness multiplies, contrast and saturation blend with luma; the PyTorch
+    peers) or official (the release's TensorFlow ops: brightness adds, contrast per channel, saturation in HSV;
+    blur pads with zeros)."""
 
     def views(self) -> tuple[ViewParams, ViewParams]:
         """The two views' parameters as training uses them (``color`` applied)."""
@@ -176,6 +180,7 @@ class AugmentConfig(_Section):
 
     def validate(self) -> None:
         self._one_of("interpolation", ("bilinear", "bicubic"))
+        self._one_of("jitter", JITTERS)
         self._one_of("compile", ("auto", "on", "off"))
         self._require("std", all(v > 0 for v in self.std), "three positive numbers")
 

@@ -2,6 +2,7 @@ import itertools
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -256,3 +257,89 @@ def test_bicubic_crop_matches_torchvision_inside_the_box():
     for i, (top, left, h, w) in enumerate(boxes.tolist()):
         ref = TF.resized_crop(x[i], top, left, h, w, [32, 32], TF.InterpolationMode.BICUBIC, antialias=False)
         assert (ours[i] - ref.clamp(0, 1))[:, 3:-3, 3:-3].abs().max() < 1e-4
+
+
+# The official release's colour ops (TensorFlow's), written out in NumPy from their formulas, one
+# image (H, W, 3) at a time: what `augment.jitter: official` must compute.
+def _np_rgb_to_hsv(x):
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    v = x.max(-1)
+    c = v - x.min(-1)
+    s = np.where(v > 0, c / np.where(v > 0, v, 1), 0.0)
+    safe = np.where(c > 0, c, 1)
+    h = np.where(v == r, (g - b) / safe, np.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    h = np.where(c > 0, h % 1.0, 0.0)
+    return h, s, v
+
+
+def _np_hsv_to_rgb(h, s, v):
+    c = s * v
+    hp = (h % 1.0) * 6
+    x = c * (1 - np.abs(hp % 2 - 1))
+    sector = np.floor(hp).astype(int) % 6
+    table = [(c, x, 0 * c), (x, c, 0 * c), (0 * c, c, x), (0 * c, x, c), (x, 0 * c, c), (c, 0 * c, x)]
+    rgb = np.zeros(h.shape + (3,))
+    for k, (rr, gg, bb) in enumerate(table):
+        rgb[sector == k] = np.stack([rr, gg, bb], -1)[sector == k]
+    return rgb + (v - c)[..., None]
+
+
+def _np_official_op(x, op, value):
+    if op == 0:  # brightness: add δ
+        y = x + value
+    elif op == 1:  # contrast: towards each channel's own mean
+        m = x.mean(axis=(0, 1), keepdims=True)
+        y = value * (x - m) + m
+    elif op == 2:  # saturation: scale HSV saturation
+        h, s, v = _np_rgb_to_hsv(x)
+        y = _np_hsv_to_rgb(h, np.clip(s * value, 0, 1), v)
+    else:  # hue: rotate
+        h, s, v = _np_rgb_to_hsv(x)
+        y = _np_hsv_to_rgb((h + value) % 1.0, s, v)
+    return np.clip(y, 0, 1)
+
+
+def test_official_colour_jitter_equals_a_numpy_transcription_of_tensorflows_ops():
+    from byol.data.augment import _colour_jitter_official
+
+    g = torch.Generator().manual_seed(0)
+    n = 6
+    x = torch.rand(n, 3, 9, 7, generator=g, dtype=torch.float64)
+    order = torch.stack([torch.randperm(4, generator=g) for _ in range(n)])
+    factors = torch.stack([torch.empty(n).uniform_(-0.4, 0.4, generator=g),  # brightness δ
+                           torch.empty(n).uniform_(0.6, 1.4, generator=g),  # contrast
+                           torch.empty(n).uniform_(0.8, 1.2, generator=g)], 1).double()  # fmt: skip
+    shift = torch.empty(n).uniform_(-0.1, 0.1, generator=g).double()
+    got = torch.stack(_colour_jitter_official(tuple(x.unbind(1)), order, factors, shift), 1)
+    for i in range(n):
+        y = x[i].permute(1, 2, 0).numpy()
+        for op in order[i].tolist():
+            value = float(shift[i]) if op == 3 else float(factors[i, op])
+            y = _np_official_op(y, op, value)
+        np.testing.assert_allclose(got[i].permute(1, 2, 0).numpy(), y, atol=1e-9)
+
+
+def test_official_mode_draws_brightness_as_an_offset_and_blurs_with_zero_padding():
+    from byol.data.augment import blur_kernel_size, gaussian_blur, sample_view_params
+
+    p = ViewParams(jitter_p=1.0)
+    params = sample_view_params(512, p, torch.Generator().manual_seed(0), jitter="official")
+    b = params["jitter_factors"][:, 0]
+    assert b.min() < -0.3 and b.max() > 0.3 and b.abs().max() <= 0.4  # δ ∈ [−0.4, 0.4], not a factor near 1
+    x = torch.ones(1, 3, 9, 9)
+    zero_padded = gaussian_blur(x, torch.tensor([1.0]), 5, padding="zeros")
+    assert zero_padded[0, 0, 0, 0] < 0.6 and zero_padded[0, 0, 4, 4] == pytest.approx(1.0)  # edges darken
+    assert torch.allclose(gaussian_blur(x, torch.tensor([1.0]), 5), x)  # reflection keeps a flat image
+    assert [blur_kernel_size(s, 0.1, "official") for s in (32, 96, 224)] == [3, 9, 23]
+    assert [blur_kernel_size(s, 0.1) for s in (32, 96, 224)] == [3, 11, 23]
+
+
+def test_official_jitter_runs_end_to_end_and_is_the_imagenet_presets():
+    from byol.config import resolve
+
+    assert resolve("imagenet", {}).augment.jitter == "official" and resolve("cpu", {}).augment.jitter == "torchvision"
+    aug = TwoViewAugment(32, jitter="official", mean=None, std=None)
+    v1, v2 = aug(torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8), torch.Generator().manual_seed(0))
+    assert v1.shape == (8, 3, 32, 32) and float(v1.min()) >= 0 and float(v2.max()) <= 1
+    with pytest.raises(ValueError, match="jitter must be one of torchvision, official"):
+        TwoViewAugment(32, jitter="tf")

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     images = list_images(args.data)
     g = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(images), generator=g)[: args.num_images].tolist()
-    aug = TwoViewAugment(size, v1, v2, mean=None, std=None, interpolation=cfg.augment.interpolation)
+    aug = TwoViewAugment(size, v1, v2, mean=None, std=None, interpolation=cfg.augment.interpolation,
+                         jitter=cfg.augment.jitter)  # fmt: skip
     originals = []
     for i in order:  # the whole image, as the training cache holds it
         originals.append(torch.from_numpy(center_view(open_rgb(images.paths[i]), size).copy()).permute(2, 0, 1))

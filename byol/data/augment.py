@@ -35,7 +35,11 @@ from torchvision.ops import roi_align
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, is_small
 
-LUMA = (0.2989, 0.587, 0.114)  # rgb_to_grayscale weights (ITU-R 601-2), as torchvision
+LUMA = (0.2989, 0.587, 0.114)  # rgb_to_grayscale weights (ITU-R 601-2), as torchvision and the official release
+# Colour jitter: torchvision's ops (brightness multiplies, contrast and saturation blend with luma), as
+# the PyTorch peers; or the official release's, TensorFlow's (brightness adds, contrast per channel,
+# saturation scales HSV saturation), with zero-padded blur.
+JITTERS = ("torchvision", "official")
 
 
 @dataclass(frozen=True)
@@ -284,8 +288,9 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return torch.stack(_hue(_split(x), shift), dim=1)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Separable gaussian blur with a per-sample σ (σ = 0 leaves the image unchanged), reflect padding."""
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect") -> torch.Tensor:
+    """Separable gaussian blur with a per-sample σ (σ = 0 leaves the image unchanged), ``reflect``
+    padding, or ``zeros`` as the official release (its convolutions pad 'SAME')."""
     n, c, h, w = x.shape
     half = (kernel_size - 1) / 2
     coords = torch.linspace(-half, half, kernel_size, dtype=x.dtype, device=x.device)
@@ -294,14 +299,15 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
     kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (N, K); σ→0 gives a delta
     kernel = kernel.repeat_interleave(c, dim=0)  # (N·C, K)
     pad = kernel_size // 2
-    y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="reflect")
+    mode = "constant" if padding == "zeros" else "reflect"
+    y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode=mode)
     y = F.conv2d(y, kernel.view(n * c, 1, 1, kernel_size), groups=n * c)
     y = F.conv2d(y, kernel.view(n * c, 1, kernel_size, 1), groups=n * c)
     return y.view(n, c, h, w)
 
 
 @torch.compiler.disable
-def _blur_drawn(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def _blur_drawn(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect") -> torch.Tensor:
     """``gaussian_blur`` of the samples drawn for it (σ > 0); the others are returned unchanged.
 
     Kept out of compiled graphs: a compiled grouped convolution is slower than the eager one on a
@@ -309,17 +315,21 @@ def _blur_drawn(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch
     batch is, which costs less than the host sync a selection would need.
     """
     if x.device.type != "cpu":
-        return gaussian_blur(x, sigma, kernel_size)
+        return gaussian_blur(x, sigma, kernel_size, padding)
     drawn = (sigma > 0).nonzero().squeeze(1)
     if len(drawn) == len(sigma):
-        return gaussian_blur(x, sigma, kernel_size)
+        return gaussian_blur(x, sigma, kernel_size, padding)
     if len(drawn) == 0:
         return x
-    return x.index_copy(0, drawn, gaussian_blur(x.index_select(0, drawn), sigma.index_select(0, drawn), kernel_size))
+    blurred = gaussian_blur(x.index_select(0, drawn), sigma.index_select(0, drawn), kernel_size, padding)
+    return x.index_copy(0, drawn, blurred)
 
 
-def blur_kernel_size(image_size: int, fraction: float = 0.1) -> int:
-    """Odd kernel side ≈ ``fraction`` of the image side: 23 at 224 px, 3 at 32 px."""
+def blur_kernel_size(image_size: int, fraction: float = 0.1, jitter: str = "torchvision") -> int:
+    """Odd kernel side ≈ ``fraction`` of the image side: 23 at 224 px, 3 at 32 px. ``official``:
+    the release's ``2·int(side·fraction/2) + 1`` (the same at 32, 64, 128 and 224 px; 9, not 11, at 96)."""
+    if jitter == "official":
+        return max(3, 2 * int(image_size * fraction / 2) + 1)
     k = int(round(image_size * fraction))
     return max(3, k + 1 - k % 2)
 
@@ -355,6 +365,7 @@ class TwoViewAugment:
         std: tuple[float, ...] | None = IMAGENET_STD,
         interpolation: str = "bilinear",
         compile: bool = False,
+        jitter: str = "torchvision",
     ):
         if interpolation not in ("bilinear", "bicubic"):
             raise ValueError(f"augment: interpolation must be bilinear or bicubic, got {interpolation!r}")
@@ -363,7 +374,9 @@ class TwoViewAugment:
         self.size, self.view1, self.view2 = size, view1, view2
         self.mean = None if mean is None else tuple(float(m) for m in mean)
         self.std = None if std is None else tuple(float(s) for s in std)
-        self.interpolation = interpolation
+        if jitter not in JITTERS:
+            raise ValueError(f"augment: jitter must be one of {', '.join(JITTERS)}, got {jitter!r}")
+        self.interpolation, self.jitter = interpolation, jitter
         # Static shapes: a dynamic-shape kernel is about twice as slow here and compiles far longer.
         self._apply_fn = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
 
@@ -387,36 +400,43 @@ class TwoViewAugment:
         n, _, h, w = images.shape
         if not crop and (h, w) != (self.size, self.size):
             raise ValueError(f"augment: pre-cropped images must be {self.size}×{self.size}, got {h}×{w}")
-        params = sample_view_params(n, p, generator, images.device)
+        params = sample_view_params(n, p, generator, images.device, self.jitter)
         if crop:
             boxes = sample_crop_boxes(n, h, w, p.crop_scale, p.crop_ratio, generator, images.device)
             if self.interpolation == "bicubic":
                 images = resized_crop(images, boxes, self.size, "bicubic")
             else:
                 params["box"] = boxes
-        kernel = blur_kernel_size(self.size, p.blur_kernel_fraction) if p.blur_p > 0 else 0
-        return self._apply_fn(images, params, self.size, kernel, self.mean, self.std)
+        kernel = blur_kernel_size(self.size, p.blur_kernel_fraction, self.jitter) if p.blur_p > 0 else 0
+        return self._apply_fn(images, params, self.size, kernel, self.mean, self.std, self.jitter)
 
 
-def sample_view_params(n: int, p: ViewParams, generator=None, device="cpu") -> dict[str, torch.Tensor]:
+def sample_view_params(
+    n: int, p: ViewParams, generator=None, device="cpu", jitter: str = "torchvision"
+) -> dict[str, torch.Tensor]:
     """Draw every random parameter of one view but the crop box, per sample, on ``device``.
 
     Samples that skip an op get its neutral value (factor 1, hue shift 0, σ 0), so the ops that
-    follow run over the whole batch in one path, with no Python loop and no host sync. An op whose
+    follow run over the whole batch in one path, with no Python loop and no host sync. With
+    ``jitter="official"`` brightness is an offset δ ∈ [−b, b] (neutral 0), not a factor. An op whose
     probability is 0 gets no entry at all, and ``apply_view_params`` leaves it out (e.g. the
     crop-and-flip views of the linear-probe protocol cost a crop and nothing else).
     """
     dev = device
     params = {"flip": _bernoulli(n, p.flip_p, generator, dev)}
     if p.jitter_p > 0:
-        jitter = _bernoulli(n, p.jitter_p, generator, dev)
+        jitter_on = _bernoulli(n, p.jitter_p, generator, dev)
         one = torch.ones(n, device=dev)
 
         def factor(strength: float) -> torch.Tensor:
-            return torch.where(jitter, _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, dev), one)
+            return torch.where(jitter_on, _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, dev), one)
 
-        params["jitter_factors"] = torch.stack([factor(p.brightness), factor(p.contrast), factor(p.saturation)], 1)
-        params["hue_shift"] = torch.where(jitter, _uniform(n, -p.hue, p.hue, generator, dev), one * 0)
+        if jitter == "official":
+            brightness = torch.where(jitter_on, _uniform(n, -p.brightness, p.brightness, generator, dev), one * 0)
+        else:
+            brightness = factor(p.brightness)
+        params["jitter_factors"] = torch.stack([brightness, factor(p.contrast), factor(p.saturation)], 1)
+        params["hue_shift"] = torch.where(jitter_on, _uniform(n, -p.hue, p.hue, generator, dev), one * 0)
         # Order of brightness (0), contrast (1), saturation (2), hue (3): a random permutation per sample.
         params["jitter_order"] = torch.argsort(torch.rand(n, 4, generator=generator, device=dev), dim=1)
     if p.grayscale_p > 0:
@@ -466,6 +486,34 @@ def _colour_jitter(c: Channels, order: torch.Tensor, factors: torch.Tensor, shif
     return c
 
 
+def _saturation_hsv(c: Channels, factor: torch.Tensor) -> Channels:
+    """Scale the HSV saturation by ``factor`` (clipped to 1), hue and value kept: TensorFlow's
+    ``adjust_saturation``. With V = max, C = max − min and S = C/V, each channel becomes
+    ``V − (V − x)·min(S·f, 1)/S``, i.e. ``V − (V − x)·min(f, V/C)``; grey pixels (C = 0) stay."""
+    r, g, b = c
+    v = torch.maximum(torch.maximum(r, g), b)
+    chroma = v - torch.minimum(torch.minimum(r, g), b)
+    k = torch.minimum(_per_sample(factor, 2).expand_as(v), v / chroma.clamp(min=1e-12))
+    k = torch.where(chroma > 0, k, torch.ones_like(k))
+    return tuple(v - (v - ch) * k for ch in c)
+
+
+def _colour_jitter_official(c: Channels, order: torch.Tensor, factors: torch.Tensor, shift: torch.Tensor) -> Channels:
+    """The official release's colour jitter: brightness ``x + δ``, contrast ``f·(x − mean) + mean``
+    with each channel's own mean, saturation scaling HSV saturation (``_saturation_hsv``), hue
+    rotation, in each sample's ``order``, each result clipped to [0, 1]. Every slot computes the four
+    ops and keeps the sample's (simple, 4× the arithmetic of the torchvision path's chain)."""
+    delta, contrast, saturation = _per_sample(factors[:, 0], 2), _per_sample(factors[:, 1], 2), factors[:, 2]
+    for r in range(4):
+        op = order[:, r]
+        c = _where(op == 0, tuple((ch + delta).clamp(0, 1) for ch in c), c)
+        means = [ch.mean(dim=(1, 2), keepdim=True) for ch in c]
+        c = _where(op == 1, tuple(((ch - m) * contrast + m).clamp(0, 1) for ch, m in zip(c, means)), c)
+        c = _where(op == 2, tuple(ch.clamp(0, 1) for ch in _saturation_hsv(c, saturation)), c)
+        c = _where((op == 3) & (shift != 0), _hue(c, shift), c)
+    return c
+
+
 def apply_view_params(
     x: torch.Tensor,
     params: dict[str, torch.Tensor],
@@ -473,13 +521,15 @@ def apply_view_params(
     blur_kernel: int = 0,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    jitter: str = "torchvision",
 ) -> torch.Tensor:
     """Apply drawn parameters to images: a pure tensor function (``torch.compile``-able).
 
     ``x`` is N×3×H×W, uint8 or float in [0, 1]. With ``params["box"]`` (N×4 ``[top, left, h, w]``)
     each image is first cropped to its box and resized to ``size`` (bilinear); without it ``x`` is
     already the crop. Then flip, colour jitter, grayscale, blur (``blur_kernel`` > 0), solarise and
-    normalise (``mean``/``std``); an op without its entry in ``params`` is skipped. Returns float32
+    normalise (``mean``/``std``); an op without its entry in ``params`` is skipped. ``jitter``
+    picks the colour ops and the blur's padding (``JITTERS``). Returns float32
     N×3×size×size.
     """
     n, _, h, w = x.shape
@@ -489,12 +539,14 @@ def apply_view_params(
         box = torch.tensor([0, 0, h, w], device=x.device).expand(n, 4)
     c = _crop_channels(x, box, size, params["flip"])
     if "jitter_order" in params:
-        c = _colour_jitter(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
+        jitter_fn = _colour_jitter_official if jitter == "official" else _colour_jitter
+        c = jitter_fn(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
     if "grayscale" in params:
         gray = _gray(c)
         c = _where(params["grayscale"], (gray, gray, gray), c)
     if blur_kernel and "blur_sigma" in params:
-        c = _split(_blur_drawn(torch.stack(c, dim=1), params["blur_sigma"], blur_kernel))
+        padding = "zeros" if jitter == "official" else "reflect"
+        c = _split(_blur_drawn(torch.stack(c, dim=1), params["blur_sigma"], blur_kernel, padding))
     if "solarize" in params:
         solarize = _per_sample(params["solarize"], 2)
         c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)

@@ -98,6 +98,7 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
         cfg.augment.std,
         cfg.augment.interpolation,
         compile=_augment_compile(cfg.augment.compile, device),
+        jitter=cfg.augment.jitter,
     )
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
@@ -122,7 +123,7 @@ def _micro_chunks(run: Run) -> int:
     else:
         eager = TwoViewAugment(
             cfg.data.image_size, *cfg.augment.views(), cfg.augment.mean, cfg.augment.std,
-            cfg.augment.interpolation,
+            cfg.augment.interpolation, jitter=cfg.augment.jitter,
         )  # fmt: skip
         views = lambda images: make_views_for_probe(eager, images, run)  # noqa: E731
         probe = Probe(run.method, views, cfg.data.image_size, run.device, run.autocast)
