@@ -82,3 +82,5 @@ def test_ablate_shows_collapse_without_the_predictor_and_learning_with_a_frozen_
     monkeypatch.setattr("byol.train.pretrain.pretrain", no_training)
     assert cli(argv) == 0
     assert json.loads((out / "ablations.json").read_text())["variants"] == v
+    (out / "ablations.md").unlink()
+    assert cli([*argv, "--report-only"]) == 0 and (out / "ablations.md").read_text() == report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from byol.cli.common import pick_preset
 from byol.cli.pretrain import add_config_arguments, overrides_from_args
@@ -21,12 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="training time of the baseline (default 4); every other variant trains on as many images",
     )  # fmt: skip
     p.add_argument("--test", help="labelled test folder: kNN top-1 of each variant against DATA's features")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report and plots from DIR's results")
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.ablate import run_ablations
+    from byol.ablate import AblationRunner, run_ablations
 
     base = resolve(pick_preset(args.preset, args.data), overrides_from_args(args))
+    if args.report_only:
+        results = AblationRunner(base, Path(args.out), None).report()
+        print(json.dumps({"out": args.out, "variants": list(results.get("variants", {}))}))
+        return 0
     if args.minutes is None and args.epochs is not None:  # every variant trains --epochs
         minutes, epochs = None, args.epochs
     else:  # the baseline trains --minutes, every other variant as many epochs
