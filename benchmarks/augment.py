@@ -9,6 +9,7 @@ table shows medians of --repeats, and the ratio column the median of the per-rep
 
     python benchmarks/augment.py [--sizes 32 224] [--batch 256] [--repeats 5]
     python benchmarks/augment.py --sizes 224 --cuda-only --cuda-batch 1024     # the GPU rows alone
+    python benchmarks/augment.py --sizes 224 --cuda-only --blurs conv taps --profile   # blur forms, profiled
 
 Prints a table, then one JSON line with every figure and the ratios.
 """
@@ -29,7 +30,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from byol.data.augment import TwoViewAugment, blur_kernel_size, default_views
+from byol.data.augment import BLURS, TwoViewAugment, blur_kernel_size, default_views
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
@@ -102,8 +103,31 @@ def time_batched(aug, batch: torch.Tensor, device, min_seconds: float = 0.1) -> 
     return calls * len(batch) / (time.perf_counter() - start)
 
 
-def warm_up(aug, batch: torch.Tensor, device) -> None:
-    aug(batch.to(device), torch.Generator(device=device).manual_seed(0))  # compiles, when compiled
+def warm_up(aug, batch: torch.Tensor, device) -> float:
+    """Seconds of the first call (it compiles, when compiled)."""
+    start = time.perf_counter()
+    aug(batch.to(device), torch.Generator(device=device).manual_seed(0))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def profile(aug, batch: torch.Tensor, device, label: str, calls: int = 5) -> None:
+    """The GPU kernels of ``calls`` calls, longest first, on stderr (the JSON line stays last)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    g = torch.Generator(device=device).manual_seed(0)
+    x = batch.to(device)
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            aug(x, g)
+        torch.cuda.synchronize()
+    print(f"--- profile: {label}, {calls} calls", file=sys.stderr)
+    print(
+        prof.key_averages().table(sort_by="self_device_time_total", row_limit=15, max_name_column_width=70),
+        file=sys.stderr,
+    )
 
 
 def main(argv=None) -> int:
@@ -116,6 +140,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--cuda-only", action="store_true", help="skip the CPU rows (and the PIL baseline)")
     p.add_argument("--cuda-batch", type=int, default=1024, help="batch of the CUDA rows")
+    p.add_argument(
+        "--blurs", nargs="+", default=["auto"], choices=BLURS, help="blur forms of the compiled CUDA rows (BLURS)"
+    )
+    p.add_argument("--profile", action="store_true", help="profile the CUDA rows' kernels (stderr)")
     args = p.parse_args(argv)
     cores = os.cpu_count() or 1
     rows, figures = [], {"cores": cores, "torch": torch.__version__}
@@ -149,14 +177,20 @@ def main(argv=None) -> int:
         if torch.cuda.is_available():
             dev = torch.device("cuda")
             big = batch.repeat(-(-args.cuda_batch // len(batch)), 1, 1, 1)[: args.cuda_batch]
-            for name, comp in modes:
-                aug = TwoViewAugment(size, *default_views(size), compile=comp)
-                warm_up(aug, big, dev)
+            variants = [("eager", False, "auto")] + [
+                ("compiled" if blur == "auto" else f"compiled, blur {blur}", True, blur) for blur in args.blurs
+            ]
+            for name, comp, blur in variants if not args.no_compile else variants[:1]:
+                aug = TwoViewAugment(size, *default_views(size), compile=comp, blur=blur)
+                key = f"byol_{name.replace(', blur ', '_blur_')}_{size}px_cuda"
+                figures[f"{key}_first_call_s"] = warm_up(aug, big, dev)
                 ours = statistics.median(time_batched(aug, big, dev, 1.0) for _ in range(args.repeats))
                 rows.append(
                     (size, torch.cuda.get_device_name(), f"byol batched ({name}), batch {len(big)}", ours, float("nan"))
                 )
-                figures[f"byol_{name}_{size}px_cuda"] = ours
+                figures[key] = ours
+                if args.profile:
+                    profile(aug, big, dev, f"{name}, {size} px, batch {len(big)}")
     print(f"{'px':>4}  {'where':<24}{'pipeline':<44}{'images/s':>12}{'× PIL':>8}")
     for size, where, name, ips, ratio in rows:
         print(f"{size:>4}  {where:<24}{name:<44}{ips:>12.0f}{ratio:>8.1f}")

@@ -63,6 +63,24 @@ def test_gaussian_blur_equals_torchvision(size):
     torch.testing.assert_close(A.gaussian_blur(x, torch.zeros(3), k), x)  # σ = 0 is the identity
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_blur_as_shifted_sums_equals_the_convolution(padding):
+    # The form compiled into the view's kernels on a GPU (blur="taps") computes the same numbers.
+    x = images(4, 40)
+    sigma = torch.tensor([0.0, 0.5, 1.3, 2.0])
+    for k in (3, 23):
+        expected = A.gaussian_blur(x, sigma, k, padding)
+        torch.testing.assert_close(A.gaussian_blur_taps(x, sigma, k, padding), expected, atol=1e-6, rtol=0)
+    p = ViewParams(blur_p=1.0)
+    params = A.sample_view_params(4, p, torch.Generator().manual_seed(0))
+    raw = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
+    conv = A.apply_view_params(raw, params, 40, 5, blur="conv")
+    assert not torch.equal(conv, A.apply_view_params(raw, params, 40, 0))  # the blur ran
+    torch.testing.assert_close(A.apply_view_params(raw, params, 40, 5, blur="taps"), conv, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="blur must be one of auto, conv, taps"):
+        TwoViewAugment(32, blur="fft")
+
+
 def test_resized_crop_matches_torchvision_within_interpolation_tolerance():
     x = images(4, 64)
     boxes = torch.tensor([[0, 0, 64, 64], [8, 4, 40, 48], [20, 30, 30, 20], [5, 5, 16, 16]])

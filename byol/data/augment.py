@@ -288,22 +288,46 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return torch.stack(_hue(_split(x), shift), dim=1)
 
 
+def _blur_weights(sigma: torch.Tensor, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Normalised 1-D gaussian taps ``(N, K)``, one row per sample; σ→0 gives a delta."""
+    half = (kernel_size - 1) / 2
+    coords = torch.linspace(-half, half, kernel_size, dtype=dtype, device=sigma.device)
+    s = sigma.to(dtype).view(-1, 1)
+    kernel = torch.exp(-0.5 * (coords / s.clamp(min=1e-6)) ** 2)
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect") -> torch.Tensor:
     """Separable gaussian blur with a per-sample σ (σ = 0 leaves the image unchanged), ``reflect``
-    padding, or ``zeros`` as the official release (its convolutions pad 'SAME')."""
+    padding, or ``zeros`` as the official release (its convolutions pad 'SAME'): two grouped
+    1-D convolutions, one group per image and channel."""
     n, c, h, w = x.shape
-    half = (kernel_size - 1) / 2
-    coords = torch.linspace(-half, half, kernel_size, dtype=x.dtype, device=x.device)
-    s = sigma.to(x.dtype).view(-1, 1)
-    kernel = torch.exp(-0.5 * (coords / s.clamp(min=1e-6)) ** 2)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (N, K); σ→0 gives a delta
-    kernel = kernel.repeat_interleave(c, dim=0)  # (N·C, K)
+    kernel = _blur_weights(sigma, kernel_size, x.dtype).repeat_interleave(c, dim=0)  # (N·C, K)
     pad = kernel_size // 2
     mode = "constant" if padding == "zeros" else "reflect"
     y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode=mode)
     y = F.conv2d(y, kernel.view(n * c, 1, 1, kernel_size), groups=n * c)
     y = F.conv2d(y, kernel.view(n * c, 1, kernel_size, 1), groups=n * c)
     return y.view(n, c, h, w)
+
+
+def gaussian_blur_taps(
+    x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect"
+) -> torch.Tensor:
+    """``gaussian_blur`` as sums of shifted copies, one per tap and direction: the same numbers in a
+    form ``torch.compile`` fuses into the view's kernels (no convolution, no graph break). Eager,
+    it is ``2·K`` passes over the batch: use it compiled."""
+    n, _, h, w = x.shape
+    taps = _blur_weights(sigma, kernel_size, x.dtype).view(n, 1, 1, 1, kernel_size)
+    pad = kernel_size // 2
+    mode = "constant" if padding == "zeros" else "reflect"
+    y = F.pad(x, (pad, pad, 0, 0), mode=mode)
+    x = sum(taps[..., k] * y[..., k : k + w] for k in range(kernel_size))
+    y = F.pad(x, (0, 0, pad, pad), mode=mode)
+    return sum(taps[..., k] * y[..., k : k + h, :] for k in range(kernel_size))
+
+
+BLURS = ("auto", "conv", "taps")  # TwoViewAugment(blur=...): how the drawn blur is computed
 
 
 @torch.compiler.disable
@@ -344,6 +368,9 @@ class TwoViewAugment:
         interpolation: ``"bilinear"`` or ``"bicubic"`` (the paper's) for the batched crop.
         compile: ``torch.compile`` the per-view function (one fused kernel; first call compiles,
             once per batch shape).
+        jitter: ``torchvision`` or ``official`` colour ops (``JITTERS``).
+        blur: how the blur is computed (``BLURS``; see ``apply_view_params``); ``auto`` is right
+            everywhere, the others are for benchmarks.
 
     Call it with ``images`` (``N×3×H×W``, uint8 or float in [0, 1], any device) to crop both views
     batched, or with ``crops=(c1, c2)`` already cropped to ``size`` (e.g. per sample in a data
@@ -366,6 +393,7 @@ class TwoViewAugment:
         interpolation: str = "bilinear",
         compile: bool = False,
         jitter: str = "torchvision",
+        blur: str = "auto",
     ):
         if interpolation not in ("bilinear", "bicubic"):
             raise ValueError(f"augment: interpolation must be bilinear or bicubic, got {interpolation!r}")
@@ -376,7 +404,9 @@ class TwoViewAugment:
         self.std = None if std is None else tuple(float(s) for s in std)
         if jitter not in JITTERS:
             raise ValueError(f"augment: jitter must be one of {', '.join(JITTERS)}, got {jitter!r}")
-        self.interpolation, self.jitter = interpolation, jitter
+        if blur not in BLURS:
+            raise ValueError(f"augment: blur must be one of {', '.join(BLURS)}, got {blur!r}")
+        self.interpolation, self.jitter, self.blur = interpolation, jitter, blur
         # Static shapes: a dynamic-shape kernel is about twice as slow here and compiles far longer.
         self._apply_fn = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
 
@@ -408,7 +438,7 @@ class TwoViewAugment:
             else:
                 params["box"] = boxes
         kernel = blur_kernel_size(self.size, p.blur_kernel_fraction, self.jitter) if p.blur_p > 0 else 0
-        return self._apply_fn(images, params, self.size, kernel, self.mean, self.std, self.jitter)
+        return self._apply_fn(images, params, self.size, kernel, self.mean, self.std, self.jitter, self.blur)
 
 
 def sample_view_params(
@@ -522,6 +552,7 @@ def apply_view_params(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     jitter: str = "torchvision",
+    blur: str = "auto",
 ) -> torch.Tensor:
     """Apply drawn parameters to images: a pure tensor function (``torch.compile``-able).
 
@@ -529,8 +560,9 @@ def apply_view_params(
     each image is first cropped to its box and resized to ``size`` (bilinear); without it ``x`` is
     already the crop. Then flip, colour jitter, grayscale, blur (``blur_kernel`` > 0), solarise and
     normalise (``mean``/``std``); an op without its entry in ``params`` is skipped. ``jitter``
-    picks the colour ops and the blur's padding (``JITTERS``). Returns float32
-    N×3×size×size.
+    picks the colour ops and the blur's padding (``JITTERS``); ``blur`` how the blur is computed
+    (``BLURS``: ``conv``, grouped convolutions outside the compiled graph; ``taps``, shifted sums
+    inside it; ``auto``, taps when compiling for a GPU, else conv). Returns float32 N×3×size×size.
     """
     n, _, h, w = x.shape
     size = size or h
@@ -546,7 +578,10 @@ def apply_view_params(
         c = _where(params["grayscale"], (gray, gray, gray), c)
     if blur_kernel and "blur_sigma" in params:
         padding = "zeros" if jitter == "official" else "reflect"
-        c = _split(_blur_drawn(torch.stack(c, dim=1), params["blur_sigma"], blur_kernel, padding))
+        x = torch.stack(c, dim=1)
+        in_graph = blur == "taps" or (blur == "auto" and x.device.type == "cuda" and torch.compiler.is_compiling())
+        blur_fn = gaussian_blur_taps if in_graph else _blur_drawn
+        c = _split(blur_fn(x, params["blur_sigma"], blur_kernel, padding))
     if "solarize" in params:
         solarize = _per_sample(params["solarize"], 2)
         c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)
