@@ -153,6 +153,20 @@ def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
     assert 0 <= state.knn["knn_top1"] <= state.knn["knn_top5"] <= 1
 
 
+def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run, monkeypatch):
+    import byol.train.hooks as hooks
+
+    run.precision = "bf16"  # what auto is on a GPU; CPU autocast stands in for it here
+    dtypes, devices = [], []
+    handle = run.method.online_encoder.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    real = hooks.knn_accuracy
+    monkeypatch.setattr(hooks, "knn_accuracy", lambda *a, **k: devices.extend(t.device for t in a[:4]) or real(*a, **k))
+    knn = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False)).evaluate()
+    handle.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert devices == [run.device] * 4 and 0 <= knn["knn_top1"] <= knn["knn_top5"] <= 1
+
+
 def test_knn_monitor_split_is_disjoint_and_fixed_by_the_seed(run):
     q1, b1 = monitor_split(run.data, 0, 0.1, 10000)
     q2, b2 = monitor_split(run.data, 0, 0.1, 10000)

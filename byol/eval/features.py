@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -29,11 +30,16 @@ def extract_features(
     progress: bool = False,
     desc: str = "features",
     return_indices: bool = False,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    out_device: torch.device | str = "cpu",
 ):
     """Run ``encoder`` in eval mode over ``(images, labels[, indices])`` batches.
 
-    Returns features ``(N, D)`` float32 on the CPU and labels ``(N,)`` (and the batches' indices
-    with ``return_indices``). The encoder's train/eval mode is restored afterwards.
+    Returns features ``(N, D)`` float32 on ``out_device`` (the CPU by default) and labels ``(N,)``
+    (and the batches' indices with ``return_indices``). ``autocast`` makes the context each forward
+    runs in (the training monitor passes the run's bf16 autocast). Features kept on ``device``
+    (``out_device=device``) cost no host sync per batch. The encoder's train/eval mode is restored
+    afterwards.
     """
     was_training = encoder.training
     encoder.eval()
@@ -45,14 +51,16 @@ def extract_features(
     try:
         for batch in batches:
             x = normalize_images(batch[0].to(device, non_blocking=True), mean, std)
-            feats.append(encoder(x).float().cpu())
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                out = encoder(x)
+            feats.append(out.float().to(out_device))
             labels.append(batch[1].cpu())
             if return_indices:
                 indices.append(batch[2].cpu())
     finally:
         encoder.train(was_training)
     empty = torch.empty(0, dtype=torch.long)
-    out = (torch.cat(feats), torch.cat(labels)) if feats else (torch.empty(0, 0), empty)
+    out = (torch.cat(feats), torch.cat(labels)) if feats else (torch.empty(0, 0, device=out_device), empty)
     if return_indices:
         return (*out, torch.cat(indices) if indices else empty)
     return out

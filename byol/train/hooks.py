@@ -16,6 +16,7 @@ whether this step is its step. In the order the loop calls them:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -253,9 +254,20 @@ class KnnMonitor(Hook):
     def evaluate(self, step: int = 0) -> dict[str, float]:
         run, data, cfg = self.run, self.run.data, self.run.cfg
         encoder, mean, std = run.method.online_encoder, cfg.augment.mean, cfg.augment.std
-        bank, bank_y = extract_features(encoder, data.eval_batches(self.bank_idx), run.device, mean, std)
+        # In the run's precision, features and the kNN on the device: no host sync but the result.
+        extract = functools.partial(
+            extract_features,
+            encoder,
+            device=run.device,
+            mean=mean,
+            std=std,
+            autocast=run.autocast,
+            out_device=run.device,
+        )
+        bank, bank_y = extract(data.eval_batches(self.bank_idx))
         faults.reached(f"knn:{step}")
-        query, query_y = extract_features(encoder, data.eval_batches(self.query_idx), run.device, mean, std)
+        query, query_y = extract(data.eval_batches(self.query_idx))
+        bank_y, query_y = bank_y.to(run.device), query_y.to(run.device)
         acc = knn_accuracy(bank, bank_y, query, query_y, cfg.run.knn_k, cfg.run.knn_temperature, data.num_classes)
         return {"knn_top1": acc["top1"], "knn_top5": acc["top5"]}
 
