@@ -262,12 +262,11 @@ class AblationRunner:
     def _untrained(self) -> dict[str, float] | None:
         if not self.test:
             return None
-        from byol.encoder_io import encoder_meta
+        from byol.encoder_io import build_configured_encoder, encoder_meta
         from byol.eval.runner import EncoderEval, knn_evaluate
-        from byol.models.backbones import build_encoder
 
         cfg = self.base
-        enc = build_encoder(cfg.model.backbone, cfg.model.width, cfg.data.image_size, cfg.model.small_images)
+        enc = build_configured_encoder(cfg.model, cfg.data.image_size)
         meta = encoder_meta(
             cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, enc.feature_dim, cfg.data.eval_crop
         )

@@ -22,7 +22,7 @@ from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.method import METHODS
-from byol.models.backbones import ENCODER_NORMS, available_backbones
+from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
 
@@ -39,7 +39,7 @@ FLAGS = {
     "--optimizer": ("optim", "optimizer", str, "lars, sgd or adamw"),
     "--warmup-epochs": ("optim", "warmup_epochs", float, "linear warmup before the cosine decay"),
     "--tau-base": ("optim", "tau_base", float, "initial target decay rate (rises to 1); lower it for short runs"),
-    "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet"),
+    "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet, or timm:<name>"),
     "--method": ("model", "method", str, "byol, or simclr (the contrastive baseline: same encoder, heads, views)"),
     "--temperature": ("model", "temperature", float, "simclr: NT-Xent temperature"),
     "--head-norm": ("model", "norm", str, "norm in projector and predictor: batchnorm, layernorm, groupnorm, none"),
@@ -115,7 +115,9 @@ class ModelConfig(_Section):
     SECTION: ClassVar[str] = "model"
 
     backbone: str = "resnet50"
-    """Encoder name from the registry (byol.available_backbones())."""
+    """Encoder name from the registry (byol.available_backbones()), or timm:<name> (the byol[timm] extra)."""
+    timm_args: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of timm.create_model for a timm backbone, e.g. --set model.timm_args.patch_size=4."""
     width: float = 1.0
     """Channel multiplier of the backbone (0.25 for CPU-sized runs)."""
     small_images: bool | None = None
@@ -139,10 +141,12 @@ class ModelConfig(_Section):
     SyncBatchNorm needs CUDA; on CPU each process keeps its own statistics."""
 
     def validate(self) -> None:
-        if self.backbone not in available_backbones():
-            raise ByolError(
-                f"--backbone {self.backbone!r} is unknown; choose one of {', '.join(available_backbones())}"
-            )
+        try:
+            check_backbone(self.backbone)
+        except ValueError as e:
+            raise ByolError(f"--backbone {self.backbone}: {e}") from None
+        if self.timm_args and not is_timm(self.backbone):
+            raise ByolError(f"--set model.timm_args is for timm:<name> backbones, not {self.backbone!r}")
         self._require("width", self.width > 0, "positive")
         self._one_of("norm", NORMS)
         self._one_of("encoder_norm", ENCODER_NORMS)
@@ -351,6 +355,8 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
         return "on" if value else "off"  # YAML reads on/off as booleans
     if hint is str and (isinstance(value, str) or number):
         return str(value)
+    if typing.get_origin(hint) is dict and isinstance(value, dict):
+        return dict(value)
     if typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
         kinds = typing.get_args(hint)
         if len(kinds) == len(value) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from torch import nn
 from byol.constants import PAPER_EVAL_CROP, is_small
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.models.backbones import build_encoder
+from byol.models.backbones import Encoder, build_encoder, is_timm, timm_module
+
+log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.safetensors"
 ENCODER_META = "encoder.json"
@@ -26,7 +29,7 @@ def encoder_meta(
     """What rebuilds and evaluates an encoder: backbone, width, stem, image size, normalisation, eval view."""
     from byol import __version__
 
-    return {
+    meta = {
         "backbone": model_cfg.backbone,
         "width": model_cfg.width,
         "small_images": model_cfg.small_images if model_cfg.small_images is not None else is_small(image_size),
@@ -38,6 +41,15 @@ def encoder_meta(
         "norm": model_cfg.encoder_norm,
         "byol_version": __version__,
     }
+    if is_timm(model_cfg.backbone):  # what rebuilds it: timm's arguments, and the version that built it
+        meta.update(timm_args=dict(model_cfg.timm_args), timm_version=timm_module().__version__)
+    return meta
+
+
+def build_configured_encoder(model_cfg, image_size: int) -> Encoder:
+    """The encoder ``model_cfg`` describes, randomly initialised (pretraining and its untrained baseline)."""
+    m = model_cfg
+    return build_encoder(m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args)
 
 
 def write_weights(state: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> Path:
@@ -64,9 +76,13 @@ def save_encoder(encoder: nn.Module, meta: dict[str, Any], run_dir: Path) -> Pat
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
+    if is_timm(meta["backbone"]):
+        built_by, here = meta.get("timm_version"), timm_module().__version__
+        if built_by and built_by != here:
+            log.warning("encoder built with timm %s, loaded with timm %s", built_by, here)
     return build_encoder(
         meta["backbone"], width=meta["width"], image_size=meta["image_size"], small_images=meta["small_images"],
-        norm=meta.get("norm", "batchnorm"),
+        norm=meta.get("norm", "batchnorm"), timm_args=meta.get("timm_args"),
     ).module  # fmt: skip
 
 

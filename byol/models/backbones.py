@@ -43,31 +43,86 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
+TIMM_PREFIX = "timm:"  # --backbone timm:<name>: any model timm.create_model builds (the byol[timm] extra)
+
+
+def is_timm(name: str) -> bool:
+    return name.startswith(TIMM_PREFIX)
+
+
+def timm_module():
+    """The ``timm`` package, or a one-line error saying how to install it."""
+    try:
+        import timm
+    except ImportError:
+        raise ValueError("timm backbones need the timm package: pip install 'byol[timm]'") from None
+    return timm
+
+
+def check_backbone(name: str) -> None:
+    """A ``ValueError`` naming the choices when ``name`` builds no backbone."""
+    if is_timm(name):
+        timm, model = timm_module(), name[len(TIMM_PREFIX) :]
+        if not timm.is_model(model):
+            near = timm.list_models(f"*{model.split('.')[0].split('_')[0]}*")[:5]
+            hint = f"; similar: {', '.join(near)}" if near else "; see timm.list_models()"
+            raise ValueError(f"timm has no model {model!r}{hint}")
+    elif name not in _REGISTRY:
+        choices = ", ".join(available_backbones())
+        raise ValueError(f"unknown backbone {name!r}; choose one of {choices}, or timm:<name> (byol[timm])")
+
+
+def build_timm(name: str, image_size: int, args: dict | None = None) -> Encoder:
+    """``timm.create_model(name, num_classes=0, **args)``, randomly initialised: pooled features.
+
+    Models with a patch embedding (ViT, DeiT...) are built for ``image_size`` unless ``args`` says
+    ``img_size``; their patch size is the user's (``args["patch_size"]``, e.g. 4 at 32 px).
+    """
+    timm, model = timm_module(), name[len(TIMM_PREFIX) :]
+    args = dict(args or {})
+    module = timm.create_model(model, pretrained=False, num_classes=0, **args)
+    patch_embed = getattr(module, "patch_embed", None)
+    built_for = getattr(patch_embed, "img_size", None)
+    if built_for is not None and "img_size" not in args and tuple(built_for) != (image_size, image_size):
+        module = timm.create_model(model, pretrained=False, num_classes=0, img_size=image_size, **args)
+    dim = getattr(module, "head_hidden_size", None) or module.num_features
+    return Encoder(module, int(dim))
+
+
 ENCODER_NORMS = ("batchnorm", "groupnorm-ws")
 
 
 def build_encoder(
-    name: str, width: float = 1.0, image_size: int = 224, small_images: bool | None = None, norm: str = "batchnorm"
+    name: str,
+    width: float = 1.0,
+    image_size: int = 224,
+    small_images: bool | None = None,
+    norm: str = "batchnorm",
+    timm_args: dict | None = None,
 ) -> Encoder:
-    """Build a registered backbone.
+    """Build a registered backbone, or a timm model.
 
     Args:
-        name: one of ``available_backbones()``.
+        name: one of ``available_backbones()``, or ``timm:<name>`` (``build_timm``).
         width: channel multiplier (e.g. 0.25 for CPU-sized runs).
         image_size: side of the training images; picks the stem when ``small_images`` is None.
         small_images: 3×3 stride-1 stem without max-pool; default: ``byol.constants.is_small(image_size)``.
         norm: ``batchnorm``, or ``groupnorm-ws``: every BatchNorm a GroupNorm and every convolution
             weight-standardised, no batch statistics anywhere (Richemond et al. 2020).
+        timm_args: keyword arguments of ``timm.create_model`` (timm backbones only; width and
+            small_images apply to byol's own backbones).
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(available_backbones())}")
+    check_backbone(name)
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     if norm not in ENCODER_NORMS:
         raise ValueError(f"unknown encoder norm {norm!r}; choose one of {', '.join(ENCODER_NORMS)}")
     if small_images is None:
         small_images = is_small(image_size)
-    encoder = _REGISTRY[name](width=width, small_images=small_images)
+    if is_timm(name):
+        encoder = build_timm(name, image_size, timm_args)
+    else:
+        encoder = _REGISTRY[name](width=width, small_images=small_images)
     if norm == "groupnorm-ws":
         encoder = Encoder(groupnorm_ws(encoder.module), encoder.feature_dim)
     return encoder

@@ -18,23 +18,41 @@ def param_groups(modules: nn.Module | list[nn.Module], weight_decay: float) -> l
     """Split trainable parameters into a decayed group and an excluded one.
 
     Biases and normalisation parameters (every tensor with at most one dimension) are excluded
-    from weight decay and, under LARS, from the trust-ratio adaptation (Grill et al. 2020, app. C).
+    from weight decay and, under LARS, from the trust-ratio adaptation (Grill et al. 2020, app. C),
+    and so are those a submodule names in ``no_weight_decay()`` (timm's convention: a ViT's
+    position embedding and class token).
     """
     if isinstance(modules, nn.Module):
         modules = [modules]
     decay, excluded = [], []
     seen: set[int] = set()
     for module in modules:
+        named = _no_weight_decay(module)
         for p in module.parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
-            (excluded if p.ndim <= 1 else decay).append(p)
+            (excluded if p.ndim <= 1 or id(p) in named else decay).append(p)
     log.info("optimizer groups: %d tensors decayed/adapted, %d excluded (biases, norms)", len(decay), len(excluded))
     return [
         {"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
         {"params": excluded, "weight_decay": 0.0, "lars_exclude": True},
     ]
+
+
+def _no_weight_decay(module: nn.Module) -> set[int]:
+    """Ids of the parameters that submodules list in their ``no_weight_decay()`` (names relative to them)."""
+    ids = set()
+    for sub in module.modules():
+        names = getattr(sub, "no_weight_decay", None)
+        if not callable(names):
+            continue
+        for name in names():
+            try:
+                ids.add(id(sub.get_parameter(name)))
+            except AttributeError:  # a name pattern or a missing parameter: nothing to exclude
+                pass
+    return ids
 
 
 def build_optimizer(

@@ -23,10 +23,10 @@ from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
 from byol.dist import DistInfo, barrier, from_rank0
+from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
 from byol.method import BYOL, SimCLR, build_method
-from byol.models.backbones import build_encoder
 from byol.optim import build_optimizer, param_groups
 from byol.train import checkpoint as ckpt_io
 from byol.train.memory import Probe, fit_micro_batch, micro_chunks
@@ -296,7 +296,7 @@ def build_model(
 ) -> tuple[BYOL | SimCLR, nn.Module, torch.optim.Optimizer, float]:
     """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""
     m = cfg.model
-    enc = build_encoder(m.backbone, m.width, cfg.data.image_size, m.small_images, m.encoder_norm)
+    enc = build_configured_encoder(m, cfg.data.image_size)
     method = build_method(m, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
     optimizer = build_optimizer(
