@@ -6,6 +6,7 @@ world size), with a no-op path for one process.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ import torch
 import torch.distributed as dist
 
 from byol.errors import ByolError
+
+log = logging.getLogger(__name__)
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -55,11 +58,29 @@ class DistInfo:
         return self.world_size > 1
 
 
+def elastic_restart_warning(env=os.environ) -> str | None:
+    """Why a group that ``torchrun --max-restarts`` restarts may fail to reconnect, when it may.
+
+    torchrun shares its rendezvous store with the process group, and a restarted group can read the
+    addresses its dead predecessors left there (PyTorch issue 135712; seen here with torch 2.14 and
+    gloo). ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in torchrun's environment gives each attempt its own.
+    """
+    if int(env.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0 and env.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+        return (
+            "torchrun --max-restarts: set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for torchrun, or a restarted "
+            "group may fail to connect (PyTorch issue 135712)"
+        )
+    return None
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group when launched by torchrun; one process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    warning = elastic_restart_warning()
+    if warning and os.environ.get("RANK", "0") == "0":
+        log.warning(warning)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     owns = not dist.is_initialized()
     if owns:

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -290,3 +291,44 @@ def test_torchrun_time_budget_ends_every_rank_at_the_same_step(small, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = [int(w) for k, w in zip(proc.stdout.split(), proc.stdout.split()[1:]) if k == "steps"]
     assert len(steps) == 2 and steps[0] == steps[1] > 0, proc.stdout
+
+
+def _torchrun_cli(launcher: list[str], small, out, extra_env=None) -> subprocess.CompletedProcess:
+    """``torchrun ... LAUNCHER pretrain`` of the tiny CPU config as command-line flags, two gloo processes."""
+    flags = [
+        "pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--width", "0.25",
+        "--batch-size", "32", "--epochs", "2", "--workers", "0", "--cache-dir", str(small["cache"]),
+        "--no-progress", "--deterministic", "--set", "augment.compile=off", "--set", "model.projector_hidden=128",
+        "--set", "model.predictor_hidden=128", "--set", "run.knn_every=0", "--set", "run.log_every=2",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launcher, *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_torchrun_cli_restarts_a_group_whose_rank_was_killed_and_ends_where_an_unbroken_run_does(small, tmp_path):
+    """The CLI under torchrun: the console script with --no-python, and ``-m byol`` with an elastic
+    restart after SIGKILL of rank 1 mid-epoch; the restarted group resumes from the last checkpoint."""
+    steps_per_epoch = 400 // (32 * 2)
+    script = Path(sys.executable).parent / "byol"
+    full = _torchrun_cli(["--no-python", str(script)], small, tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed_at = steps_per_epoch + 2
+    # TORCH_DISABLE_SHARE_RDZV_TCP_STORE: without it the restarted group reads its predecessors'
+    # addresses and cannot connect (PyTorch issue 135712; byol warns, see the next test).
+    fault = {"BYOL_FAULT": f"step:{killed_at}", "BYOL_FAULT_RANK": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    broken = _torchrun_cli(["--max-restarts", "1", "-m", "byol"], small, tmp_path / "broken", fault)
+    assert broken.returncode == 0, broken.stderr[-3000:]
+    # rank 1 died in the first attempt; the second resumed from the epoch-end checkpoint
+    assert "resumed from" in broken.stderr and f"step-{steps_per_epoch:09d}.pt" in broken.stderr, broken.stderr[-3000:]
+    assert "resumed from" not in full.stderr
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "broken")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_restartable_torchrun_without_its_own_store_per_attempt_is_warned_about():
+    from byol.dist import elastic_restart_warning
+
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in elastic_restart_warning({"TORCHELASTIC_MAX_RESTARTS": "1"})
+    ok = {"TORCHELASTIC_MAX_RESTARTS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    assert elastic_restart_warning(ok) is None and elastic_restart_warning({"TORCHELASTIC_MAX_RESTARTS": "0"}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -48,10 +49,8 @@ def _no_weight_decay(module: nn.Module) -> set[int]:
         if not callable(names):
             continue
         for name in names():
-            try:
+            with contextlib.suppress(AttributeError):  # a name pattern or a missing parameter: nothing to exclude
                 ids.add(id(sub.get_parameter(name)))
-            except AttributeError:  # a name pattern or a missing parameter: nothing to exclude
-                pass
     return ids
 
 
