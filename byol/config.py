@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import yaml
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
-from byol.data.augment import JITTERS, ViewParams
+from byol.data.augment import JITTERS, TwoViewAugment, ViewParams
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.files import atomic_write
@@ -181,6 +181,12 @@ class AugmentConfig(_Section):
         if self.color:
             return self.view1, self.view2
         return tuple(dataclasses.replace(v, jitter_p=0.0, grayscale_p=0.0) for v in (self.view1, self.view2))
+
+    def build(self, image_size: int, compile: bool = False) -> TwoViewAugment:
+        """The two-view augmentation these settings describe, for views of ``image_size`` pixels."""
+        return TwoViewAugment(
+            image_size, *self.views(), self.mean, self.std, self.interpolation, compile=compile, jitter=self.jitter
+        )
 
     def validate(self) -> None:
         self._one_of("interpolation", ("bilinear", "bicubic"))

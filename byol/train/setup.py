@@ -91,15 +91,7 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     cfg = prepare_run_dir(run_dir, cfg, resume, info)
     device = _configure_device(cfg, device, info)
     data, steps_per_epoch = _build_data(cfg, info)
-    augment = TwoViewAugment(
-        cfg.data.image_size,
-        *cfg.augment.views(),
-        cfg.augment.mean,
-        cfg.augment.std,
-        cfg.augment.interpolation,
-        compile=_augment_compile(cfg.augment.compile, device),
-        jitter=cfg.augment.jitter,
-    )
+    augment = cfg.augment.build(cfg.data.image_size, compile=_augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
     classifier = None
@@ -121,10 +113,7 @@ def _micro_chunks(run: Run) -> int:
     if cfg.optim.micro_batch != "auto":
         micro, how = min(int(cfg.optim.micro_batch), batch), "--micro-batch"
     else:
-        eager = TwoViewAugment(
-            cfg.data.image_size, *cfg.augment.views(), cfg.augment.mean, cfg.augment.std,
-            cfg.augment.interpolation, jitter=cfg.augment.jitter,
-        )  # fmt: skip
+        eager = cfg.augment.build(cfg.data.image_size)
         views = lambda images: make_views_for_probe(eager, images, run)  # noqa: E731
         probe = Probe(run.method, views, cfg.data.image_size, run.device, run.autocast)
         micro, how = fit_micro_batch(batch, probe, run.device)
