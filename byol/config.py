@@ -85,7 +85,8 @@ class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
 
     path: str = ""
-    """Folder of images (ImageFolder-style or unlabelled), or cifar10 / cifar100 / stl10."""
+    """Folder of images (ImageFolder-style or unlabelled), cifar10 / cifar100 / stl10, or WebDataset
+    tar shards (a .tar pattern such as train-{000000..000127}.tar, or pipe:COMMAND)."""
     image_size: int = 224
     """Side of the training views in pixels (32 for CIFAR)."""
     cache: str = "auto"
@@ -101,6 +102,10 @@ class DataConfig(_Section):
     eval_crop: float = PAPER_EVAL_CROP
     """Evaluation view: shorter side resized to image_size / eval_crop, centre crop (224/256 in the
     paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
+    samples_per_epoch: int = 0
+    """Tar shards: samples in an epoch (0: counted in a first pass over the shards, then cached)."""
+    shuffle_buffer: int = 2000
+    """Tar shards: samples each reader holds to shuffle them (more: better mixed shards, more memory)."""
 
     def validate(self) -> None:
         self._require("image_size", self.image_size >= 8, "at least 8")
@@ -108,6 +113,8 @@ class DataConfig(_Section):
         self._require("workers", self.workers >= 0, ">= 0")
         self._require("monitor_fraction", 0 < self.monitor_fraction < 1, "in (0, 1)")
         self._require("eval_crop", 0 < self.eval_crop <= 1, "in (0, 1]")
+        self._require("samples_per_epoch", self.samples_per_epoch >= 0, ">= 0")
+        self._require("shuffle_buffer", self.shuffle_buffer >= 1, "at least 1")
 
 
 @dataclass

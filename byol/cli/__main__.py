@@ -18,6 +18,7 @@ COMMANDS = {
     "embed": ("byol.cli.embed", "write an embedding for every image of a folder"),
     "export": ("byol.cli.export", "export the encoder (.safetensors, .pt, ONNX)"),
     "report": ("byol.cli.report", "write an HTML report with plots of a run"),
+    "shard": ("byol.cli.shard", "write a folder of images as WebDataset tar shards"),
     "ablate": ("byol.cli.ablate", "run BYOL's ablations (and a SimCLR baseline) and report them beside the paper's"),
 }
 

@@ -50,8 +50,9 @@ def pick_preset(name: str, data: str) -> str:
     from byol.config import auto_preset
     from byol.data.folder import list_images
     from byol.data.loader import probe_max_side
+    from byol.data.shards import is_shards, probe_shard_side
 
-    side = probe_max_side(list_images(data))
+    side = probe_shard_side(data) if is_shards(data) else probe_max_side(list_images(data))
     chosen = auto_preset(side)
     log.info("preset: %s (images of %d px); choose with --preset", chosen, side)
     return chosen

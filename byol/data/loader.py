@@ -211,6 +211,8 @@ class TrainData:
                 "lower --batch-size (incomplete batches are dropped so BatchNorm sees full batches)"
             )
 
+    random_access = True  # images by index: the kNN monitor's memory bank (tar shards have none)
+
     def restrict(self, indices) -> TrainData:
         """A view of this data whose epochs draw only from ``indices`` (e.g. a labelled fraction)."""
         view = copy.copy(self)

@@ -242,7 +242,8 @@ class KnnMonitor(Hook):
 
     @staticmethod
     def wanted(run: Run) -> bool:
-        return run.data.labels is not None and run.cfg.run.knn_every > 0 and run.info.is_main
+        labelled = run.data.labels is not None and run.data.random_access  # tar shards: no images by index
+        return labelled and run.cfg.run.knn_every > 0 and run.info.is_main
 
     def after_step(self, event: StepEvent) -> None:
         if event.step % self.every == 0 or event.last:

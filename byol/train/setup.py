@@ -22,6 +22,7 @@ from torch import nn
 from byol.config import Config, load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
+from byol.data.shards import ShardData, is_shards
 from byol.dist import DistInfo, barrier, from_rank0
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
@@ -239,22 +240,32 @@ def _sync_bn(setting: str, device: torch.device) -> bool:
 # ---- data ---------------------------------------------------------------------------------------
 
 
-def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
+def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData | ShardData, int]:
     if not info.is_main:
         barrier(info)  # rank 0 decodes the image cache once; the others then read it
-    data = TrainData(
-        cfg.data.path,
-        cfg.data.image_size,
-        cfg.optim.batch_size,
-        *cfg.augment.views(),
-        seed=cfg.run.seed,
-        cache=cfg.data.cache,
-        cache_dir=cfg.data.cache_dir or None,
-        workers=cfg.data.workers,
-        eval_crop=cfg.data.eval_crop,
-        rank=info.rank,
-        world_size=info.world_size,
-    )
+    if is_shards(cfg.data.path):
+        data = ShardData(
+            cfg.data.path, cfg.data.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
+            cache_dir=cfg.data.cache_dir or None, workers=cfg.data.workers, rank=info.rank,
+            world_size=info.world_size, samples_per_epoch=cfg.data.samples_per_epoch,
+            shuffle_buffer=cfg.data.shuffle_buffer,
+        )  # fmt: skip
+        if cfg.run.knn_every > 0 and info.is_main:
+            log.info("kNN monitor: off for tar shards (read in order); evaluate with byol eval knn on a folder")
+    else:
+        data = TrainData(
+            cfg.data.path,
+            cfg.data.image_size,
+            cfg.optim.batch_size,
+            *cfg.augment.views(),
+            seed=cfg.run.seed,
+            cache=cfg.data.cache,
+            cache_dir=cfg.data.cache_dir or None,
+            workers=cfg.data.workers,
+            eval_crop=cfg.data.eval_crop,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
     if info.is_main:
         barrier(info)
     accumulate = cfg.optim.accumulate
@@ -267,7 +278,7 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData, int]:
     log.info(
         "data: %d images%s from %s, %d steps per epoch (batch %d × %d accumulated × %d processes)",
         len(data),
-        f" in {data.num_classes} classes" if data.labels else " (unlabelled)",
+        f" in {data.num_classes} classes" if data.labels is not None else " (unlabelled)",
         cfg.data.path,
         steps_per_epoch,
         cfg.optim.batch_size,
