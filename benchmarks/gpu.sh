@@ -6,9 +6,12 @@
 #   3. byol pretrain of ResNet-18 on the CIFAR-10 folder for a 4-minute --time-budget, then kNN
 #   4. where the pretrain loop's time goes, part by part (benchmarks/loop.py, compiled, batch 512)
 #   5. the same CLI under torchrun --nproc_per_node 1 (NCCL), 15 seconds
+#   6. scale: a timm backbone on WebDataset shards under torchrun (NCCL, bf16) against the plain
+#      single-process run on the folder, images/s of each (issue 13); timm and webdataset come from
+#      .gpu-data/pylib when the GPU machine lacks them (benchmarks/gpu_data.sh unpacks their wheels)
 # Everything lands in one JSON file (--out, default $OUT/gpu.json when $OUT is set, else gpu.json).
 #
-#   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 3]     # on a GPU machine
+#   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 3] [--only a,b]   # on a GPU machine
 #   bash benchmarks/gpu.sh --smoke                       # tiny sizes on a CPU, in seconds (make test)
 #
 # DATA is a folder with train/ and test/ (ImageFolder). Default: ../shared/data/cifar10, else the
@@ -18,6 +21,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SMOKE=0
 DATA=""
 MINUTES=3
+ONLY=""
 OUTFILE="${OUT:+$OUT/gpu.json}"
 OUTFILE="${OUTFILE:-gpu.json}"
 while [ $# -gt 0 ]; do
@@ -25,6 +29,7 @@ while [ $# -gt 0 ]; do
     --smoke) SMOKE=1 ;;
     --data) DATA="$2"; shift ;;
     --minutes) MINUTES="$2"; shift ;;
+    --only) ONLY="$2"; shift ;;
     --out) OUTFILE="$2"; shift ;;
     *) echo "gpu.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -33,6 +38,10 @@ done
 
 if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY="${PYTHON:-python3}"; fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# timm and webdataset for the scale section, where the machine has none (pure-Python wheels, unpacked)
+if [ -d "$ROOT/.gpu-data/pylib" ] && ! "$PY" -c 'import timm, webdataset' 2>/dev/null; then
+  export PYTHONPATH="$PYTHONPATH:$ROOT/.gpu-data/pylib"
+fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export BYOL_CACHE_DIR="$WORK/cache"
@@ -40,6 +49,7 @@ LINES="$WORK/lines.jsonl"
 : >"$LINES"
 
 note() { echo "== gpu.sh $(date +%H:%M:%S) $*" >&2; }
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }  # --only a,b: just those sections
 # record NAME SECONDS COMMAND...: run it for at most SECONDS, keep its last line (a JSON object) under
 # NAME; a failure or a time-out is recorded, not fatal.
 record() {
@@ -83,6 +93,8 @@ EOF
   LOOP=(--preset cpu --batch 16 --steps 3 --warmup 1 --set model.projector_hidden=64 --set model.predictor_hidden=64
         --set augment.compile=off)
   TORCHRUN=("${TINY[@]}" --time-budget 0.05)
+  SCALE=("${TINY[@]}" --backbone timm:resnet10t --time-budget 0.05 --set run.knn_every=0)
+  SHARD_SIZE=32
 else
   DEVICE=cuda
   if [ -z "$DATA" ]; then
@@ -97,34 +109,53 @@ else
   PRETRAIN=(--preset cifar10 --time-budget "$MINUTES" --batch-size 512 --compile)
   LOOP=(--preset cifar10 --batch 512 --compile --steps 300 --warmup 30)
   TORCHRUN=(--preset cifar10 --time-budget 0.25 --batch-size 512)
+  SCALE=(--preset cifar10 --backbone timm:resnet18 --time-budget 0.3 --batch-size 512 --set run.knn_every=0
+         --set augment.compile=off)
+  SHARD_SIZE=5000
 fi
 
 "$PY" -c 'import json, platform, torch; print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.cuda.is_available(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))' >"$WORK/env.log"
 tail -n 1 "$WORK/env.log" | "$PY" -c 'import json,sys; print(json.dumps({"section": "env", **json.loads(sys.stdin.read())}))' >>"$LINES"
 
+speed() {  # SECTION RUN_DIR: the median images/s of the steady part of a run's log
+  "$PY" - "$1" "$2/metrics.jsonl" >>"$LINES" <<'EOF' || echo "{\"section\": \"$1\", \"error\": \"no metrics\"}" >>"$LINES"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[2]) if '"images_per_sec"' in line]
+ips = [r["images_per_sec"] for r in rows[len(rows) // 4 :]]
+print(json.dumps({"section": sys.argv[1], "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
+                  "log_lines": len(rows)}))
+EOF
+}
+
 # Seconds per section: about 8 minutes in all with a 3-minute pretraining.
-record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"
-record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
-if [ ${#STEP_COMPILED[@]} -gt 0 ]; then
+want augment && record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"
+want step && record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
+if want step && [ ${#STEP_COMPILED[@]} -gt 0 ]; then
   record step_compiled 75 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP_COMPILED[@]}"
 fi
 
-if [ -n "$DATA" ] && [ -d "$DATA/train" ]; then
+if [ -n "$DATA" ] && [ -d "$DATA/train" ] && want pretrain; then
   RUN="$WORK/run"
   record pretrain "$(( ${MINUTES%.*} * 60 + 50 ))" "$PY" -m byol.cli pretrain "$DATA/train" --out "$RUN" --device "$DEVICE" --no-progress "${PRETRAIN[@]}"
   record knn 40 "$PY" -m byol.cli eval knn "$RUN" --train "$DATA/train" --test "$DATA/test" --device "$DEVICE" --json --baseline
-  "$PY" - "$RUN/metrics.jsonl" >>"$LINES" <<'EOF' || true
-import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if '"images_per_sec"' in line]
-ips = [r["images_per_sec"] for r in rows[len(rows) // 4 :]]  # the steady part, after warm-up and compiling
-print(json.dumps({"section": "pretrain_speed", "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
-                  "log_lines": len(rows)}))
-EOF
+  speed pretrain_speed "$RUN"
   record loop 150 "$PY" "$ROOT/benchmarks/loop.py" --data "$DATA/train" --device "$DEVICE" "${LOOP[@]}"
   record torchrun 45 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol.cli pretrain "$DATA/train" \
     --out "$WORK/run-torchrun" --device "$DEVICE" --no-progress "${TORCHRUN[@]}"
-else
+elif want pretrain; then
   echo '{"section": "pretrain", "error": "no data: pass --data DIR or pack .gpu-data/cifar10.tgz (benchmarks/gpu_data.sh)"}' >>"$LINES"
+fi
+
+# scale: the plain run on the folder, then torchrun on the same images as shards (a timm backbone).
+if [ -n "$DATA" ] && [ -d "$DATA/train" ] && want scale; then
+  record scale_plain 110 "$PY" -m byol.cli pretrain "$DATA/train" --out "$WORK/run-plain" --device "$DEVICE" \
+    --no-progress --set run.log_every=10 "${SCALE[@]}"
+  speed scale_plain_speed "$WORK/run-plain"
+  "$PY" -m byol.cli shard "$DATA/train" --out "$WORK/shards" --shard-size "$SHARD_SIZE" >"$WORK/shard.log" 2>&1
+  PATTERN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pattern"])' "$WORK/shards/shards.json")
+  record scale_shards_torchrun 110 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol pretrain \
+    "$PATTERN" --out "$WORK/run-shards" --device "$DEVICE" --no-progress --set run.log_every=10 "${SCALE[@]}"
+  speed scale_shards_speed "$WORK/run-shards"
 fi
 
 mkdir -p "$(dirname "$OUTFILE")"

@@ -151,7 +151,7 @@ class ModelConfig(_Section):
         try:
             check_backbone(self.backbone)
         except ValueError as e:
-            raise ByolError(f"--backbone {self.backbone}: {e}") from None
+            raise ByolError(f"--backbone {self.backbone!r} is unknown: {e}") from None
         if self.timm_args and not is_timm(self.backbone):
             raise ByolError(f"--set model.timm_args is for timm:<name> backbones, not {self.backbone!r}")
         self._require("width", self.width > 0, "positive")

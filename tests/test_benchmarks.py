@@ -18,13 +18,17 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
-    assert set(figures) == {"env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "torchrun"}
+    assert set(figures) == {
+        "env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "torchrun",
+        "scale_plain", "scale_plain_speed", "scale_shards_torchrun", "scale_shards_speed",
+    }  # fmt: skip
     assert not [k for k, v in figures.items() if "error" in v]
     assert figures["augment"]["byol_eager_32px_1t"] > 0 and figures["augment"]["pil_32px_1t"] > 0
     assert figures["step"]["convnet_32px_b16_byol_s"] > 0 and figures["step"]["convnet_32px_b16_byol_vs_floor_cl"] > 0
     assert figures["pretrain"]["steps"] > 0 and 0 <= figures["knn"]["top1"] <= 1
     assert figures["torchrun"]["steps"] > 0 and figures["pretrain_speed"]["images_per_sec_median"] > 0
     assert figures["loop"]["parts_calls"]["step (fwd+bwd+opt)"] == 3 and figures["loop"]["full_images_per_sec"] > 0
+    assert figures["scale_plain"]["steps"] > 0 and figures["scale_shards_torchrun"]["steps"] > 0
 
 
 def test_step_benchmark_times_every_implementation_and_counts_flops():

@@ -69,7 +69,7 @@ def check_backbone(name: str) -> None:
             raise ValueError(f"timm has no model {model!r}{hint}")
     elif name not in _REGISTRY:
         choices = ", ".join(available_backbones())
-        raise ValueError(f"unknown backbone {name!r}; choose one of {choices}, or timm:<name> (byol[timm])")
+        raise ValueError(f"unknown backbone {name!r}; choose one of {choices}, or timm:<name> (the byol[timm] extra)")
 
 
 def build_timm(name: str, image_size: int, args: dict | None = None) -> Encoder:
