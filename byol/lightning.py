@@ -137,12 +137,6 @@ class BYOLModule(L.LightningModule):
         """After each optimiser step (not each accumulated batch): θ' ← τθ' + (1 − τ)θ."""
         if self.global_step == self._target_step:
             return
-        # The warmup, in steps, once the loader's length is known (epochs × batches per epoch).
-        batches = self.trainer.num_training_batches
-        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches) if batches != float("inf") else 0
-        self.warmup_steps = min(round(self.cfg.optim.warmup_epochs * per_epoch), self.total_steps // 2)
-        for group in self.optimizers().optimizer.param_groups:  # LambdaLR set the first lr before this was known
-            group["lr"] = group["initial_lr"] * self.lr_factor(self.global_step)
         self._target_step = self.global_step
         tau = tau_schedule(self.global_step - 1, self.total_steps, self.cfg.optim.tau_base)
         self.method.after_step(tau)

@@ -123,11 +123,6 @@ class TwoCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _crop(self, img: Image.Image, p: ViewParams, g: torch.Generator) -> torch.Tensor:
-        top, left, h, w = sample_crop_boxes(1, img.height, img.width, p.crop_scale, p.crop_ratio, g)[0].tolist()
-        out = img.resize((self.size, self.size), Image.BICUBIC, box=(left, top, left + w, top + h))
-        return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
-
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
         bad: list[str] = []
@@ -142,10 +137,23 @@ class TwoCropDataset(Dataset):
             raise ByolError(f"{len(bad)} unreadable images in a row in {self.images.root}, from {bad[0]}")
         label = -1 if self.images.labels is None else self.images.labels[index]
         g = seeded_generator(self.seed, epoch, index, 29)
-        return self._crop(img, self.views[0], g), self._crop(img, self.views[1], g), label, index, bad
+        return (
+            crop_view(img, self.size, self.views[0], g),
+            crop_view(img, self.size, self.views[1], g),
+            label,
+            index,
+            bad,
+        )
 
 
-def _collate_crops(items):
+def crop_view(img: Image.Image, size: int, p: ViewParams, g: torch.Generator) -> torch.Tensor:
+    """A random resized crop of ``img`` to ``size`` (bicubic, as the paper), drawn from ``g``: uint8 CHW."""
+    top, left, h, w = sample_crop_boxes(1, img.height, img.width, p.crop_scale, p.crop_ratio, g)[0].tolist()
+    out = img.resize((size, size), Image.BICUBIC, box=(left, top, left + w, top + h))
+    return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def collate_crops(items):
     c1, c2, labels, idx, bad = zip(*items)
     return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx), [p for b in bad for p in b]
 
@@ -274,7 +282,7 @@ class TrainData:
             self.stream,
             batch_sampler=[[(epoch, int(i)) for i in idx] for idx in chunks],
             num_workers=self.workers,
-            collate_fn=_collate_crops,
+            collate_fn=collate_crops,
             pin_memory=pin_memory,
             persistent_workers=False,
         )

@@ -34,14 +34,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from byol.data.augment import ViewParams, default_views, sample_crop_boxes
+from byol.data.augment import ViewParams, default_views
 from byol.data.cache import default_cache_dir
 from byol.data.folder import IMAGE_EXTENSIONS, warn_skipped
+from byol.data.loader import Batch, collate_crops, crop_view, epoch_permutation
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,6 @@ def probe_shard_side(spec: str) -> int:
     raise ByolError(f"{spec}: no image in the first shard" + (f" ({bad[0]})" if bad else ""))
 
 
-def _crop(img: Image.Image, size: int, p: ViewParams, g: torch.Generator) -> torch.Tensor:
-    top, left, h, w = sample_crop_boxes(1, img.height, img.width, p.crop_scale, p.crop_ratio, g)[0].tolist()
-    out = img.resize((size, size), Image.BICUBIC, box=(left, top, left + w, top + h))
-    return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
 class ShardStream(IterableDataset):
     """One epoch of one rank: two crops per sample, in the order described in the module's doc."""
 
@@ -148,7 +142,7 @@ class ShardStream(IterableDataset):
 
     def _my_shards(self, logical_worker: int) -> list[str]:
         d = self.data
-        order = [d.urls[i] for i in _permutation(len(d.urls), d.seed, self.epoch)]
+        order = [d.urls[i] for i in epoch_permutation(len(d.urls), d.seed, self.epoch).tolist()]
         mine = order[d.rank :: d.world_size] or order[d.rank % len(order) :: len(order)]
         return mine[logical_worker :: self.workers] or mine[logical_worker % len(mine) :: len(mine)]
 
@@ -193,16 +187,8 @@ class ShardStream(IterableDataset):
             return None
         g = torch.Generator().manual_seed(crop_seed)
         v1, v2 = self.data.views
-        return _crop(img, self.data.image_size, v1, g), _crop(img, self.data.image_size, v2, g), _label(sample)
-
-
-def _permutation(n: int, seed: int, epoch: int) -> list[int]:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + 71)).tolist()
-
-
-def _collate(items):
-    c1, c2, labels, idx, bad = zip(*items)
-    return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx), [p for b in bad for p in b]
+        size = self.data.image_size
+        return crop_view(img, size, v1, g), crop_view(img, size, v2, g), _label(sample)
 
 
 class ShardData:
@@ -254,8 +240,6 @@ class ShardData:
         return {"count": self.samples, "sha256": hashlib.sha256("\n".join(self.urls).encode()).hexdigest()}
 
     def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False):
-        from byol.data.loader import Batch
-
         steps = self.batches_per_epoch() - start_batch
         if steps <= 0:
             return
@@ -263,7 +247,7 @@ class ShardData:
         workers = min(self.workers, per_rank)
         stream = ShardStream(self, epoch, start_batch, workers)
         loader = DataLoader(
-            stream, batch_size=self.batch_size, num_workers=workers, collate_fn=_collate, pin_memory=pin_memory
+            stream, batch_size=self.batch_size, num_workers=workers, collate_fn=collate_crops, pin_memory=pin_memory
         )
         new: list[str] = []
         try:
