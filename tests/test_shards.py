@@ -73,6 +73,8 @@ def test_a_sample_that_does_not_decode_is_skipped_and_named(small, tmp_path):
     batches = list(data.epoch(0))
     assert len(batches) == 5 and all(len(b.crops[0]) == 8 for b in batches)
     assert data.skipped == {f"{shard}#0005"}
+    piped = ShardData(f"pipe:cat {shard}", 32, 8, cache_dir=tmp_path, shuffle_buffer=4)  # a command's output
+    assert piped.samples == 40 and piped.labelled and len(list(piped.epoch(0))) == 5  # counted, not decoded
     with pytest.raises(ByolError, match="shards do not exist"):
         ShardData(str(tmp_path / "missing-{000..003}.tar"), 32, 8)
 

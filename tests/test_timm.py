@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -81,3 +82,6 @@ def test_cli_pretrains_a_small_vit_then_export_load_and_knn_agree(small, tmp_pat
 
     trained = knn_evaluate(EncoderEval.load(out, workers=0), small["train"], small["test"])
     assert 0 <= trained["top1"] <= trained["top5"] <= 1
+    emb = tmp_path / "emb.npy"
+    assert cli(["embed", str(out), str(small["test"]), "--out", str(emb), "--workers", "0"]) == 0
+    assert np.load(emb).shape == (200, 192)
