@@ -22,7 +22,8 @@ def test_slurm_script_runs_one_srun_torchrun_line_that_torchrun_and_byol_parse(t
     assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _stub(bin_dir, "scontrol", 'printf "gpu-node-7\\ngpu-node-8\\n"\n')
+    # many nodes: a script that cut this list with `| head` would die of SIGPIPE under pipefail
+    _stub(bin_dir, "scontrol", 'printf "gpu-node-7\\ngpu-node-8\\n"; seq 100000\n')
     record = tmp_path / "srun.args"
     _stub(bin_dir, "srun", f'printf "%s\\n" "$TORCH_DISABLE_SHARE_RDZV_TCP_STORE" "$@" > {record}\n')
     env = {
