@@ -168,7 +168,6 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             run = build_run(cfg, Path(tmp) / "run", False, device, info)
             state = start_state(run, False)
-            state.start_clock()
             timed_pass(run, state, [], args.warmup)
             bare = timed_pass(run, state, [], args.steps)
             full = timed_pass(run, state, default_hooks(run, state, progress=False), args.steps)

@@ -1,8 +1,32 @@
-"""Schedules as pure functions of the step, so that resuming needs only the step."""
+"""Schedules as pure functions of the step, so that resuming needs only the step.
+
+A run of fixed length uses ``lr_schedule`` and ``tau_schedule`` as they are. A time budget learns
+its length as it goes (``byol.train.state.Schedule``): each new estimate lays the rest of each curve
+from where it stands (``ramp`` from a start value), so the lr and τ bend but never jump.
+"""
 
 from __future__ import annotations
 
 import math
+
+
+def ramp(step: float, start: float, end: float, start_value: float = 0.0) -> float:
+    """Linear from ``start_value`` at ``start`` to 1 at ``end``, held at its ends outside them."""
+    if end <= start:
+        return 1.0
+    return min(max(start_value + (1.0 - start_value) * (step - start) / (end - start), start_value), 1.0)
+
+
+def cosine(progress: float) -> float:
+    """Half a cosine from 1 (progress 0) down to 0 (progress 1)."""
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def tau_at(progress: float, tau_base: float) -> float:
+    """τ at ``progress`` (k/K) of the run: ``1 − (1 − τ_base)·(cos(π·progress) + 1)/2``; 0 held at 0."""
+    if tau_base == 0.0:
+        return 0.0
+    return 1.0 - (1.0 - tau_base) * cosine(progress)
 
 
 def tau_schedule(step: int, total_steps: int, tau_base: float = 0.996) -> float:
@@ -16,8 +40,7 @@ def tau_schedule(step: int, total_steps: int, tau_base: float = 0.996) -> float:
         return 0.0
     if total_steps <= 0:
         return 1.0
-    k = min(max(step, 0), total_steps)
-    return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / total_steps) + 1.0) / 2.0
+    return tau_at(ramp(step, 0, total_steps), tau_base)
 
 
 def scaled_lr(base_lr: float, batch_size: int) -> float:
@@ -29,6 +52,4 @@ def lr_schedule(step: int, total_steps: int, peak_lr: float, warmup_steps: int =
     """Linear warmup from 0 to ``peak_lr`` over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
     if warmup_steps > 0 and step < warmup_steps:
         return peak_lr * step / warmup_steps
-    decay_steps = max(total_steps - warmup_steps, 1)
-    progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
-    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak_lr * cosine(ramp(step, warmup_steps, max(total_steps, warmup_steps + 1)))

@@ -4,6 +4,7 @@ import json
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import tiny_config
@@ -115,24 +116,66 @@ class Clock:
 
 def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(run):
     budget, spe = 100.0, 40
-    state = TrainState(0, Schedule(spe * 1000, 10, spe, budget_seconds=budget))
-    state.elapsed = clock = Clock()
+    state = TrainState(0, Schedule(spe * 1000, 20, spe, budget_seconds=budget))
+    state.elapsed = clock = Clock()  # the training clock (the first step's compilation is not on it)
     hook = TimeBudget(run, start_step=0)
     while not state.finished:
-        # A slow first step (compilation), 1 s per step, then 2 s per step after the first estimate.
-        clock.now += 10.0 if state.step == 0 else (1.0 if state.step < 23 else 2.0)
+        clock.now += 1.0 if state.step < 23 else 2.0  # 1 s per step, then 2 s after the first estimate
         state.step += 1
         hook.after_step(event(state, 1.0))
         if state.step == 22:
             assert not state.schedule.estimated
         if state.step == 23:  # 3 warm-up steps, then 20 timed ones: the first estimate
-            assert state.schedule.estimated and state.schedule.total_steps == 23 + int((budget - 32.0) / 1.0)
-            assert state.schedule.warmup_steps == min(round(0.5 * spe), state.schedule.total_steps // 2)
+            assert state.schedule.estimated and state.schedule.total_steps == 23 + int((budget - 23.0) / 1.0)
         if state.step == spe:  # re-estimated at the epoch's end, from the slower speed
-            per_step = (clock.now - 12.0) / (spe - 3)
+            per_step = (clock.now - 3.0) / (spe - 3)
             assert state.schedule.total_steps == spe + int((budget - clock.now) / per_step)
-    assert state.stop and clock.now >= budget and state.step == 57  # 32 s at step 23, then 2 s per step
+    assert state.stop and clock.now >= budget and state.step == 62  # 23 s at step 23, then 2 s per step
     assert state.schedule.total_steps == state.step  # τ and lr reach their ends at the stop
+
+
+def budget_sequence(run, spe, warmup, seconds_per_step, budget=300.0):
+    """lr (peak 1) and τ of every step of a budget run whose speed changes as ``seconds_per_step(step)``."""
+    state = TrainState(0, Schedule(spe * 1000, warmup, spe, budget_seconds=budget))
+    state.elapsed = clock = Clock()
+    hook = TimeBudget(run, start_step=0)
+    lrs, taus, warmups = [], [], set()
+    while not state.finished:
+        lrs.append(state.schedule.lr(state.step, 1.0))  # as the loop reads them, before the step
+        taus.append(state.schedule.tau(state.step, 0.99))
+        clock.now += seconds_per_step(state.step)
+        state.step += 1
+        hook.after_step(event(state, 1.0))
+        if state.schedule.estimated:
+            warmups.add(state.schedule.warmup_steps)
+    return lrs, taus, warmups, state
+
+
+@pytest.mark.parametrize("speeds", [(1.0, 2.0, 0.5), (1.0, 0.5, 2.0)], ids=["slower-then-faster", "faster-then-slower"])
+def test_time_budget_lr_rises_through_its_warm_up_then_only_falls_without_jumps(run, speeds):
+    """The estimates of a budget whose speed changes twice re-lay the schedule at epoch ends; the lr
+    must never jump: up to the peak through the warm-up (fixed at the first estimate), then down along
+    a cosine whose steps are never steeper than a cosine over the remaining steps allows."""
+    spe = 40
+    run.cfg.optim.warmup_epochs = 1.5  # 60 steps: the first estimate (step 23) falls in the warm-up
+
+    def seconds_per_step(step):
+        return speeds[0] if step < 60 else speeds[1] if step < 150 else speeds[2]
+
+    lrs, taus, warmups, state = budget_sequence(run, spe, warmup=60, seconds_per_step=seconds_per_step)
+    assert len(warmups) == 1  # the warm-up was fixed once, at the first estimate
+    (warmup,) = warmups
+    peak_at = lrs.index(max(lrs))
+    assert peak_at == warmup and max(lrs) == pytest.approx(1.0)
+    rise, fall = np.diff(lrs[: peak_at + 1]), np.diff(lrs[peak_at:])
+    assert (rise > 0).all()  # the warm-up rises at every step, through the first estimate too
+    assert (fall <= 1e-12).all()  # after the peak the lr never increases
+    # A cosine over n steps falls at most π/(2n) per step; the tail here is at least a third of the
+    # run after the warm-up (the speed changes by 2×, twice), so no step may fall more than this:
+    decay_steps = state.step - warmup
+    assert -fall.min() <= math.pi / 2 / (decay_steps / 3)
+    assert lrs[-1] < 0.05  # it ended near 0: the budget's estimates laid the cosine over the run
+    assert (np.diff(taus) >= 0).all() and taus[-1] > 0.999  # τ only rises, and ends near 1
 
 
 def test_time_budget_does_nothing_for_a_run_of_fixed_length(run):

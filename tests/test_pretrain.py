@@ -183,13 +183,41 @@ def test_resume_with_different_options_is_refused(short_run, small, capsys):
     assert code == 2 and "different config" in capsys.readouterr().err
 
 
-def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, tmp_path):
+def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, tmp_path, monkeypatch):
+    """The budget counts training: a first step that takes 3 s (as compilation does) is timed apart,
+    reported as compile_seconds, and the budget's 6 seconds are all spent on the steps after it."""
+    import time
+
+    import byol.train.loop as loop
+
+    step, calls = loop.train_step, []
+
+    def slow_first_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(3.0)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", slow_first_step)
     cfg = tiny_config(small["train"], small["cache"], time_budget=0.1, knn_every=0)  # 6 seconds
+    started = time.perf_counter()
     result = pretrain(cfg, tmp_path / "budget", progress=False)
-    assert 5.0 <= result.seconds <= 9.0
+    wall = time.perf_counter() - started
+    assert 5.0 <= result.seconds <= 9.0 and 3.0 <= result.compile_seconds < 4.5
+    assert wall >= result.seconds + 3.0  # the 3 s of the first step were not taken out of the budget
+    summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
+    assert summary["compile_seconds"] == pytest.approx(result.compile_seconds)
+    # images/s over the timed steps (all but the first): what 6 s of steps did, not diluted by the 3 s
+    assert summary["images_per_sec"] == pytest.approx((result.steps - 1) * 32 / result.seconds, rel=1e-6)
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "budget")[-1])
     assert state["schedule"]["estimated"] and state["schedule"]["total_steps"] == result.steps
+    assert (
+        state["compile_seconds"] == pytest.approx(result.compile_seconds) and state["timed_steps"] == result.steps - 1
+    )
     rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
+    # The first line's rate: the one timed step of its interval over the training clock, which had not
+    # run during the slow first step (counted, it would be 2 × 32 images / more than 3 s).
+    assert rows[0]["step"] == 2 and rows[0]["images_per_sec"] == pytest.approx(32 / rows[0]["elapsed"], rel=0.05)
     # τ neared 1 at the end of the budget (over 1000 epochs it would still be 0.996). Not 0.999: a
     # machine that slows down mid-run (a shared CI host) ends the budget before the estimated last step.
     assert rows[-1]["tau"] > 0.998

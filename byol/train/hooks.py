@@ -77,9 +77,12 @@ class MetricsLog(Hook):
     """Training figures every ``log_every`` steps (and at the last step), averaged over all ranks.
 
     The losses, the online classifier's hits and the steps skipped for a non-finite loss or gradient
-    are counted on the device in between, so logging is the loop's only host sync. More than
-    ``run.max_skipped_steps`` skipped steps in a row stop the run with a one-line error naming the
-    last good checkpoint; the first collapsed-looking batch gets one warning.
+    are counted on the device in between. At a log step the counters and the batch's outputs are
+    copied to the host without waiting (``_Pending``); the line is written once the copy has landed,
+    a step or two later (at once on a CPU), and the collapse diagnostics are computed there, on the
+    host: logging never stalls the device. More than ``run.max_skipped_steps`` skipped steps in a
+    row stop the run with a one-line error naming the last good checkpoint; the first
+    collapsed-looking batch gets one warning.
     """
 
     def __init__(self, run: Run, logger: MetricsLogger, start_step: int):
@@ -88,12 +91,15 @@ class MetricsLog(Hook):
         self.loss_sum, self.good = zeros(torch.float32), zeros(torch.long)
         self.skipped, self.streak, self.longest_streak = zeros(torch.long), zeros(torch.long), zeros(torch.long)
         self.correct = zeros(torch.long)
-        self.seen, self.labelled = 0, 0
-        self.since_time, self.since_step = time.perf_counter(), start_step
+        self.labelled = 0
+        self.since: tuple[float, int] | None = None  # (training seconds, timed steps) at the last line
+        self.pending: _Pending | None = None
         self.collapse_warned = False
 
     def after_step(self, event: StepEvent) -> None:
         run, result = self.run, event.result
+        if self.since is None:
+            self.since = (event.state.elapsed(), event.state.timed_steps)
         skipped = result.skipped if result.skipped is not None else torch.zeros((), dtype=torch.bool, device=run.device)
         self.loss_sum += torch.where(skipped, 0.0, result.loss)
         self.good += ~skipped
@@ -104,13 +110,43 @@ class MetricsLog(Hook):
             y = event.labels.to(run.device, non_blocking=True)
             self.correct += run.classifier.step(event.result.output.representation_view1, y)
             self.labelled += len(y)
-        self.seen += run.images_per_step
+        if self.pending is not None and (event.last or self.pending.ready()):
+            self._write(self.pending, event.state)
         if event.step % self.log_every == 0 or event.step == event.state.schedule.total_steps:
-            self._log(event)
+            self._start(event)
+            if event.last or self.run.device.type != "cuda":
+                self._write(self.pending, event.state)
 
-    def _log(self, event: StepEvent) -> None:
-        info, step, now = self.run.info, event.step, time.perf_counter()
-        good, skipped, streak = int(self.good), int(self.skipped), int(self.longest_streak)
+    def _start(self, event: StepEvent) -> None:
+        """Copy what the line needs to the host, without waiting; then reset the counters."""
+        if self.pending is not None:  # the last copy has not landed in log_every steps: wait for it
+            self._write(self.pending, event.state)
+        info, state, out = self.run.info, event.state, event.result.output
+        elapsed, timed = state.elapsed(), state.timed_steps
+        # The sums over all ranks (they skip the same steps and see as many labels): one tensor.
+        sums = all_reduce_mean(torch.stack([self.loss_sum, self.correct.float()]), info)
+        counts = torch.stack([self.good, self.skipped, self.longest_streak]).float()
+        outputs = (out.representation_view1.detach().float(), out.projection_view1.detach().float())
+        values: dict[str, Any] = {
+            "epoch": state.epoch,
+            "lr": event.lr,
+            "tau": event.tau,
+            # Over the steps the training clock counted: a sitting's first step (compilation) is not one.
+            "images_per_sec": (timed - self.since[1]) * self.run.images_per_step / max(elapsed - self.since[0], 1e-9)
+            if timed > self.since[1]
+            else None,
+            "elapsed": elapsed,
+        }
+        self.pending = _Pending(event.step, values, self.labelled, (torch.cat([sums, counts]), *outputs))
+        for counter in (self.loss_sum, self.good, self.skipped, self.longest_streak, self.correct):
+            counter.zero_()
+        self.labelled, self.since = 0, (elapsed, timed)
+
+    def _write(self, pending: _Pending, state: TrainState) -> None:
+        self.pending = None
+        (loss_sum, correct, good, skipped, streak), representation, projection = pending.host()
+        step, values = pending.step, pending.values
+        good, skipped, streak = int(good), int(skipped), int(streak)
         if skipped and streak > self.run.cfg.run.max_skipped_steps:
             last = ckpt_io.list_checkpoints(self.run.run_dir)
             where = f"; the last good checkpoint is {last[-1]}" if last else ""
@@ -118,26 +154,21 @@ class MetricsLog(Hook):
                 f"the loss or the gradients were not finite for {streak} steps in a row (up to step {step}){where}; "
                 f"resume with a lower learning rate: the same command with --lr {self.run.cfg.optim.base_lr / 2:g}"
             )
-        # The mean loss of the steps that counted, over all ranks (they skip the same steps).
-        mean_loss = (all_reduce_mean(self.loss_sum, info) / good).item() if good else None
-        out = event.result.output
-        pstd = projection_std(out.projection_view1)
-        values: dict[str, Any] = {
-            "epoch": event.state.epoch,
+        mean_loss = loss_sum / good if good else None  # the mean loss of the steps that counted
+        pstd = projection_std(projection)
+        values = {
+            "epoch": values["epoch"],
             "loss": mean_loss,
-            "lr": event.lr,
-            "tau": event.tau,
-            "images_per_sec": self.seen / max(now - self.since_time, 1e-9),
+            **{k: values[k] for k in ("lr", "tau", "images_per_sec")},
             "projection_std": pstd,
-            "projection_std_ratio": pstd * math.sqrt(out.projection_view1.shape[1]),
-            "effective_rank": effective_rank(out.representation_view1),
-            "projection_rank": effective_rank(out.projection_view1),  # → 1 when the projections collapse
-            "elapsed": event.state.elapsed(),
+            "projection_std_ratio": pstd * math.sqrt(projection.shape[1]),
+            "effective_rank": effective_rank(representation),
+            "projection_rank": effective_rank(projection),  # → 1 when the projections collapse
+            "elapsed": values["elapsed"],
             "skipped_steps": skipped,
         }
-        if self.labelled:
-            # Every rank sees as many labels per step: the mean count over ranks / ours.
-            values["online_top1"] = all_reduce_mean(self.correct.float(), info).item() / self.labelled
+        if pending.labelled:
+            values["online_top1"] = correct / pending.labelled
         self.logger.log(step, values)
         if values["projection_std_ratio"] < COLLAPSE_RATIO and not self.collapse_warned:
             log.warning(
@@ -146,22 +177,48 @@ class MetricsLog(Hook):
             )  # fmt: skip
             self.collapse_warned = True
         if mean_loss is not None:
-            event.state.final_loss = mean_loss
-        event.state.last_logs = values
-        for counter in (self.loss_sum, self.good, self.skipped, self.longest_streak, self.correct):
-            counter.zero_()
-        self.seen, self.labelled, self.since_time, self.since_step = 0, 0, now, step
+            state.final_loss = mean_loss
+        state.last_logs = values
 
     def close(self) -> None:
+        self.pending = None  # a line not yet written when the loop broke off: it is not waited for
         self.logger.close()
+
+
+class _Pending:
+    """A metrics line on its way to the host: its tensors copied without waiting, an event to ask."""
+
+    def __init__(self, step: int, values: dict[str, Any], labelled: int, tensors: tuple[torch.Tensor, ...]):
+        self.step, self.values, self.labelled = step, values, labelled
+        cuda = tensors[0].device.type == "cuda"
+        self.tensors = [
+            torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) if cuda else t
+            for t in tensors
+        ]  # fmt: skip
+        self.event = torch.cuda.Event() if cuda else None
+        if self.event is not None:
+            self.event.record()
+
+    def ready(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def host(self) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        if self.event is not None:
+            self.event.synchronize()
+        scalars, *outputs = self.tensors
+        return scalars.tolist(), *outputs
 
 
 class TimeBudget(Hook):
     """Lays the schedules over the steps a time budget allows, and ends the run on time.
 
-    The first estimate comes after 20 timed steps (the first 3 steps, compilation and warm-up, are
-    not timed), then again at every epoch end. Under torchrun every rank takes rank 0's decisions
-    (clocks differ), at steps all ranks agree on: each estimate, and each log step for the stop.
+    The budget counts training time (``TrainState.elapsed``: a sitting's first step, which compiles,
+    is not in it). The first estimate comes after 20 timed steps (3 more steps of warm-up are not
+    timed), then again at every epoch end, from the pace since the last one. Each estimate re-lays
+    the rest of the schedule from the step it is made at (``Schedule.stretch``): the warm-up is fixed
+    in steps by the first, later ones stretch or shrink the cosine tail, and neither lr nor τ jumps.
+    Under torchrun every rank takes rank 0's decisions (clocks differ), at steps all ranks agree on:
+    each estimate, and each log step for the stop.
     """
 
     WARMUP_STEPS, TIMED_STEPS = 3, 20
@@ -169,6 +226,7 @@ class TimeBudget(Hook):
     def __init__(self, run: Run, start_step: int):
         self.run, self.first_step = run, start_step
         self.mark: tuple[int, float] | None = None  # (step, elapsed) where timing began
+        self.last: tuple[int, float] | None = None  # (step, elapsed) of the last estimate
 
     def after_step(self, event: StepEvent) -> None:
         state, info = event.state, self.run.info
@@ -189,14 +247,20 @@ class TimeBudget(Hook):
 
     def _estimate(self, state: TrainState) -> None:
         schedule, step, elapsed = state.schedule, state.step, state.elapsed()
-        per_step = (elapsed - self.mark[1]) / max(step - self.mark[0], 1)
+        # The pace of the last stretch (an epoch: its kNN and checkpoint included), if long enough to time.
+        since = self.last if self.last is not None and step - self.last[0] >= self.TIMED_STEPS else self.mark
+        per_step = (elapsed - since[1]) / max(step - since[0], 1)
+        self.last = (step, elapsed)
         remaining = max(schedule.budget_seconds - elapsed, 0.0)
-        schedule.total_steps = from_rank0(
-            max(step + 1, step + int(remaining / per_step)), self.run.info, self.run.device
-        )
-        schedule.warmup_steps = warmup_steps(self.run.cfg, schedule.steps_per_epoch, schedule.total_steps)
+        total = from_rank0(max(step + 1, step + int(remaining / per_step)), self.run.info, self.run.device)
+        first = not schedule.estimated
+        warmup = warmup_steps(self.run.cfg, schedule.steps_per_epoch, total) if first else None
+        schedule.stretch(step, total, warmup)
         schedule.estimated = True
-        log.info("time budget: %.2f s per step, %d steps in all", per_step, schedule.total_steps)
+        log.info(
+            "time budget: %.3f s per step, %d steps in all (warm-up %d)", per_step, schedule.total_steps,
+            schedule.warmup_steps,
+        )  # fmt: skip
 
 
 class LongRunWarning(Hook):
@@ -317,35 +381,50 @@ class Checkpointer(Hook):
 
 
 class ProgressBar(Hook):
-    """A tqdm bar over the steps, with the last logged figures; it follows a time budget's estimates."""
+    """A tqdm bar with the last logged figures: over the steps of a run of fixed length, over the
+    training seconds of a time budget (with the time left; its step count is an estimate)."""
 
     def __init__(self, state: TrainState):
         from tqdm import tqdm
 
-        self.bar = tqdm(
-            total=state.schedule.total_steps,
-            initial=state.step,
-            unit="step",
-            dynamic_ncols=True,
-            mininterval=1 if sys.stderr.isatty() else 30,
-        )
+        self.budget = state.schedule.budget_seconds
+        options = dict(dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
+        if self.budget is None:
+            self.bar = tqdm(total=state.schedule.total_steps, initial=state.step, unit="step", **options)
+        else:
+            self.bar = tqdm(
+                total=round(self.budget), initial=min(round(state.elapsed()), round(self.budget)), unit="s",
+                bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s of training [{postfix}]",
+                desc="time budget ", **options,
+            )  # fmt: skip
         self.shown_logs: dict[str, Any] | None = None
+        self.figures: dict[str, str] = {}
 
     def after_step(self, event: StepEvent) -> None:
-        total = event.state.schedule.total_steps
-        if self.bar.total != total:
-            self.bar.total = total
-            self.bar.refresh()
-        logs = event.state.last_logs
+        state = event.state
+        logs = state.last_logs
         if logs is not None and logs is not self.shown_logs:
             self.shown_logs = logs
-            self.bar.set_postfix(
-                refresh=False,
+            ips = logs["images_per_sec"]
+            self.figures = dict(
                 ep=f"{logs['epoch']:.2f}", loss="skipped" if logs["loss"] is None else f"{logs['loss']:.3f}",
-                lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}",
-                ips=f"{logs['images_per_sec']:.0f}",
+                lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}", ips="-" if ips is None else f"{ips:.0f}",
             )  # fmt: skip
-        self.bar.update(1)
+        if self.budget is None:
+            if self.bar.total != state.schedule.total_steps:
+                self.bar.total = state.schedule.total_steps
+                self.bar.refresh()
+            self.bar.set_postfix(refresh=False, **self.figures)
+            self.bar.update(1)
+            return
+        elapsed = min(state.elapsed(), self.budget)
+        left = max(self.budget - elapsed, 0.0)
+        self.bar.set_postfix_str(
+            f"{int(left // 60)}:{int(left % 60):02d} left, step {state.step}/~{state.schedule.total_steps}"
+            + "".join(f", {k}={v}" for k, v in self.figures.items()),
+            refresh=False,
+        )
+        self.bar.update(elapsed - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

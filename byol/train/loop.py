@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
+
 from byol import faults
 from byol.data.loader import Batch
 from byol.train.engine import augmentation_generator, make_views, train_step
@@ -21,7 +23,7 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
     """Train from ``state.step`` until the schedule ends or a hook stops the run."""
     cfg = run.cfg
     run.method.train()
-    state.start_clock()
+    state.start_sitting()
     try:
         while not state.finished:
             for batches in step_batches(run, state.step):
@@ -32,10 +34,14 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                 ]
                 lr = state.schedule.lr(state.step, run.peak_lr)
                 tau = state.schedule.tau(state.step, cfg.optim.tau_base)
+                if cfg.run.compile:  # CUDA graphs (reduce-overhead): a new iteration, last outputs done with
+                    torch.compiler.cudagraph_mark_step_begin()
                 result = train_step(run.model, run.optimizer, views, lr, run.autocast())
                 faults.reached(f"step:{state.step + 1}")
                 run.method.after_step(tau)  # BYOL: θ' ← τ·θ' + (1 − τ)·θ
                 state.step += 1
+                if state.started is None:  # the sitting's first step: compilation, not training time
+                    state.first_step_done(run.device)
                 event = StepEvent(state, lr, tau, result, chunks[-1].labels)
                 for hook in hooks:
                     hook.after_step(event)

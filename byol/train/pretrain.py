@@ -30,9 +30,11 @@ class RunResult:
     steps: int
     epochs: float
     images_seen: int
-    seconds: float
+    seconds: float  # of training: each sitting's first step (compilation) left out
     final_loss: float
     knn: dict[str, float] = field(default_factory=dict)
+    compile_seconds: float = 0.0  # time to the first step, all sittings
+    images_per_sec: float | None = None  # over the timed steps: what the hardware sustains
 
 
 def pretrain(
@@ -68,9 +70,16 @@ def pretrain(
 
 def finish(run: Run, state: TrainState) -> RunResult:
     """Write the encoder users keep and the run's summary (rank 0); the run's result on every rank."""
+    seconds = state.elapsed()
     result = RunResult(
-        run.run_dir, state.step, state.epoch, state.step * run.images_per_step, state.elapsed(), state.final_loss,
-        state.knn,
+        run.run_dir, state.step, state.epoch, state.step * run.images_per_step, seconds, state.final_loss,
+        state.knn, state.compile_seconds,
+        state.timed_steps * run.images_per_step / seconds if state.timed_steps and seconds > 0 else None,
+    )  # fmt: skip
+    log.info(
+        "trained %d steps (%.2f epochs) in %.1f s after %.1f s of compilation and warm-up: %s images/s",
+        result.steps, result.epochs, result.seconds, result.compile_seconds,
+        "-" if result.images_per_sec is None else f"{result.images_per_sec:,.0f}",
     )  # fmt: skip
     if run.info.is_main:
         cfg = run.cfg
@@ -84,6 +93,9 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "epochs": result.epochs,
             "images_seen": result.images_seen,
             "seconds": result.seconds,
+            "compile_seconds": result.compile_seconds,
+            "images_per_sec": result.images_per_sec,
+            "precision": run.precision,
             "final_loss": result.final_loss,
             **result.knn,
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
@@ -104,5 +116,6 @@ def _stored_result(run_dir: Path) -> RunResult:
     done = json.loads((run_dir / SUMMARY_FILE).read_text())
     knn = {k: done[k] for k in ("knn_top1", "knn_top5") if k in done}
     return RunResult(
-        run_dir, done["steps"], done["epochs"], done["images_seen"], done["seconds"], done["final_loss"], knn
-    )
+        run_dir, done["steps"], done["epochs"], done["images_seen"], done["seconds"], done["final_loss"], knn,
+        done.get("compile_seconds", 0.0), done.get("images_per_sec"),
+    )  # fmt: skip

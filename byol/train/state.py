@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from byol.config import Config
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.schedules import lr_schedule, tau_schedule
+from byol.schedules import cosine, ramp, tau_at
 from byol.train import checkpoint as ckpt_io
 from byol.train.setup import Run
 
@@ -29,13 +31,23 @@ PROVISIONAL_EPOCHS = 1000  # a time budget's length until its first estimate fro
 
 @dataclass
 class Schedule:
-    """Steps of the run; fixed for an epoch count, estimated from speed for a time budget."""
+    """Steps of the run; fixed for an epoch count, estimated from speed for a time budget.
+
+    A time budget's estimates re-lay the schedule at a step (``stretch``): the lr and τ go on from
+    the values they had there (the ``*_from`` progresses at ``anchor_step``) over the new length,
+    so an estimate bends the rest of each curve and never makes it jump. The warm-up is fixed in
+    steps at the first estimate; later ones only stretch or shrink the cosine tail.
+    """
 
     total_steps: int
     warmup_steps: int
     steps_per_epoch: int
     estimated: bool = False  # a time budget's estimate has been made
     budget_seconds: float | None = None
+    anchor_step: int = 0  # where the schedule was last re-laid (0: as laid at the start)
+    warmup_from: float = 0.0  # lr / peak at anchor_step, when it falls in the warm-up
+    decay_from: float = 0.0  # progress of the lr's cosine at anchor_step, when it falls after the warm-up
+    tau_from: float = 0.0  # progress of τ's cosine at anchor_step
 
     @classmethod
     def for_config(cls, cfg: Config, steps_per_epoch: int) -> Schedule:
@@ -47,11 +59,43 @@ class Schedule:
         total = max(1, round(cfg.run.epochs * steps_per_epoch))
         return cls(total, warmup_steps(cfg, steps_per_epoch, total), steps_per_epoch)
 
+    def _warmup_progress(self, step: int) -> float:
+        start, value = (self.anchor_step, self.warmup_from) if self.anchor_step < self.warmup_steps else (0, 0.0)
+        return ramp(step, start, self.warmup_steps, value)
+
+    def _decay_progress(self, step: int) -> float:
+        if self.anchor_step >= self.warmup_steps:
+            return ramp(step, self.anchor_step, max(self.total_steps, self.anchor_step + 1), self.decay_from)
+        return ramp(step, self.warmup_steps, max(self.total_steps, self.warmup_steps + 1))
+
+    def _tau_progress(self, step: int) -> float:
+        return ramp(step, self.anchor_step, self.total_steps, self.tau_from)
+
     def lr(self, step: int, peak: float) -> float:
-        return lr_schedule(step, self.total_steps, peak, self.warmup_steps)
+        """Linear warm-up to ``peak``, then a cosine down to 0 at ``total_steps``."""
+        if step < self.warmup_steps:
+            return peak * self._warmup_progress(step)
+        return peak * cosine(self._decay_progress(step))
 
     def tau(self, step: int, tau_base: float) -> float:
-        return tau_schedule(step, self.total_steps, tau_base)
+        if self.total_steps <= 0:
+            return 1.0 if tau_base != 0.0 else 0.0
+        return tau_at(self._tau_progress(step), tau_base)
+
+    def stretch(self, step: int, total_steps: int, warmup_steps: int | None = None) -> None:
+        """Lay the rest of the run, from ``step`` on, over ``total_steps`` (and ``warmup_steps``, which
+        may only be given while ``step`` is still in the warm-up): lr and τ continue from their values
+        at ``step``, so nothing jumps."""
+        warming = step < self.warmup_steps
+        progress = self._warmup_progress(step) if warming else self._decay_progress(step)
+        tau_progress = self._tau_progress(step)
+        if warmup_steps is not None and warming:
+            self.warmup_steps = max(warmup_steps, step)
+            if step == self.warmup_steps:  # a budget too short for its warm-up: decay from the lr reached
+                warming, progress = False, math.acos(2.0 * progress - 1.0) / math.pi
+        self.anchor_step, self.total_steps = step, max(total_steps, step + 1)
+        self.warmup_from, self.decay_from = (progress, 0.0) if warming else (1.0, progress)
+        self.tau_from = tau_progress
 
 
 def warmup_steps(cfg: Config, steps_per_epoch: int, total_steps: int) -> int:
@@ -61,23 +105,54 @@ def warmup_steps(cfg: Config, steps_per_epoch: int, total_steps: int) -> int:
 
 @dataclass
 class TrainState:
-    """The loop's record: the step, the schedule, the clock, and what the monitors last measured."""
+    """The loop's record: the step, the schedule, the clock, and what the monitors last measured.
+
+    The clock counts training: each sitting's first step, which holds compilation and warm-up,
+    is timed apart (``compile_seconds``) and left out of ``elapsed()``, of the time budget and of
+    the images per second.
+    """
 
     step: int
     schedule: Schedule
-    elapsed_before: float = 0.0  # seconds spent in earlier sittings of a resumed run
+    elapsed_before: float = 0.0  # seconds of training in earlier sittings of a resumed run
+    compile_before: float = 0.0  # seconds to the first step in earlier sittings
+    timed_steps_before: int = 0  # steps counted by the clock in earlier sittings
     stop: bool = False  # set when the time budget runs out
     final_loss: float = math.nan  # the last logged mean loss
     knn: dict[str, float] = field(default_factory=dict)  # the last kNN monitor figures
     last_logs: dict[str, Any] | None = None  # the last metrics line
-    started: float = field(default_factory=time.perf_counter)
+    sitting_started: float = field(default_factory=time.perf_counter)
+    sitting_step: int = 0  # the step this sitting began at
+    started: float | None = None  # when the clock started: after the sitting's first step
+    first_step_seconds: float = 0.0  # this sitting's time to its first step
 
-    def start_clock(self) -> None:
+    def start_sitting(self) -> None:
+        """The loop begins: the clock waits for the first step."""
+        self.sitting_started, self.sitting_step, self.started = time.perf_counter(), self.step, None
+
+    def first_step_done(self, device: torch.device) -> None:
+        """Start the clock after the sitting's first step, once its queued work has run."""
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         self.started = time.perf_counter()
+        self.first_step_seconds = self.started - self.sitting_started
+        log.info(
+            "first step after %.1f s (compilation and warm-up; not counted as training time)", self.first_step_seconds
+        )
 
     def elapsed(self) -> float:
-        """Seconds of training in all sittings so far."""
-        return self.elapsed_before + time.perf_counter() - self.started
+        """Seconds of training in all sittings so far (each sitting's first step left out)."""
+        return self.elapsed_before + (time.perf_counter() - self.started if self.started is not None else 0.0)
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds to the first step, all sittings together."""
+        return self.compile_before + self.first_step_seconds
+
+    @property
+    def timed_steps(self) -> int:
+        """Steps the clock has counted, all sittings together."""
+        return self.timed_steps_before + (max(self.step - self.sitting_step - 1, 0) if self.started is not None else 0)
 
     @property
     def epoch(self) -> float:
@@ -104,7 +179,13 @@ def start_state(run: Run, resume: bool) -> TrainState:
     step = int(ckpt["step"])
     truncate_metrics(run, step)
     log.info("resumed from %s at step %d", path, step)
-    return TrainState(step, Schedule(**ckpt["schedule"]), elapsed_before=float(ckpt.get("elapsed", 0.0)))
+    return TrainState(
+        step,
+        Schedule(**ckpt["schedule"]),
+        elapsed_before=float(ckpt.get("elapsed", 0.0)),
+        compile_before=float(ckpt.get("compile_seconds", 0.0)),
+        timed_steps_before=int(ckpt.get("timed_steps", 0)),
+    )
 
 
 def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:
@@ -139,6 +220,8 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
         "data": run.data.fingerprint(),
         "rng": ckpt_io.rng_state(),
         "elapsed": state.elapsed(),
+        "compile_seconds": state.compile_seconds,
+        "timed_steps": state.timed_steps,
         "byol_version": __version__,
     }
     if run.classifier is not None:
