@@ -26,6 +26,8 @@ from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 # The command line's flags: flag -> (config section, key, type, help). Every other key is set with
 # --set section.key=value; errors name a key the way the user can set it (``option_name``).
 FLAGS = {
@@ -50,7 +52,7 @@ FLAGS = {
     "--cache-dir": ("data", "cache_dir", str, "where decoded small images are cached"),
     "--seed": ("run", "seed", int, "seed of initialisation, data order and augmentations"),
     "--device": ("run", "device", str, "auto, cpu, cuda or cuda:N"),
-    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16"),
+    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA and AMX CPUs, else fp32), fp32 or bf16"),
     "--log-every": ("run", "log_every", int, "steps between metrics lines"),
     "--knn-every": ("run", "knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
     "--checkpoint-every": ("run", "checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),
@@ -93,6 +95,9 @@ class DataConfig(_Section):
     """Decode images once into a uint8 cache: auto (images of at most 64 px), on, off."""
     cache_dir: str = ""
     """Where the cache lives (default $BYOL_CACHE_DIR or ~/.cache/byol)."""
+    cache_on_device: str = "auto"
+    """Keep the uint8 cache on the training device: auto (on a GPU, when it takes at most a quarter of
+    its free memory), on, off. Batches are then gathered there: no host copy per step."""
     workers: int = field(default_factory=default_workers)
     """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
@@ -110,6 +115,7 @@ class DataConfig(_Section):
     def validate(self) -> None:
         self._require("image_size", self.image_size >= 8, "at least 8")
         self._one_of("cache", ("auto", "on", "off"))
+        self._one_of("cache_on_device", ("auto", "on", "off"))
         self._require("workers", self.workers >= 0, ">= 0")
         self._require("monitor_fraction", 0 < self.monitor_fraction < 1, "in (0, 1)")
         self._require("eval_crop", 0 < self.eval_crop <= 1, "in (0, 1]")
@@ -259,10 +265,14 @@ class RunConfig(_Section):
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:N."""
     precision: str = "auto"
-    """auto (bf16 autocast on CUDA, fp32 on a CPU), fp32 or bf16."""
+    """auto: bf16 autocast on CUDA and on CPUs with bf16 matrix units (Intel AMX), fp32 on other CPUs;
+    or fp32, or bf16."""
     channels_last: bool = True
     compile: bool = False
     """torch.compile the model (CUDA: faster after a minute of compiling)."""
+    compile_mode: str = "default"
+    """torch.compile's mode with --compile: default, reduce-overhead (CUDA graphs: fewer kernel launches
+    from the host), max-autotune (also searches kernels; minutes of compiling) or max-autotune-no-cudagraphs."""
     deterministic: bool = False
     """Deterministic kernels: a resumed run then equals an uninterrupted one exactly (CPU)."""
     log_every: int = 50
@@ -288,6 +298,7 @@ class RunConfig(_Section):
             self._require("time_budget", self.time_budget > 0, "positive minutes")
         self._require("seed", self.seed >= 0, ">= 0")
         self._one_of("precision", ("auto", "fp32", "bf16"))
+        self._one_of("compile_mode", COMPILE_MODES)
         self._require("log_every", self.log_every >= 1, "at least 1")
         self._require("knn_every", self.knn_every >= 0, ">= 0 (0: off)")
         self._require("knn_k", self.knn_k >= 1, "at least 1")

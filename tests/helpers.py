@@ -20,12 +20,21 @@ def cifar_subset(cifar_root: Path, split: str, per_class: int, dest: Path, class
 
 
 def tiny_config(data: Path, cache_dir: Path, **run):
-    """A seconds-long CPU config: convnet, small heads, eager augmentation, no compile."""
+    """A seconds-long CPU config: convnet, small heads, eager augmentation, no compile, fp32 (the same
+    numbers on every CPU: auto would be bf16 where the CPU has AMX)."""
     overrides = {
         "data": {"path": str(data), "cache_dir": str(cache_dir), "workers": 0},
         "model": {"backbone": "convnet", "width": 0.25, "projector_hidden": 128, "predictor_hidden": 128},
         "augment": {"compile": "off"},
         "optim": {"batch_size": 32, "warmup_epochs": 0.5},
-        "run": {"time_budget": None, "epochs": 2, "log_every": 2, "knn_every": 1, "knn_k": 20, **run},
+        "run": {
+            "time_budget": None,
+            "epochs": 2,
+            "log_every": 2,
+            "knn_every": 1,
+            "knn_k": 20,
+            "precision": "fp32",
+            **run,
+        },
     }
     return resolve("cpu", overrides)

@@ -129,6 +129,20 @@ def test_epochs_are_permutations_fixed_by_seed_and_drop_the_last_batch(odd_folde
     assert torch.equal(resumed[0].indices, batches[1].indices)
 
 
+def test_a_cache_kept_on_the_device_gives_the_same_batches_and_monitor_views(odd_folder, tmp_path):
+    """``data.cache_on_device``: batches gathered from the moved cache equal those of the host cache
+    (on a CPU the "device" is the host; the gather runs through the same tensor path as on a GPU)."""
+    make = lambda: TrainData(str(odd_folder), 32, 3, VIEW1, VIEW2, seed=5, cache="on", cache_dir=tmp_path / "c")  # noqa: E731
+    host, moved = make(), make()
+    assert not host.keep_on_device("auto", torch.device("cpu"))  # auto: GPUs only
+    assert moved.keep_on_device("on", torch.device("cpu")) and moved.cached.tensor is not None
+    for a, b in zip(host.epoch(1), moved.epoch(1), strict=True):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and torch.equal(a.indices, b.indices)
+    idx = torch.tensor([4, 0, 2])
+    for (xa, ya), (xb, yb) in zip(host.eval_batches(idx, 2), moved.eval_batches(idx, 2), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_large_images_stream_two_crops_per_sample(tmp_path):
     root = tmp_path / "photos"
     for i in range(6):

@@ -186,3 +186,36 @@ def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
         )
     else:
         assert all(torch.equal(a, b) for a, b in zip(flagged.parameters(), plain.parameters()))
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, monkeypatch):
+    from byol.train.setup import autocast_for, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if amx else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked for: kept, whatever the CPU
+    model = make()
+    with autocast_for(resolve_precision("auto", torch.device("cpu")), torch.device("cpu")):
+        out = model(*views(3), return_outputs=True)
+    # The encoder's convolutions ran in bf16 under auto on such a CPU; the loss stays fp32.
+    assert out.representation_view1.dtype == (torch.bfloat16 if amx else torch.float32)
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])
+def test_compile_mode_is_the_mode_torch_compile_gets(mode, small, monkeypatch):
+    """run.compile_mode reaches torch.compile (compiling itself takes a minute on a CPU, and CUDA graphs
+    need a GPU: benchmarks/gpu_accuracy.sh measures the modes there)."""
+    from helpers import tiny_config
+
+    from byol.dist import DistInfo
+    from byol.train.setup import build_model
+
+    cfg = tiny_config(small["train"], small["cache"])
+    cfg.run.compile, cfg.run.compile_mode = True, mode
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
+    method, model, _, _ = build_model(cfg, torch.device("cpu"), DistInfo(), torch.contiguous_format)
+    assert seen == [{"mode": None if mode == "default" else mode}] and model is method

@@ -93,18 +93,35 @@ class Batch:
 
 
 class CachedImages:
-    """Same-size uint8 images in memory (``(N, H, W, 3)``), with labels or None."""
+    """Same-size uint8 images in memory (``(N, H, W, 3)``), with labels or None; in host memory, or
+    moved to the training device (``to``) where batches are then gathered without a host copy."""
 
     def __init__(self, array: np.ndarray, labels: list[int] | None):
         self.array = np.array(array) if array.nbytes < 4 * 2**30 else array  # in RAM unless huge
         self.labels = None if labels is None else torch.tensor(labels, dtype=torch.long)
+        self.tensor: torch.Tensor | None = None  # (N, H, W, 3) on a device, after ``to``
 
     def __len__(self) -> int:
         return len(self.array)
 
+    @property
+    def nbytes(self) -> int:
+        return self.array.nbytes
+
+    def to(self, device: torch.device) -> None:
+        """Keep the images and labels on ``device`` (a GPU: no host gather, pinning or copy per batch)."""
+        self.tensor = torch.from_numpy(np.ascontiguousarray(self.array)).to(device)
+        if self.labels is not None:
+            self.labels = self.labels.to(device)
+
     def images(self, indices: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` uint8 for the given indices."""
+        """``(B, 3, H, W)`` uint8 for the given indices, on the cache's device."""
+        if self.tensor is not None:
+            return self.tensor[indices.to(self.tensor.device)].permute(0, 3, 1, 2)
         return torch.from_numpy(self.array[indices.numpy()]).permute(0, 3, 1, 2)
+
+    def labels_of(self, indices: torch.Tensor) -> torch.Tensor | None:
+        return None if self.labels is None else self.labels[indices.to(self.labels.device)]
 
 
 class TwoCropDataset(Dataset):
@@ -221,6 +238,21 @@ class TrainData:
 
     random_access = True  # images by index: the kNN monitor's memory bank (tar shards have none)
 
+    def keep_on_device(self, setting: str, device: torch.device) -> bool:
+        """``data.cache_on_device``: move the uint8 cache to ``device`` (auto: a GPU, when it takes at
+        most a quarter of its free memory; CIFAR-10's 50,000 images are 147 MiB). Returns whether it did."""
+        if self.cached is None or setting == "off":
+            return False
+        if setting == "auto":
+            if device.type != "cuda":
+                return False
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.cached.nbytes > free // 4:
+                return False
+        self.cached.to(device)
+        log.info("data: the uint8 cache (%.0f MiB) is kept on %s", self.cached.nbytes / 2**20, device)
+        return True
+
     def restrict(self, indices) -> TrainData:
         """A view of this data whose epochs draw only from ``indices`` (e.g. a labelled fraction)."""
         view = copy.copy(self)
@@ -251,10 +283,10 @@ class TrainData:
         """Unaugmented ``(images, labels)`` batches of the given images: their evaluation views
         (``center_view`` with ``eval_crop``), as ``eval_images`` makes them."""
         if self.cached is not None and self.eval_crop == 1:  # the cache holds these very views
-            labels = self.cached.labels if self.cached.labels is not None else torch.full((len(self.cached),), -1)
             for s in range(0, len(indices), batch_size):
                 chunk = indices[s : s + batch_size]
-                yield self.cached.images(chunk), labels[chunk]
+                labels = self.cached.labels_of(chunk)
+                yield self.cached.images(chunk), torch.full((len(chunk),), -1) if labels is None else labels
             return
         sub = self.image_list.subset(indices.tolist())
         batches = eval_images(sub, self.image_size, self.eval_crop, self.cache_dir, self.workers, batch_size)
@@ -273,10 +305,12 @@ class TrainData:
             perm[b * per_step : (b + 1) * per_step][self.rank :: self.world_size] for b in range(start_batch, steps)
         ]
         if self.cached is not None:
+            pin = pin_memory and self.cached.tensor is None  # host batches: pinned, so copies run ahead
             for idx in chunks:
-                labels = self.cached.labels[idx] if self.cached.labels is not None else None
-                images = self.cached.images(idx)
-                yield Batch(images.pin_memory() if pin_memory else images, None, labels, idx)
+                images, labels = self.cached.images(idx), self.cached.labels_of(idx)
+                if pin:
+                    images, labels = images.pin_memory(), None if labels is None else labels.pin_memory()
+                yield Batch(images, None, labels, idx)
             return
         loader = DataLoader(
             self.stream,

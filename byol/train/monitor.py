@@ -44,10 +44,12 @@ class OnlineClassifier(nn.Module):
     The official release does the same; its gradient never reaches the encoder.
     """
 
-    def __init__(self, feature_dim: int, num_classes: int, lr: float = 1e-3):
+    def __init__(self, feature_dim: int, num_classes: int, lr: float = 1e-3, device: torch.device | str = "cpu"):
         super().__init__()
-        self.linear = nn.Linear(feature_dim, num_classes)
-        self.optimizer = torch.optim.AdamW(self.linear.parameters(), lr=lr, weight_decay=0.0)
+        self.linear = nn.Linear(feature_dim, num_classes, device=device)
+        # Fused on a GPU: one kernel per step instead of a dozen (it runs at every training step).
+        fused = True if self.linear.weight.is_cuda else None
+        self.optimizer = torch.optim.AdamW(self.linear.parameters(), lr=lr, weight_decay=0.0, fused=fused)
 
     def step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One update; returns the number of correct predictions (a tensor, no host sync)."""

@@ -41,7 +41,7 @@ LOCK_FILE = ".lock"
 # Values that may differ when a run is resumed; the saved config keeps the others.
 RESUMABLE_CHANGES = (
     "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
-    "data.allow_changed", "optim.base_lr",
+    "data.allow_changed", "data.cache_on_device", "optim.base_lr", "run.compile_mode",
 )  # fmt: skip
 HISTORY_FILE = "config_history.jsonl"  # one line per resume that changed any of them
 
@@ -75,10 +75,17 @@ class Run:
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:
-    """``run.precision``: auto is bf16 autocast on CUDA and fp32 on a CPU (bf16 matmuls are slow there)."""
+    """``run.precision``: auto is bf16 autocast on CUDA and on CPUs with bf16 matrix units (Intel AMX),
+    fp32 on other CPUs (bf16 matmuls are slower than fp32 there)."""
     if setting == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_units()) else "fp32"
     return setting
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX tiles), as PyTorch reports it."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe()) if probe is not None else False
 
 
 def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -92,12 +99,14 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     cfg = prepare_run_dir(run_dir, cfg, resume, info)
     device = _configure_device(cfg, device, info)
     data, steps_per_epoch = _build_data(cfg, info)
+    if isinstance(data, TrainData):
+        data.keep_on_device(cfg.data.cache_on_device, device)
     augment = cfg.augment.build(cfg.data.image_size, compile=_augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
     classifier = None
     if cfg.run.online_classifier and data.labels is not None:
-        classifier = OnlineClassifier(method.feature_dim, data.num_classes).to(device)
+        classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
     precision = resolve_precision(cfg.run.precision, device)
     log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
     run = Run(
@@ -316,5 +325,5 @@ def build_model(
             method, device_ids=[device.index] if device.type == "cuda" else None
         )
     if cfg.run.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=None if cfg.run.compile_mode == "default" else cfg.run.compile_mode)
     return method, model, optimizer, peak_lr
