@@ -17,7 +17,7 @@
 # DATA is a folder with train/ and test/ (ImageFolder). Default: ../shared/data/cifar10, else the
 # archive .gpu-data/cifar10.tgz that `bash benchmarks/gpu_data.sh` packs (about 20 MB; carry it).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/gpu_lib.sh"
 SMOKE=0
 DATA=""
 MINUTES=3
@@ -36,53 +36,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY="${PYTHON:-python3}"; fi
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# timm and webdataset for the scale section, where the machine has none (pure-Python wheels, unpacked)
-if [ -d "$ROOT/.gpu-data/pylib" ] && ! "$PY" -c 'import timm, webdataset' 2>/dev/null; then
-  export PYTHONPATH="$PYTHONPATH:$ROOT/.gpu-data/pylib"
-fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export BYOL_CACHE_DIR="$WORK/cache"
 LINES="$WORK/lines.jsonl"
 : >"$LINES"
 
-note() { echo "== gpu.sh $(date +%H:%M:%S) $*" >&2; }
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }  # --only a,b: just those sections
-# record NAME SECONDS COMMAND...: run it for at most SECONDS, keep its last line (a JSON object) under
-# NAME; a failure or a time-out is recorded, not fatal.
-record() {
-  local name="$1" limit="$2"; shift 2
-  local log="$WORK/$name.log" start=$SECONDS
-  note "$name (at most ${limit}s): $*"
-  if timeout -k 10 "$limit" "$@" >"$log" 2>&1; then
-    tail -n 1 "$log" | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({"section": sys.argv[1], "seconds": int(sys.argv[2]), **d}))' "$name" "$((SECONDS - start))" >>"$LINES" \
-      || echo "{\"section\": \"$name\", \"error\": \"no JSON on the last line\"}" >>"$LINES"
-  else
-    "$PY" -c 'import json,sys; print(json.dumps({"section": sys.argv[1], "error": open(sys.argv[2]).read()[-1500:]}))' "$name" "$log" >>"$LINES"
-  fi
-  tail -n 25 "$log" >&2
-}
+record() { record_to "$LINES" "$WORK" "$@"; }  # record NAME SECONDS COMMAND... (gpu_lib.sh)
 
 if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu
-  "$PY" - "$WORK/data" "${DATA:-$ROOT/../shared/data/cifar10}" <<'EOF'
-import sys
-from pathlib import Path
-import numpy as np
-from PIL import Image
-out, src = Path(sys.argv[1]), Path(sys.argv[2])
-rng = np.random.default_rng(0)
-for split, n in (("train", 48), ("test", 12)):  # two classes of real CIFAR files when present, else noise
-    classes = sorted(p for p in (src / split).iterdir() if p.is_dir())[:2] if (src / split).is_dir() else []
-    for c in range(2):
-        files = sorted(classes[c].iterdir())[:n] if c < len(classes) else []
-        (out / split / f"c{c}").mkdir(parents=True)
-        for i in range(n):
-            img = Image.open(files[i]) if i < len(files) else Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8))
-            img.convert("RGB").save(out / split / f"c{c}" / f"{i}.png")
-EOF
+  smoke_data "$WORK/data" "${DATA:-}"
   DATA="$WORK/data"
   TINY=(--preset cpu --batch-size 16 --workers 0 --set model.projector_hidden=64 --set model.predictor_hidden=64
         --set augment.compile=off)
@@ -97,12 +62,7 @@ EOF
   SHARD_SIZE=32
 else
   DEVICE=cuda
-  if [ -z "$DATA" ]; then
-    if [ -d "$ROOT/../shared/data/cifar10/train" ]; then DATA="$ROOT/../shared/data/cifar10"
-    elif [ -f "$ROOT/.gpu-data/cifar10.tgz" ]; then
-      mkdir -p "$WORK/data" && tar xzf "$ROOT/.gpu-data/cifar10.tgz" -C "$WORK/data" && DATA="$WORK/data/cifar10"
-    fi
-  fi
+  [ -n "$DATA" ] || DATA="$(find_cifar "$WORK")"
   AUG=(--sizes 224 --repeats 3 --cuda-only --cuda-batch 1024)
   STEP=(--configs r18w1_32px r50_224px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl)
   STEP_COMPILED=(--configs r18w1_32px --batch-scale 8 --repeats 3 --steps 5 --warmup 3 --impls byol floor_cl --compile)

@@ -31,6 +31,24 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     assert figures["scale_plain"]["steps"] > 0 and figures["scale_shards_torchrun"]["steps"] > 0
 
 
+def test_gpu_accuracy_script_smoke_run_leaves_every_runs_files_and_figures(tmp_path):
+    out = tmp_path / "accuracy"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_accuracy.sh"), "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(out.joinpath("accuracy.json").read_text())
+    assert set(figures["sections"]) == {"control", "control-knn", "r18", "r18-knn", "r18-linear"}
+    r18 = figures["r18"]
+    assert 0 <= r18["knn_top1"] <= r18["knn_top5"] <= 1 and 0 <= r18["linear_top1"] <= 1
+    assert r18["epochs"] == 2 and r18["images_per_sec"] > 0 and r18["compile_seconds"] >= 0
+    for run in ("control", "r18"):  # the raw files of each run, copied out as it ended
+        assert {"summary.json", "config.yaml", "metrics.jsonl", f"{run}.log"} <= {p.name for p in (out / run).iterdir()}
+    assert json.loads((out / "r18" / "summary.json").read_text())["steps"] == 2 * (96 // 16)
+
+
 def test_step_benchmark_times_every_implementation_and_counts_flops():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
