@@ -215,7 +215,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed steps per implementation and repeat (median)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA")
+    p.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA and on CPUs with AMX"
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model (byol, floor)")
     p.add_argument("--batch-scale", type=int, default=1, help="multiply every config's batch (GPU runs)")
     p.add_argument("--batch", type=int, default=None, help="every config at this batch instead")

@@ -289,15 +289,31 @@ def test_checkpointer_refuses_to_write_non_finite_weights(run):
     assert ckpt_io.list_checkpoints(run.run_dir) == []
 
 
-def test_progress_bar_follows_the_schedule_and_shows_the_last_figures():
+def test_progress_bar_follows_the_steps_and_shows_the_last_figures():
     state = TrainState(5, Schedule(100, 0, 12))
     hook = ProgressBar(state)
-    state.schedule.total_steps = 40  # a time budget's estimate
+    state.schedule.total_steps = 40  # the run's length changed
     state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": 321.0}
     advance(state, hook, [1.0])
     assert hook.bar.total == 40 and hook.bar.n == 6
     assert hook.bar.postfix and "loss=1.234" in hook.bar.postfix and "ips=321" in hook.bar.postfix
     hook.close()
+
+
+def test_progress_bar_of_a_time_budget_counts_training_seconds_and_shows_the_time_left(capsys):
+    state = TrainState(0, Schedule(12_000, 10, 12, budget_seconds=120.0))
+    state.elapsed = clock = Clock()
+    hook = ProgressBar(state)
+    assert hook.bar.total == 120 and hook.bar.unit == "s"  # not the provisional 1000 epochs of steps
+    state.schedule.total_steps = 300  # an estimate
+    state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": None}
+    for _ in range(3):
+        clock.now += 15.0
+        advance(state, hook, [1.0])
+    assert hook.bar.n == 45.0
+    assert "1:15 left, step 3/~300" in hook.bar.postfix and "ips=-" in hook.bar.postfix
+    hook.close()
+    assert "45/120 s of training, 1:15 left" in capsys.readouterr().err
 
 
 def test_step_callback_gets_every_step():

@@ -394,7 +394,7 @@ class ProgressBar(Hook):
         else:
             self.bar = tqdm(
                 total=round(self.budget), initial=min(round(state.elapsed()), round(self.budget)), unit="s",
-                bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s of training [{postfix}]",
+                bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s of training{postfix}",
                 desc="time budget ", **options,
             )  # fmt: skip
         self.shown_logs: dict[str, Any] | None = None
