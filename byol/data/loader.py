@@ -306,8 +306,12 @@ class TrainData:
         ]
         if self.cached is not None:
             pin = pin_memory and self.cached.tensor is None  # host batches: pinned, so copies run ahead
-            for idx in chunks:
-                images, labels = self.cached.images(idx), self.cached.labels_of(idx)
+            where = chunks
+            if self.cached.tensor is not None and chunks:  # gather with indices already on the GPU:
+                device = self.cached.tensor.device  # one copy an epoch, not a sync a step
+                where = torch.cat(chunks).to(device).split([len(c) for c in chunks])
+            for idx, at in zip(chunks, where):
+                images, labels = self.cached.images(at), self.cached.labels_of(at)
                 if pin:
                     images, labels = images.pin_memory(), None if labels is None else labels.pin_memory()
                 yield Batch(images, None, labels, idx)

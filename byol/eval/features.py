@@ -35,7 +35,7 @@ def extract_features(
 ):
     """Run ``encoder`` in eval mode over ``(images, labels[, indices])`` batches.
 
-    Returns features ``(N, D)`` float32 on ``out_device`` (the CPU by default) and labels ``(N,)``
+    Returns features ``(N, D)`` float32 and labels ``(N,)`` on ``out_device`` (the CPU by default)
     (and the batches' indices with ``return_indices``). ``autocast`` makes the context each forward
     runs in (the training monitor passes the run's bf16 autocast). Features kept on ``device``
     (``out_device=device``) cost no host sync per batch. The encoder's train/eval mode is restored
@@ -54,13 +54,16 @@ def extract_features(
             with autocast() if autocast is not None else contextlib.nullcontext():
                 out = encoder(x)
             feats.append(out.float().to(out_device))
-            labels.append(batch[1].cpu())
+            labels.append(batch[1])  # where the batches hold them (a GPU-kept cache: on the GPU)
             if return_indices:
                 indices.append(batch[2].cpu())
     finally:
         encoder.train(was_training)
     empty = torch.empty(0, dtype=torch.long)
-    out = (torch.cat(feats), torch.cat(labels)) if feats else (torch.empty(0, 0, device=out_device), empty)
+    if feats:
+        out = torch.cat(feats), torch.cat(labels).to(out_device)
+    else:
+        out = torch.empty(0, 0, device=out_device), empty
     if return_indices:
         return (*out, torch.cat(indices) if indices else empty)
     return out
