@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from byol.config import resolve
+
+# One thread count in the test process and in every child it starts (children import this module):
+# runs compared bit for bit then run the same kernels.
+TEST_THREADS = min(2, os.cpu_count() or 1)
+torch.set_num_threads(TEST_THREADS)
 
 
 def cifar_subset(cifar_root: Path, split: str, per_class: int, dest: Path, classes: int = 10) -> Path:

@@ -208,6 +208,7 @@ def test_flip_and_crop_in_one_pass_equal_crop_then_flip():
     torch.testing.assert_close(A.resized_crop(x8, boxes, 24), A.resized_crop(x8.float() / 255, boxes, 24))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler")
 def test_compiled_views_equal_eager_views():
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)

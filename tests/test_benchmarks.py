@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -31,6 +34,7 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     assert figures["scale_plain"]["steps"] > 0 and figures["scale_shards_torchrun"]["steps"] > 0
 
 
+@pytest.mark.slow
 def test_gpu_accuracy_script_smoke_run_leaves_every_runs_files_and_figures(tmp_path):
     out = tmp_path / "accuracy"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -49,6 +53,7 @@ def test_gpu_accuracy_script_smoke_run_leaves_every_runs_files_and_figures(tmp_p
     assert json.loads((out / "r18" / "summary.json").read_text())["steps"] == 2 * (96 // 16)
 
 
+@pytest.mark.slow
 def test_step_benchmark_times_every_implementation_and_counts_flops():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
@@ -69,6 +74,7 @@ def test_step_benchmark_times_every_implementation_and_counts_flops():
     assert figures["convnet_32px_b8_byol_vs_floor_cl"] > 0
 
 
+@pytest.mark.slow
 def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:

@@ -143,6 +143,20 @@ def test_a_cache_kept_on_the_device_gives_the_same_batches_and_monitor_views(odd
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+def test_each_rank_takes_its_half_of_every_batch(odd_folder, tmp_path):
+    """Under torchrun (world size 2, per-rank batch 2) step k's global batch of 4 is the one-process
+    batch k of 4, split between the ranks: disjoint halves, nothing left out, in every epoch."""
+    make = lambda rank, world, batch: TrainData(  # noqa: E731
+        str(odd_folder), 32, batch, VIEW1, VIEW2, seed=3, cache="on", cache_dir=tmp_path / "c", rank=rank,
+        world_size=world,
+    )  # fmt: skip
+    whole, rank0, rank1 = make(0, 1, 4), make(0, 2, 2), make(1, 2, 2)
+    for epoch in (0, 1):
+        for a, b, w in zip(rank0.epoch(epoch), rank1.epoch(epoch), whole.epoch(epoch), strict=True):
+            assert len(a.indices) == len(b.indices) == 2 and not set(a.indices.tolist()) & set(b.indices.tolist())
+            assert sorted(a.indices.tolist() + b.indices.tolist()) == sorted(w.indices.tolist())
+
+
 def test_large_images_stream_two_crops_per_sample(tmp_path):
     root = tmp_path / "photos"
     for i in range(6):
@@ -230,12 +244,17 @@ def test_monitor_batches_of_cached_training_data_follow_the_eval_crop(tmp_path):
     assert torch.equal(b, expected) and not torch.equal(a, b)
 
 
-def test_default_workers_are_the_usable_cores_at_most_8():
+@pytest.mark.parametrize("cores, workers", [(1, 1), (3, 3), (8, 8), (64, 8)])
+def test_default_workers_are_the_usable_cores_at_most_8(cores, workers, monkeypatch):
     import os
 
     from byol.dist import default_workers
 
-    assert default_workers() == max(1, min(len(os.sched_getaffinity(0)), 8))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_workers() == workers
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # not Linux: the machine's count
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_workers() == workers
 
 
 def _fake_cifar(root, monkeypatch, payload=None):

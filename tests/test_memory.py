@@ -25,6 +25,7 @@ def test_a_batch_splits_into_near_equal_parts_in_order():
     assert batch.split(1) == [batch]
 
 
+@pytest.mark.slow
 def test_micro_batches_train_exactly_as_accumulated_batches(small, tmp_path):
     """Batch 32 in forward passes of 16 is the step of two accumulated batches of 16: the same
     images, views, gradients, lr and target update, bit for bit."""
@@ -65,8 +66,11 @@ def test_on_a_cpu_the_micro_batch_is_sized_to_the_memory_available(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 200 * 2**20)
     micro, how = fit_micro_batch(4096, probe, torch.device("cpu"))
     assert 2 <= micro < 4096 and "MiB per image measured" in how
-    per_image = float(how.split(" MiB per image")[0])  # as printed, to 0.1 MiB
-    assert micro == pytest.approx(200 * 0.6 / per_image, rel=0.05 / per_image + 0.01, abs=1)  # 60% of what is free
+    # The chosen micro-batch fits: a step of it, measured, grows the peak memory by less than the
+    # 200 MiB said to be free (the sizing aims at 60% of it); four times as many would take more.
+    used = memory.peak_growth(lambda: probe(micro))
+    assert used is not None and used < 200 * 2**20, used / 2**20
+    assert memory.peak_growth(lambda: probe(4 * micro)) > 0.6 * 200 * 2**20
     assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())  # probes left no trace
     assert all(p.grad is None for p in method.parameters())
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**20)

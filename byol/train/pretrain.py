@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from byol.config import Config
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
 from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
@@ -52,6 +54,8 @@ def pretrain(
     cfg.validate()
     device = resolve_device(cfg.run.device)
     info = init_distributed(device.type)
+    # run.deterministic switches PyTorch's global flag on; the caller's setting comes back at the end.
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     run_dir = Path(run_dir)
     # One run per folder: rank 0 holds an OS lock on RUN_DIR/.lock until the run ends.
     lock = exclusive_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") if info.is_main else contextlib.nullcontext()
@@ -65,6 +69,7 @@ def pretrain(
             train_loop(run, state, default_hooks(run, state, progress, on_step))
             return finish(run, state)
     finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         shutdown_distributed(info)
 
 

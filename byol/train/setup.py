@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from byol.config import Config, load_yaml, save_yaml
+from byol.config import Config, load_yaml, option_name, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import TrainData
 from byol.data.shards import ShardData, is_shards
@@ -169,14 +169,15 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
     else:
         saved = load_yaml(config_path)
         changed = [c for c in _differences(saved.to_dict(), cfg.to_dict()) if c not in RESUMABLE_CHANGES]
+        named = ", ".join(option_name(c) for c in changed[:3])  # as the user sets them: --epochs, --set ...
         if changed and checkpoints:
             raise ByolError(
-                f"{run_dir} was started with a different config ({', '.join(changed[:3])}); "
+                f"{run_dir} was started with a different config ({named}); "
                 "use a new --out or the same options to resume"
             )
         if changed:
             raise ByolError(
-                f"{config_path} belongs to a run with other options ({', '.join(changed[:3])}) that wrote no "
+                f"{config_path} belongs to a run with other options ({named}) that wrote no "
                 f"checkpoint; choose another --out, or delete {config_path} to start this run there"
             )
         applied = {}
