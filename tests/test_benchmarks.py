@@ -11,15 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def smoke(script: str, out: Path) -> None:
+    """``bash benchmarks/SCRIPT --smoke --out OUT``: the GPU script's path on a CPU, in tiny sizes."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / script), "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     out = tmp_path / "gpu.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    smoke("gpu.sh", out)
     figures = json.loads(out.read_text())
     assert set(figures) == {
         "env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "torchrun",
@@ -37,12 +41,7 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
 @pytest.mark.slow
 def test_gpu_accuracy_script_smoke_run_leaves_every_runs_files_and_figures(tmp_path):
     out = tmp_path / "accuracy"
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_accuracy.sh"), "--smoke", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    smoke("gpu_accuracy.sh", out)
     figures = json.loads(out.joinpath("accuracy.json").read_text())
     assert set(figures["sections"]) == {"control", "control-knn", "r18", "r18-knn", "r18-linear"}
     r18 = figures["r18"]

@@ -7,6 +7,7 @@ import dataclasses
 import typing
 
 import pytest
+import torch
 
 from byol.cli.__main__ import main as cli
 from byol.config import FLAGS, AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig, option_name
@@ -60,6 +61,9 @@ def test_every_numeric_flag_with_text_is_one_line(flag, tmp_path, capsys):
         (["--device", "tpu"], "--device must be"),
         (["--device", "cuda:x"], "--device 'cuda:x' is not a device"),
         (["--micro-batch", "1"], "--micro-batch must be auto or a whole number of at least 2"),
+        (["--batch-size", "32", "--accumulate", "13"], "400 images make 12 batches, fewer than --accumulate 13"),
+        (["--device", "cpu", "--set", "model.sync_bn=on"], "model.sync_bn=on needs CUDA"),
+        *([] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda: CUDA is not available")]),
     ],
 )
 def test_malformed_options_are_one_line(small, args, message, tmp_path, capsys):
@@ -67,3 +71,74 @@ def test_malformed_options_are_one_line(small, args, message, tmp_path, capsys):
     code = cli([*base, "--cache-dir", str(small["cache"]), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_run_folder_refusals_are_one_line(small, tmp_path, capsys):
+    base = ["pretrain", str(small["train"]), "--preset", "cpu", "--cache-dir", str(small["cache"])]
+    assert cli([*base, "--out", str(tmp_path / "new"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume: no checkpoint in" in err, err
+    orphan = tmp_path / "orphan"
+    (orphan / "checkpoints").mkdir(parents=True)
+    (orphan / "checkpoints" / "step-000000012.pt").write_bytes(b"")
+    assert cli([*base, "--out", str(orphan)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds checkpoints but no config.yaml" in err, err
+
+
+def test_shards_into_a_folder_that_holds_shards_are_refused(small, tmp_path, capsys):
+    pytest.importorskip("webdataset")
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "shard-000000.tar").write_bytes(b"")
+    assert cli(["shard", str(small["train"]), "--out", str(tmp_path / "shards")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds shards already" in err, err
+
+
+def test_evaluating_on_classes_the_training_folder_lacks_is_refused(small, tmp_path, capsys):
+    from byol.config import ModelConfig
+    from byol.encoder_io import encoder_meta, save_encoder
+    from byol.models import build_encoder
+
+    enc = build_encoder("convnet", width=0.25, image_size=32)
+    cfg = ModelConfig(backbone="convnet", width=0.25)
+    save_encoder(enc.module, encoder_meta(cfg, 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0), tmp_path / "enc")
+    train = tmp_path / "two-classes"
+    for cls in sorted(p.name for p in small["train"].iterdir())[:2]:
+        (train / cls).mkdir(parents=True)
+        for f in sorted((small["train"] / cls).iterdir())[:5]:
+            (train / cls / f.name).symlink_to(f.resolve())
+    args = ["eval", "knn", str(tmp_path / "enc"), "--train", str(train), "--test", str(small["test"]), "--json"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has 10 classes but" in err and "only 2" in err, err
+
+
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [(40, (0.45, 1e-6, 0.97)), (100, (0.45, 1e-6, 0.99)), (300, (0.3, 1e-6, 0.99)), (1000, (0.2, 1.5e-6, 0.996)),
+     (60, (0.45, 1e-6, 0.97)), (800, (0.2, 1.5e-6, 0.996))],
+)  # fmt: skip
+def test_the_imagenet_preset_takes_lr_weight_decay_and_tau_from_the_run_length(epochs, expected):
+    """The official release's presets by run length (nearest on a log scale); a value the user sets wins."""
+    from byol.config import resolve
+
+    cfg = resolve("imagenet", {"run": {"epochs": epochs}})
+    assert (cfg.optim.base_lr, cfg.optim.weight_decay, cfg.optim.tau_base) == expected
+    mine = resolve("imagenet", {"run": {"epochs": epochs}, "optim": {"base_lr": 0.4, "tau_base": 0.9995}})
+    assert (mine.optim.base_lr, mine.optim.weight_decay, mine.optim.tau_base) == (0.4, expected[1], 0.9995)
+
+
+def test_micro_batch_auto_halves_on_a_gpu_out_of_memory_error_until_a_step_fits():
+    """The GPU path of ``fit_micro_batch``: a probe step that runs out of memory above 96 images."""
+    from byol.train.memory import fit_micro_batch
+
+    tried = []
+
+    def probe(micro):
+        tried.append(micro)
+        if micro > 96:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    assert fit_micro_batch(1024, probe, torch.device("cuda")) == (64, "probe steps on the GPU")
+    assert tried == [1024, 512, 256, 128, 64]

@@ -319,8 +319,9 @@ def build_model(
         clip=cfg.optim.clip_lr,
     )
     model: nn.Module = method
+    sync_bn = _sync_bn(cfg.model.sync_bn, device)  # refused on a CPU even for one process
     if info.distributed:
-        if _sync_bn(cfg.model.sync_bn, device):
+        if sync_bn:
             method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
         model = nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
