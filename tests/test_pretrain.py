@@ -87,6 +87,36 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # no duplicated lines after resume
 
 
+@pytest.mark.slow
+def test_a_resumed_time_budget_run_keeps_its_schedule_and_spends_its_budget_once(small, tmp_path):
+    """A 6-second budget broken off mid-epoch after its first estimate, then resumed: the schedule
+    comes back from the checkpoint (lr only falls after its peak, across the resume too), the training
+    clock goes on from the checkpoint's, and each sitting's first step is timed apart."""
+
+    class Crash(Exception):
+        pass
+
+    def crash_at(step):
+        if step == 30:  # after the first estimate (step 23) and the epoch-2 checkpoint (step 24)
+            raise Crash
+
+    cfg = tiny_config(small["train"], small["cache"], time_budget=0.1, knn_every=0)
+    with pytest.raises(Crash):
+        pretrain(cfg, tmp_path / "run", progress=False, on_step=crash_at)
+    saved = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "run")[-1])
+    assert saved["step"] == 24 and saved["schedule"]["estimated"] and saved["timed_steps"] == 23
+    result = pretrain(cfg, tmp_path / "run", progress=False)
+    assert 5.0 <= result.seconds <= 9.0  # the budget, once: steps 25-30 of the broken sitting are not counted
+    final = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "run")[-1])
+    assert final["timed_steps"] == result.steps - 2  # the first step of each sitting is not timed
+    assert final["compile_seconds"] > saved["compile_seconds"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    peak = lrs.index(max(lrs))
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[peak:], lrs[peak + 1 :])), lrs
+    assert rows[-1]["tau"] > 0.998
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
