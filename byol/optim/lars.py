@@ -99,6 +99,6 @@ class LARS(Optimizer):
             new_bufs = torch._foreach_add(torch._foreach_mul(bufs, group["momentum"]), grads)
             new_params = torch._foreach_add(params, new_bufs, alpha=-lr)
             skip = found_inf.bool()
-            for old, new in zip(bufs + params, new_bufs + new_params):
-                old.copy_(torch.where(skip, old, new))  # NaN-safe: a skipped step keeps the old values
+            for old, new in zip(bufs + params, new_bufs + new_params):  # no NaN-safe foreach select exists
+                torch.where(skip, old, new, out=old)  # in place: a skipped step keeps the old values
         return loss
