@@ -62,29 +62,54 @@ def _weights(run_dir):
     return load_file(str(run_dir / "encoder.safetensors"))
 
 
+VARIANTS = {  # name: (config changes, steps per epoch)
+    "plain": ({}, 12),
+    "accumulate-2": ({"optim": {"accumulate": 2}}, 6),
+    "micro-batches": ({"optim": {"micro_batch": "16"}}, 12),
+    "simclr": ({"model": {"method": "simclr"}}, 12),  # no target network in its checkpoint
+    "groupnorm-ws": ({"model": {"encoder_norm": "groupnorm-ws"}}, 12),  # no batch statistics in the encoder
+}
+
+
 @pytest.mark.slow
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path):
-    cfg = tiny_config(small["train"], small["cache"], epochs=3, deterministic=True, knn_every=0)
-    pretrain(cfg, tmp_path / "full", progress=False)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path, variant):
+    from byol.config import config_from_dict, merge
+
+    changes, per_epoch = VARIANTS[variant]
+
+    def cfg():
+        base = tiny_config(small["train"], small["cache"], epochs=3, deterministic=True, knn_every=0)
+        return config_from_dict(merge(base.to_dict(), changes)).validate()
+
+    pretrain(cfg(), tmp_path / "full", progress=False)
 
     class Crash(Exception):
         pass
 
     def crash_at(step):
-        if step == 17:  # after the epoch-1 checkpoint (12 steps), mid-epoch 2
+        if step == per_epoch + 5:  # after the epoch-1 checkpoint, mid-epoch 2
             raise Crash
 
-    cfg2 = tiny_config(small["train"], small["cache"], epochs=3, deterministic=True, knn_every=0)
     with pytest.raises(Crash):
-        pretrain(cfg2, tmp_path / "resumed", progress=False, on_step=crash_at)
+        pretrain(cfg(), tmp_path / "resumed", progress=False, on_step=crash_at)
     assert not (tmp_path / "resumed" / "encoder.safetensors").exists()
-    result = pretrain(cfg2, tmp_path / "resumed", progress=False)
-    assert result.steps == 36
+    result = pretrain(cfg(), tmp_path / "resumed", progress=False)
+    assert result.steps == 3 * per_epoch
     full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
     for k in full:
         assert torch.equal(full[k], resumed[k]), k
     steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # no duplicated lines after resume
+    # The encoder exports and loads back to the same features (its norm and method recorded or moot).
+    from byol.encoder_io import export_encoder, load_encoder
+
+    export_encoder(tmp_path / "resumed", tmp_path / "encoder.safetensors")
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_encoder(tmp_path / "encoder.safetensors")(x), load_encoder(tmp_path / "full")(x)
+        )
 
 
 @pytest.mark.slow
