@@ -49,7 +49,10 @@ def encoder_meta(
 def build_configured_encoder(model_cfg, image_size: int) -> Encoder:
     """The encoder ``model_cfg`` describes, randomly initialised (pretraining and its untrained baseline)."""
     m = model_cfg
-    return build_encoder(m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args)
+    try:
+        return build_encoder(m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args)
+    except ValueError as e:  # a backbone these options cannot build: the message names the option
+        raise ByolError(str(e)) from None
 
 
 def write_weights(state: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> Path:

@@ -144,3 +144,34 @@ def test_variant_flags_reach_the_config():
     assert (cfg.model.use_predictor, cfg.augment.color, cfg.model.norm) == (False, False, "layernorm")
     assert (cfg.model.encoder_norm, cfg.model.method, cfg.model.temperature) == ("groupnorm-ws", "simclr", 0.3)
     assert cfg.optim.tau_base == 1.0
+
+
+def test_groupnorm_ws_refuses_timm_layers_it_would_strip_and_converts_plain_timm_resnets():
+    """timm's BatchNormAct2d holds the activation (a GroupNorm in its place would drop it) and
+    Conv2dSame pads itself: refused, naming the layer; a timm ResNet's plain layers convert."""
+    timm = pytest.importorskip("timm")
+    from timm.layers import BatchNormAct2d
+    from timm.layers.conv2d_same import Conv2dSame
+
+    from byol.models.backbones import WSConv2d, groupnorm_ws
+
+    for layer, kind in ((BatchNormAct2d(8), "BatchNormAct2d"), (Conv2dSame(3, 8, 3), "Conv2dSame")):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Sequential(layer))
+        with pytest.raises(ValueError, match=rf"and 1\.0 is a timm\..*{kind}; use --encoder-norm batchnorm"):
+            groupnorm_ws(net)
+    enc = build_encoder("timm:resnet10t", image_size=32, norm="groupnorm-ws").module
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules())
+    assert all(isinstance(m, WSConv2d) for m in enc.modules() if isinstance(m, torch.nn.Conv2d))
+    assert timm.__version__
+
+
+def test_a_backbone_groupnorm_ws_cannot_convert_is_a_one_line_error(small, tmp_path, capsys):
+    pytest.importorskip("timm")
+    from byol.cli.__main__ import main as cli
+
+    args = ["pretrain", str(small["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu", "--epochs", "1",
+            "--backbone", "timm:mobilenetv3_small_050", "--encoder-norm", "groupnorm-ws", "--workers", "0",
+            "--cache-dir", str(small["cache"])]  # fmt: skip
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "BatchNormAct2d; use --encoder-norm batchnorm" in err, err

@@ -146,10 +146,20 @@ def group_count(channels: int, groups: int = 32) -> int:
     return math.gcd(groups, channels)
 
 
-def groupnorm_ws(module: nn.Module) -> nn.Module:
+def groupnorm_ws(module: nn.Module, prefix: str = "") -> nn.Module:
     """``module`` with every ``BatchNorm2d`` replaced by ``GroupNorm`` (same affine start) and every
-    ``Conv2d`` by a ``WSConv2d`` with the same weights, in place; module names are kept."""
+    ``Conv2d`` by a ``WSConv2d`` with the same weights, in place; module names are kept.
+
+    Layers that merely derive from them (timm's ``BatchNormAct2d``, which also holds the activation,
+    or its padding ``Conv2dSame``) would lose what they add: a ``ValueError`` names the first.
+    """
     for name, child in module.named_children():
+        kind = type(child)
+        if kind not in (nn.BatchNorm2d, nn.Conv2d, WSConv2d) and isinstance(child, nn.BatchNorm2d | nn.Conv2d):
+            raise ValueError(
+                f"--encoder-norm groupnorm-ws converts plain BatchNorm2d and Conv2d layers, and {prefix}{name} is a "
+                f"{kind.__module__}.{kind.__name__}; use --encoder-norm batchnorm with this backbone"
+            )
         if isinstance(child, nn.BatchNorm2d):
             gn = nn.GroupNorm(group_count(child.num_features), child.num_features, eps=child.eps)
             with torch.no_grad():
@@ -164,7 +174,7 @@ def groupnorm_ws(module: nn.Module) -> nn.Module:
             ws.load_state_dict(child.state_dict())
             setattr(module, name, ws)
         else:
-            groupnorm_ws(child)
+            groupnorm_ws(child, f"{prefix}{name}.")
     return module
 
 
