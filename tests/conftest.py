@@ -41,6 +41,24 @@ def cifar_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """``small``'s layout without ../shared: 40 random 32 px PNGs in each of 10 classes (train) and 20
+    (test), for tests that need a folder of images but nothing real in them: these never skip."""
+    import numpy as np
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("synthetic")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        for c in range(10):
+            (base / split / f"class{c}").mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(base / split / f"class{c}" / f"{i}.png")
+    return {"train": base / "train", "test": base / "test", "cache": base / "cache"}
+
+
+@pytest.fixture(scope="session")
 def small(cifar_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("cifar")
     return {

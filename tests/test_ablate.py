@@ -50,7 +50,7 @@ def test_claims_compare_the_right_variants():
 
 
 @pytest.mark.slow
-def test_ablate_shows_collapse_without_the_predictor_and_learning_with_a_frozen_target(small, tmp_path, monkeypatch):
+def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_target(small, tmp_path, monkeypatch):
     """15 epochs of 400 CIFAR images per variant (seconds each). Measured when written: collapse std × √d
     0.04 without the predictor, 0.78 with it; kNN on 200 test images: baseline 28.5, τ = 1 30.0,
     untrained 24.0. At this scale τ = 1 matches or beats the baseline (2 of 4 seeds and lengths tried):
@@ -69,8 +69,10 @@ def test_ablate_shows_collapse_without_the_predictor_and_learning_with_a_frozen_
     assert v["no_predictor"]["collapse_std"] < ablate.COLLAPSED < 0.5 < v["baseline"]["collapse_std"]
     assert v["tau_1"]["collapse_std"] > 0.5
     assert v["baseline"]["images_seen"] == v["no_predictor"]["images_seen"] == v["tau_1"]["images_seen"] > 0
-    untrained = results["untrained"]["top1"]
-    assert v["baseline"]["knn_top1"] > untrained and v["tau_1"]["knn_top1"] > untrained
+    # kNN against the untrained encoder is reported, not asserted: on 200 test images its standard
+    # error (3 points) is the size of the gain (28.5 and 30.0 vs 24.0 when written); test_pretrain's
+    # learned run shows learning with a 3-standard-error margin.
+    assert 0 <= results["untrained"]["top1"] <= 1 and all(0 <= x["knn_top1"] <= 1 for x in v.values())
     claim = {c["claim"]: c["reproduced"] for c in results["claims"]}
     assert claim["Without the predictor BYOL collapses"] is True
     report = (out / "ablations.md").read_text()

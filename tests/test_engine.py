@@ -205,7 +205,7 @@ def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, monkeyp
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])
-def test_compile_mode_is_the_mode_torch_compile_gets(mode, small, monkeypatch):
+def test_compile_mode_is_the_mode_torch_compile_gets(mode, synthetic, monkeypatch):
     """run.compile_mode reaches torch.compile (compiling itself takes a minute on a CPU, and CUDA graphs
     need a GPU: benchmarks/gpu_accuracy.sh measures the modes there)."""
     from helpers import tiny_config
@@ -213,7 +213,7 @@ def test_compile_mode_is_the_mode_torch_compile_gets(mode, small, monkeypatch):
     from byol.dist import DistInfo
     from byol.train.setup import build_model
 
-    cfg = tiny_config(small["train"], small["cache"])
+    cfg = tiny_config(synthetic["train"], synthetic["cache"])
     cfg.run.compile, cfg.run.compile_mode = True, mode
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)

@@ -30,9 +30,9 @@ from byol.train.state import Schedule, TrainState
 
 
 @pytest.fixture
-def run(small, tmp_path):
-    """The parts of a tiny run on 400 labelled CIFAR images: 12 steps per epoch."""
-    cfg = tiny_config(small["train"], small["cache"], epochs=2, knn_every=1, log_every=4).validate()
+def run(synthetic, tmp_path):
+    """The parts of a tiny run on 400 labelled images (random pixels: the hooks need none real): 12 steps per epoch."""
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2, knn_every=1, log_every=4).validate()
     return build_run(cfg, tmp_path / "run", True, torch.device("cpu"), DistInfo())
 
 

@@ -66,15 +66,15 @@ def test_every_numeric_flag_with_text_is_one_line(flag, tmp_path, capsys):
         *([] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda: CUDA is not available")]),
     ],
 )
-def test_malformed_options_are_one_line(small, args, message, tmp_path, capsys):
-    base = ["pretrain", str(small["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu"]
-    code = cli([*base, "--cache-dir", str(small["cache"]), *args])
+def test_malformed_options_are_one_line(synthetic, args, message, tmp_path, capsys):
+    base = ["pretrain", str(synthetic["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu"]
+    code = cli([*base, "--cache-dir", str(synthetic["cache"]), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
 
 
-def test_run_folder_refusals_are_one_line(small, tmp_path, capsys):
-    base = ["pretrain", str(small["train"]), "--preset", "cpu", "--cache-dir", str(small["cache"])]
+def test_run_folder_refusals_are_one_line(synthetic, tmp_path, capsys):
+    base = ["pretrain", str(synthetic["train"]), "--preset", "cpu", "--cache-dir", str(synthetic["cache"])]
     assert cli([*base, "--out", str(tmp_path / "new"), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--resume: no checkpoint in" in err, err
@@ -86,16 +86,16 @@ def test_run_folder_refusals_are_one_line(small, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "holds checkpoints but no config.yaml" in err, err
 
 
-def test_shards_into_a_folder_that_holds_shards_are_refused(small, tmp_path, capsys):
+def test_shards_into_a_folder_that_holds_shards_are_refused(synthetic, tmp_path, capsys):
     pytest.importorskip("webdataset")
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "shard-000000.tar").write_bytes(b"")
-    assert cli(["shard", str(small["train"]), "--out", str(tmp_path / "shards")]) == 2
+    assert cli(["shard", str(synthetic["train"]), "--out", str(tmp_path / "shards")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "holds shards already" in err, err
 
 
-def test_evaluating_on_classes_the_training_folder_lacks_is_refused(small, tmp_path, capsys):
+def test_evaluating_on_classes_the_training_folder_lacks_is_refused(synthetic, tmp_path, capsys):
     from byol.config import ModelConfig
     from byol.encoder_io import encoder_meta, save_encoder
     from byol.models import build_encoder
@@ -104,11 +104,11 @@ def test_evaluating_on_classes_the_training_folder_lacks_is_refused(small, tmp_p
     cfg = ModelConfig(backbone="convnet", width=0.25)
     save_encoder(enc.module, encoder_meta(cfg, 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0), tmp_path / "enc")
     train = tmp_path / "two-classes"
-    for cls in sorted(p.name for p in small["train"].iterdir())[:2]:
+    for cls in sorted(p.name for p in synthetic["train"].iterdir())[:2]:
         (train / cls).mkdir(parents=True)
-        for f in sorted((small["train"] / cls).iterdir())[:5]:
+        for f in sorted((synthetic["train"] / cls).iterdir())[:5]:
             (train / cls / f.name).symlink_to(f.resolve())
-    args = ["eval", "knn", str(tmp_path / "enc"), "--train", str(train), "--test", str(small["test"]), "--json"]
+    args = ["eval", "knn", str(tmp_path / "enc"), "--train", str(train), "--test", str(synthetic["test"]), "--json"]
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "has 10 classes but" in err and "only 2" in err, err
