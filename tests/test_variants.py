@@ -165,13 +165,13 @@ def test_groupnorm_ws_refuses_timm_layers_it_would_strip_and_converts_plain_timm
     assert timm.__version__
 
 
-def test_a_backbone_groupnorm_ws_cannot_convert_is_a_one_line_error(small, tmp_path, capsys):
+def test_a_backbone_groupnorm_ws_cannot_convert_is_a_one_line_error(synthetic, tmp_path, capsys):
     pytest.importorskip("timm")
     from byol.cli.__main__ import main as cli
 
-    args = ["pretrain", str(small["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu", "--epochs", "1",
+    args = ["pretrain", str(synthetic["train"]), "--out", str(tmp_path / "run"), "--preset", "cpu", "--epochs", "1",
             "--backbone", "timm:mobilenetv3_small_050", "--encoder-norm", "groupnorm-ws", "--workers", "0",
-            "--cache-dir", str(small["cache"])]  # fmt: skip
+            "--cache-dir", str(synthetic["cache"])]  # fmt: skip
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "BatchNormAct2d; use --encoder-norm batchnorm" in err, err
