@@ -25,7 +25,7 @@ def test_fast_linear_probe_beats_the_untrained_encoder(learned_run):
     ev = EncoderEval.load(run_dir, workers=0)
     trained = linear_fast(ev, str(train), str(test))
     untrained = linear_fast(ev.untrained(), str(train), str(test))
-    assert trained["top1"] > untrained["top1"] + 0.04, (trained, untrained)
+    assert trained["top1"] > untrained["top1"] + 0.03, (trained, untrained)  # 3 standard errors (5,000 images)
     assert trained["top1"] <= trained["top5"] and trained["weight_decay"] in (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
