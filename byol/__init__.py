@@ -1,5 +1,6 @@
 """byol: BYOL (Grill et al. 2020) self-supervised image representation learning."""
 
+from byol.constants import VERSION as __version__
 from byol.encoder_io import load_encoder
 from byol.losses import regression_loss
 from byol.method import BYOL, BYOLOutput
@@ -8,9 +9,8 @@ from byol.optim import build_optimizer, param_groups
 from byol.optim.lars import LARS
 from byol.schedules import lr_schedule, scaled_lr, tau_schedule
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "BYOL",
     "BYOLOutput",
     "LARS",

@@ -26,7 +26,7 @@ from typing import Any
 from byol.config import Config, config_from_dict, merge
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.train.monitor import read_metrics
+from byol.train.monitor import COLLAPSE_RATIO, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ SUITES = {
     ],  # fmt: skip
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
 }
-COLLAPSED = 0.1  # projection std × √d below this: collapsed (byol.train.hooks.COLLAPSE_RATIO)
+COLLAPSED = COLLAPSE_RATIO  # projection std × √d below this: collapsed (the run's own warning uses it too)
 
 
 def suite_variants(suite: str) -> list[Variant]:

@@ -18,6 +18,7 @@ import yaml
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
 from byol.data.augment import JITTERS, TwoViewAugment, ViewParams
+from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.files import atomic_write
@@ -109,7 +110,7 @@ class DataConfig(_Section):
     paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
     samples_per_epoch: int = 0
     """Tar shards: samples in an epoch (0: counted in a first pass over the shards, then cached)."""
-    shuffle_buffer: int = 2000
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
     """Tar shards: samples each reader holds to shuffle them (more: better mixed shards, more memory)."""
 
     def validate(self) -> None:

@@ -1,5 +1,9 @@
 """Numbers that several modules share, each defined once."""
 
+VERSION = "0.1.0"
+"""byol's version (pyproject.toml says the same): ``byol.__version__``, and recorded in every
+checkpoint and encoder.json."""
+
 SMALL_IMAGE_MAX_SIDE = 64
 """Images whose sides are at most this many pixels (CIFAR, STL-10 at 64 px) count as small: they are
 decoded once into the uint8 cache and cropped on the device, ResNets get the 3×3 stride-1 stem without

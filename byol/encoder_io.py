@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from byol.constants import PAPER_EVAL_CROP, is_small
+from byol.constants import PAPER_EVAL_CROP, VERSION, is_small
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.models.backbones import Encoder, build_encoder, is_timm, timm_module
@@ -27,8 +27,6 @@ def encoder_meta(
     model_cfg, image_size: int, mean, std, feature_dim: int, eval_crop: float = PAPER_EVAL_CROP
 ) -> dict[str, Any]:
     """What rebuilds and evaluates an encoder: backbone, width, stem, image size, normalisation, eval view."""
-    from byol import __version__
-
     meta = {
         "backbone": model_cfg.backbone,
         "width": model_cfg.width,
@@ -39,7 +37,7 @@ def encoder_meta(
         "std": list(std),
         "eval_crop": eval_crop,
         "norm": model_cfg.encoder_norm,
-        "byol_version": __version__,
+        "byol_version": VERSION,
     }
     if is_timm(model_cfg.backbone):  # what rebuilds it: timm's arguments, and the version that built it
         meta.update(timm_args=dict(model_cfg.timm_args), timm_version=timm_module().__version__)

@@ -1,6 +1,6 @@
 """Fault injection for tests: ``BYOL_FAULT=POINT`` SIGKILLs this process when the code reaches POINT.
 
-Points: ``step:N`` (inside step N, after its gradients, before the optimiser and target move),
+Points: ``step:N`` (inside step N, after the optimiser's update, before the target moves),
 ``knn:N`` (inside the kNN monitor at step N), ``mid-write:NAME`` and ``before-rename:NAME`` (while
 ``byol.files.atomic_write`` writes a file named NAME: its temporary file half written, or whole but
 not renamed). Nothing happens unless the variable names the point: one dictionary look-up.

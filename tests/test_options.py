@@ -142,3 +142,17 @@ def test_micro_batch_auto_halves_on_a_gpu_out_of_memory_error_until_a_step_fits(
 
     assert fit_micro_batch(1024, probe, torch.device("cuda")) == (64, "probe steps on the GPU")
     assert tried == [1024, 512, 256, 128, 64]
+
+
+def test_the_version_is_the_packages_everywhere(capsys):
+    """pyproject.toml, ``byol.__version__`` and ``byol --version`` say the same."""
+    import tomllib
+    from pathlib import Path
+
+    import byol
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert byol.__version__ == pyproject["project"]["version"]
+    with pytest.raises(SystemExit):
+        cli(["--version"])
+    assert capsys.readouterr().out.strip() == f"byol {byol.__version__}"

@@ -35,13 +35,11 @@ from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import StepResult
-from byol.train.monitor import MetricsLogger, effective_rank, projection_std
+from byol.train.monitor import COLLAPSE_RATIO, MetricsLogger, effective_rank, projection_std
 from byol.train.setup import Run
 from byol.train.state import TrainState, checkpoint_state, warmup_steps
 
 log = logging.getLogger(__name__)
-
-COLLAPSE_RATIO = 0.1  # projection std × √d below this: warn that the representation collapsed
 
 
 @dataclass

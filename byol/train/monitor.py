@@ -14,6 +14,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+COLLAPSE_RATIO = 0.1  # projection std × √d below this: the representation has collapsed (healthy ≈ 1)
+
 
 @torch.no_grad()
 def projection_std(projections: torch.Tensor) -> float:

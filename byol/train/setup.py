@@ -2,7 +2,7 @@
 
 Sections: run folder and config → device and seeds → data and augmentation → model, optimiser and
 monitors. ``build_run`` returns one ``Run``; resuming (``byol.train.state``) and the loop
-(``byol.train.engine``) receive it.
+(``byol.train.loop``) receive it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from byol.config import Config
+from byol.constants import VERSION
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.schedules import cosine, ramp, tau_at
@@ -209,8 +210,6 @@ def _check_same_data(run: Run, path, saved: dict[str, Any] | None) -> None:
 
 
 def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
-    from byol import __version__
-
     ckpt = {
         "model": run.method.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -222,7 +221,7 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
         "elapsed": state.elapsed(),
         "compile_seconds": state.compile_seconds,
         "timed_steps": state.timed_steps,
-        "byol_version": __version__,
+        "byol_version": VERSION,
     }
     if run.classifier is not None:
         ckpt["classifier"] = run.classifier.state()
