@@ -43,6 +43,7 @@ from byol.data.cache import default_cache_dir
 from byol.data.folder import IMAGE_EXTENSIONS, warn_skipped
 from byol.data.loader import Batch, collate_crops, crop_view, epoch_permutation
 from byol.errors import ByolError
+from byol.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,8 @@ def count_shards(spec: str, urls: list[str], cache_dir: str | Path | None) -> di
                 classes.add(_label(sample))
     counted = {"samples": n, "num_classes": max(classes) + 1 if classes else 0, "labelled": bool(classes)}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(counted))
-    tmp.replace(cache)
+    with atomic_write(cache, "w") as f:
+        f.write(json.dumps(counted))
     return counted
 
 
@@ -286,5 +286,6 @@ def write_shards(source: str, out: str | Path, shard_size: int = 1000, seed: int
         "samples": len(images),
         "classes": list(images.classes),
     }
-    (out / "shards.json").write_text(json.dumps(info, indent=2) + "\n")
+    with atomic_write(out / "shards.json", "w") as f:
+        f.write(json.dumps(info, indent=2) + "\n")
     return info
