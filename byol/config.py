@@ -26,6 +26,7 @@ from byol.method import METHODS
 from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
+from byol.schedules import scaled_lr
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -250,8 +251,9 @@ class OptimConfig(_Section):
         self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")
 
     def peak_lr(self, world_size: int = 1) -> float:
+        """The lr after warm-up: ``base_lr`` scaled by the effective batch / 256 (unless scale_lr is off)."""
         batch = self.batch_size * self.accumulate * world_size
-        return self.base_lr * batch / 256 if self.scale_lr else self.base_lr
+        return scaled_lr(self.base_lr, batch) if self.scale_lr else self.base_lr
 
 
 @dataclass

@@ -31,7 +31,7 @@ from byol.config import Config, resolve
 from byol.encoder_io import build_configured_encoder, encoder_meta, save_encoder
 from byol.method import build_method
 from byol.optim import build_optimizer, param_groups
-from byol.schedules import lr_schedule, tau_schedule
+from byol.schedules import lr_schedule, tau_schedule, warmup_steps
 from byol.train.engine import augmentation_generator
 
 try:
@@ -119,7 +119,7 @@ class BYOLModule(L.LightningModule):
         # The warmup, in steps, once the loader's length is known (epochs × batches per epoch).
         batches = self.trainer.num_training_batches
         per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches) if batches != float("inf") else 0
-        self.warmup_steps = min(round(self.cfg.optim.warmup_epochs * per_epoch), self.total_steps // 2)
+        self.warmup_steps = warmup_steps(self.cfg.optim.warmup_epochs, per_epoch, self.total_steps)
         for group in self.optimizers().optimizer.param_groups:  # LambdaLR set the first lr before this was known
             group["lr"] = group["initial_lr"] * self.lr_factor(self.global_step)
         self._target_step = self.global_step

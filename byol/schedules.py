@@ -48,6 +48,11 @@ def scaled_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 256
 
 
+def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int:
+    """Warm-up epochs in steps, at most half of the run (a short run still gets its cosine)."""
+    return min(round(warmup_epochs * steps_per_epoch), total_steps // 2)
+
+
 def lr_schedule(step: int, total_steps: int, peak_lr: float, warmup_steps: int = 0) -> float:
     """Linear warmup from 0 to ``peak_lr`` over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
     if warmup_steps > 0 and step < warmup_steps:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -26,6 +25,7 @@ from byol.eval.features import extract_features
 from byol.eval.knn import topk_accuracy
 from byol.eval.linear import linear_probe
 from byol.eval.runner import EncoderEval
+from byol.schedules import lr_schedule
 
 PAPER_LRS = (0.4, 0.3, 0.2, 0.1, 0.05)
 CROP_FLIP = ViewParams(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)  # crop (0.08–1) + flip
@@ -95,7 +95,7 @@ def train_supervised(
             else:
                 x = augment.view(batch.crops[0].to(device), CROP_FLIP, g, crop=False)
             for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                group["lr"] = lr_schedule(step, total, lr)  # cosine to 0, no warm-up
             with torch.set_grad_enabled(finetune):
                 features = encoder(x)
             loss = F.cross_entropy(head(features), batch.labels.to(device))

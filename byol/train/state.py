@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from byol import schedules
 from byol.config import Config
 from byol.constants import VERSION
 from byol.errors import ByolError
@@ -100,8 +101,8 @@ class Schedule:
 
 
 def warmup_steps(cfg: Config, steps_per_epoch: int, total_steps: int) -> int:
-    """``optim.warmup_epochs`` in steps, at most half of the run."""
-    return min(round(cfg.optim.warmup_epochs * steps_per_epoch), total_steps // 2)
+    """``optim.warmup_epochs`` in steps, at most half of the run (``byol.schedules.warmup_steps``)."""
+    return schedules.warmup_steps(cfg.optim.warmup_epochs, steps_per_epoch, total_steps)
 
 
 @dataclass
