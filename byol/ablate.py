@@ -262,15 +262,12 @@ class AblationRunner:
     def _untrained(self) -> dict[str, float] | None:
         if not self.test:
             return None
-        from byol.encoder_io import build_configured_encoder, encoder_meta
+        from byol.encoder_io import build_configured_encoder, run_encoder_meta
         from byol.eval.runner import EncoderEval, knn_evaluate
 
         cfg = self.base
         enc = build_configured_encoder(cfg.model, cfg.data.image_size)
-        meta = encoder_meta(
-            cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, enc.feature_dim, cfg.data.eval_crop
-        )
-        ev = EncoderEval(enc.module, meta, seed=cfg.run.seed).untrained()
+        ev = EncoderEval(enc.module, run_encoder_meta(cfg, enc.feature_dim), seed=cfg.run.seed).untrained()
         return knn_evaluate(ev, self.base.data.path, self.test, cfg.run.knn_k, cfg.run.knn_temperature)
 
     def _score(self, variant: Variant, run_dir: Path, result) -> dict[str, Any]:

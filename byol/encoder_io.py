@@ -44,6 +44,13 @@ def encoder_meta(
     return meta
 
 
+def run_encoder_meta(cfg, feature_dim: int) -> dict[str, Any]:
+    """``encoder_meta`` of a run's ``Config``: its model, image size, normalisation and evaluation view."""
+    return encoder_meta(
+        cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, feature_dim, cfg.data.eval_crop
+    )
+
+
 def build_configured_encoder(model_cfg, image_size: int) -> Encoder:
     """The encoder ``model_cfg`` describes, randomly initialised (pretraining and its untrained baseline)."""
     m = model_cfg

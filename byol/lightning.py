@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from byol.config import Config, resolve
-from byol.encoder_io import build_configured_encoder, encoder_meta, save_encoder
+from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
 from byol.method import build_method
 from byol.optim import build_optimizer, param_groups
 from byol.schedules import lr_schedule, tau_schedule, warmup_steps
@@ -144,9 +144,4 @@ class BYOLModule(L.LightningModule):
 
     def save_encoder(self, run_dir) -> None:
         """``run_dir/encoder.safetensors`` + ``encoder.json``: what ``byol eval``, ``embed`` and ``export`` read."""
-        cfg = self.cfg
-        meta = encoder_meta(
-            cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, self.method.feature_dim,
-            cfg.data.eval_crop,
-        )  # fmt: skip
-        save_encoder(self.encoder, meta, run_dir)
+        save_encoder(self.encoder, run_encoder_meta(self.cfg, self.method.feature_dim), run_dir)

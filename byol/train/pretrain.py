@@ -14,7 +14,7 @@ import torch
 
 from byol.config import Config
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
-from byol.encoder_io import ENCODER_FILE, encoder_meta, save_encoder
+from byol.encoder_io import ENCODER_FILE, run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
 from byol.train.hooks import default_hooks
 from byol.train.loop import train_loop
@@ -88,11 +88,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
     )  # fmt: skip
     if run.info.is_main:
         cfg = run.cfg
-        meta = encoder_meta(
-            cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, run.method.feature_dim,
-            cfg.data.eval_crop,
-        )  # fmt: skip
-        save_encoder(run.method.online_encoder, meta, run.run_dir)
+        save_encoder(run.method.online_encoder, run_encoder_meta(cfg, run.method.feature_dim), run.run_dir)
         summary = {
             "steps": result.steps,
             "epochs": result.epochs,
