@@ -30,7 +30,7 @@ import torch
 from byol.config import Config, resolve
 from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
 from byol.method import build_method
-from byol.optim import build_optimizer, param_groups
+from byol.optim import optimizer_for
 from byol.schedules import lr_schedule, tau_schedule, warmup_steps
 from byol.train.engine import augmentation_generator
 
@@ -94,15 +94,7 @@ class BYOLModule(L.LightningModule):
                 "BYOLModule: give the Trainer max_epochs or max_steps (the lr and τ schedules need an end)"
             )
         self.total_steps = int(total)
-        optimizer = build_optimizer(
-            cfg.optimizer,
-            param_groups(self.method.trained_modules(), cfg.weight_decay),
-            lr=self.peak_lr(),
-            weight_decay=cfg.weight_decay,
-            momentum=cfg.momentum,
-            trust_coefficient=cfg.trust_coefficient,
-            clip=cfg.clip_lr,
-        )
+        optimizer = optimizer_for(cfg, self.method.trained_modules(), self.peak_lr())
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

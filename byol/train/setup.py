@@ -28,7 +28,7 @@ from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
 from byol.method import BYOL, SimCLR, build_method
-from byol.optim import build_optimizer, param_groups
+from byol.optim import optimizer_for
 from byol.train import checkpoint as ckpt_io
 from byol.train.memory import Probe, fit_micro_batch, micro_chunks
 from byol.train.monitor import OnlineClassifier
@@ -309,15 +309,7 @@ def build_model(
     enc = build_configured_encoder(m, cfg.data.image_size)
     method = build_method(m, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
-    optimizer = build_optimizer(
-        cfg.optim.optimizer,
-        param_groups(method.trained_modules(), cfg.optim.weight_decay),
-        lr=peak_lr,
-        weight_decay=cfg.optim.weight_decay,
-        momentum=cfg.optim.momentum,
-        trust_coefficient=cfg.optim.trust_coefficient,
-        clip=cfg.optim.clip_lr,
-    )
+    optimizer = optimizer_for(cfg.optim, method.trained_modules(), peak_lr)
     model: nn.Module = method
     sync_bn = _sync_bn(cfg.model.sync_bn, device)  # refused on a CPU even for one process
     if info.distributed:
