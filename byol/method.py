@@ -10,16 +10,18 @@ L2-normalised vectors, summed over both view orders:
 
 After each optimiser step: θ' ← τ·θ' + (1 − τ)·θ  (``update_target``).
 
-A training loop needs two calls of a method module: ``forward(view1, view2)`` for the loss and
-``after_step(tau)`` after the optimiser step. ``SimCLR`` (Chen et al. 2020), the contrastive
-baseline of the paper's comparisons, plugs into the same loop with the same two calls: same
-encoder, projector and views, no predictor and no target, NT-Xent in place of the regression loss.
+A training loop needs two calls of a method module (the ``Method`` protocol): ``forward(view1,
+view2)`` for the loss and ``after_step(tau)`` after the optimiser step. ``SimCLR`` (Chen et al.
+2020), the contrastive baseline of the paper's comparisons, plugs into the same loop with the same
+two calls: same encoder, projector and views, no predictor and no target, NT-Xent in place of the
+regression loss.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -31,13 +33,40 @@ METHODS = ("byol", "simclr")
 
 
 @dataclass
-class BYOLOutput:
+class MethodOutput:
     """What one forward pass computed, for logging and monitoring."""
 
     loss: torch.Tensor  # scalar, summed over both view orders
     representation_view1: torch.Tensor  # (B, feature_dim) online encoder output
     projection_view1: torch.Tensor  # (B, projection_dim) online projection
     projection_view2: torch.Tensor  # (B, projection_dim)
+
+
+BYOLOutput = MethodOutput  # the name it had first
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What the loop, the checkpoints and the exporters ask of a method module (``BYOL``, ``SimCLR``),
+    besides being an ``nn.Module`` (its ``state_dict`` is the checkpoint's ``model``)."""
+
+    feature_dim: int  # size of the encoder's output
+    online_encoder: nn.Module  # the encoder being trained: the part users keep
+
+    @property
+    def encoder(self) -> nn.Module: ...
+
+    def trained_modules(self) -> list[nn.Module]:
+        """What the optimiser trains."""
+        ...
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor, return_outputs: bool = False):
+        """The loss of two views' batches, or a ``MethodOutput`` with ``return_outputs``."""
+        ...
+
+    def after_step(self, tau: float) -> None:
+        """Called once after every optimiser step (BYOL moves its target by τ)."""
+        ...
 
 
 class BYOL(nn.Module):
@@ -94,7 +123,7 @@ class BYOL(nn.Module):
         """Symmetrised BYOL loss for two batches of views of the same images.
 
         Each view is its own batch, so BatchNorm statistics are per view (as the official code).
-        Returns the scalar loss, or a ``BYOLOutput`` when ``return_outputs`` is set.
+        Returns the scalar loss, or a ``MethodOutput`` when ``return_outputs`` is set.
         """
         representation_view1 = self.online_encoder(view1)  # (B, feature_dim)
         projection_view1 = self.online_projector(representation_view1)  # (B, projection_dim)
@@ -112,7 +141,7 @@ class BYOL(nn.Module):
         )
         if not return_outputs:
             return loss
-        return BYOLOutput(loss, representation_view1, projection_view1, projection_view2)
+        return MethodOutput(loss, representation_view1, projection_view1, projection_view2)
 
     def after_step(self, tau: float) -> None:
         """What the training loop calls after each optimiser step: BYOL moves its target."""
@@ -167,13 +196,13 @@ class SimCLR(nn.Module):
         loss = nt_xent_loss(projection_view1, projection_view2, self.temperature)
         if not return_outputs:
             return loss
-        return BYOLOutput(loss, representation_view1, projection_view1, projection_view2)
+        return MethodOutput(loss, representation_view1, projection_view1, projection_view2)
 
     def after_step(self, tau: float) -> None:
         """Nothing to move: SimCLR has no target."""
 
 
-def build_method(model_cfg, encoder: nn.Module, feature_dim: int) -> BYOL | SimCLR:
+def build_method(model_cfg, encoder: nn.Module, feature_dim: int) -> Method:
     """The method module that ``model_cfg.method`` names, around ``encoder``."""
     m = model_cfg
     if m.method == "simclr":

@@ -11,7 +11,7 @@ from helpers import tiny_config
 
 from byol.dist import DistInfo
 from byol.errors import ByolError
-from byol.method import BYOLOutput
+from byol.method import MethodOutput
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import StepResult
 from byol.train.hooks import (
@@ -39,7 +39,7 @@ def run(synthetic, tmp_path):
 def output(batch=8, spread=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(batch, 16, generator=g) * spread + 1.0
-    return BYOLOutput(torch.tensor(0.0), torch.randn(batch, 64, generator=g), z, z.clone())
+    return MethodOutput(torch.tensor(0.0), torch.randn(batch, 64, generator=g), z, z.clone())
 
 
 def event(state, loss, labels=None, out=None, lr=0.1, tau=0.99):

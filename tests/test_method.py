@@ -141,3 +141,21 @@ def test_any_module_mapping_images_to_vectors_works():
     loss.backward()
     assert encoder[0].weight.grad.abs().sum() > 0  # the gradient reaches the user's encoder
     assert m.encoder is encoder and m.target_encoder[0].weight.grad is None
+
+
+@pytest.mark.parametrize("name", ["byol", "simclr"])
+def test_each_method_is_a_method_the_loop_can_drive(name):
+    """Both methods meet the ``Method`` protocol the loop, checkpoints and exporters use, and both
+    return a ``MethodOutput``; an encoder alone does not pass for one."""
+    from byol.config import ModelConfig
+    from byol.method import Method, MethodOutput, build_method
+
+    enc = build_encoder("convnet", width=0.25, image_size=16)
+    cfg = ModelConfig(backbone="convnet", method=name, projector_hidden=32, projection_dim=8, predictor_hidden=32)
+    method = build_method(cfg, enc.module, enc.feature_dim)
+    assert isinstance(method, Method) and not isinstance(enc.module, Method)
+    g = torch.Generator().manual_seed(0)
+    out = method(torch.randn(4, 3, 16, 16, generator=g), torch.randn(4, 3, 16, 16, generator=g), return_outputs=True)
+    assert isinstance(out, MethodOutput) and out.representation_view1.shape == (4, method.feature_dim)
+    assert method.encoder is method.online_encoder and method.trained_modules()[0] is method.encoder
+    method.after_step(0.99)

@@ -10,7 +10,7 @@ from torch import nn
 
 from byol.data.augment import TwoViewAugment
 from byol.data.loader import Batch, seeded_generator
-from byol.method import BYOLOutput
+from byol.method import MethodOutput
 
 Views = tuple[torch.Tensor, torch.Tensor]
 
@@ -18,7 +18,7 @@ Views = tuple[torch.Tensor, torch.Tensor]
 @dataclass
 class StepResult:
     loss: torch.Tensor  # detached scalar on the device, the mean over micro-batches: no host sync here
-    output: BYOLOutput  # of the last micro-batch, for the monitors
+    output: MethodOutput  # of the last micro-batch, for the monitors
     skipped: torch.Tensor | None = None  # bool on the device: the loss or a gradient was not finite
 
 

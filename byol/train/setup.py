@@ -27,7 +27,7 @@ from byol.dist import DistInfo, barrier, from_rank0
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
-from byol.method import BYOL, SimCLR, build_method
+from byol.method import Method, build_method
 from byol.optim import optimizer_for
 from byol.train import checkpoint as ckpt_io
 from byol.train.memory import Probe, fit_micro_batch, micro_chunks
@@ -56,7 +56,7 @@ class Run:
     info: DistInfo
     data: TrainData
     augment: TwoViewAugment
-    method: BYOL | SimCLR  # the plain module: state dict, target update, the encoder users keep
+    method: Method  # the plain module: state dict, target update, the encoder users keep
     model: nn.Module  # what runs forward: ``method``, or its DDP / compiled wrapper
     optimizer: torch.optim.Optimizer
     peak_lr: float
@@ -303,7 +303,7 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData | ShardData, int
 
 def build_model(
     cfg: Config, device: torch.device, info: DistInfo, memory_format: torch.memory_format
-) -> tuple[BYOL | SimCLR, nn.Module, torch.optim.Optimizer, float]:
+) -> tuple[Method, nn.Module, torch.optim.Optimizer, float]:
     """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""
     m = cfg.model
     enc = build_configured_encoder(m, cfg.data.image_size)
