@@ -93,3 +93,22 @@ def test_cli_pretrains_on_shards_with_the_online_classifier_and_no_knn_monitor(s
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("online_top1" in r for r in rows) and not any("knn_top1" in r for r in rows)
     assert (out / "encoder.safetensors").is_file()
+
+
+def test_folders_and_shards_are_train_sources_built_from_the_config(small, tmp_path):
+    """``build_train_source`` picks the source from data.path; both meet the ``TrainSource`` protocol
+    the loop names, and say whether they are labelled (the online classifier's question)."""
+    from helpers import tiny_config
+
+    from byol.data.loader import TrainData
+    from byol.data.shards import ShardData, write_shards
+    from byol.data.source import TrainSource, build_train_source
+
+    info = write_shards(str(small["train"]), tmp_path / "shards", shard_size=100)
+    folder = build_train_source(tiny_config(small["train"], small["cache"]))
+    shards = build_train_source(tiny_config(info["pattern"], small["cache"]), rank=1, world_size=2)
+    assert isinstance(folder, TrainData) and isinstance(shards, ShardData)
+    assert isinstance(folder, TrainSource) and isinstance(shards, TrainSource)
+    assert folder.labelled and shards.labelled and folder.num_classes == shards.num_classes == 10
+    assert shards.rank == 1 and shards.batches_per_epoch() == 400 // (32 * 2)
+    assert not shards.keep_on_device("on", torch.device("cpu"))  # nothing cached to move

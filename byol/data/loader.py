@@ -264,6 +264,10 @@ class TrainData:
     def labels(self) -> list[int] | None:
         return self.image_list.labels
 
+    @property
+    def labelled(self) -> bool:
+        return self.image_list.labels is not None
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the images trained on: their count and a hash of their sorted relative paths.
 

@@ -226,12 +226,12 @@ class ShardData:
         if self.samples < batch_size * world_size:
             raise ByolError(f"{spec} has {self.samples} samples, fewer than one batch of {batch_size * world_size}")
 
-    @property
-    def labels(self) -> list[int] | None:  # what the online classifier asks: labelled or not
-        return [] if self.labelled else None
-
     def __len__(self) -> int:
         return self.samples
+
+    def keep_on_device(self, setting: str, device: torch.device) -> bool:
+        """Shards stream from their files: no cache to keep on the device (``data.cache_on_device``)."""
+        return False
 
     def batches_per_epoch(self) -> int:
         return self.samples // (self.batch_size * self.world_size)

@@ -304,7 +304,7 @@ class KnnMonitor(Hook):
 
     @staticmethod
     def wanted(run: Run) -> bool:
-        labelled = run.data.labels is not None and run.data.random_access  # tar shards: no images by index
+        labelled = run.data.labelled and run.data.random_access  # tar shards: no images by index
         return labelled and run.cfg.run.knn_every > 0 and run.info.is_main
 
     def after_step(self, event: StepEvent) -> None:

@@ -21,8 +21,7 @@ from torch import nn
 
 from byol.config import Config, load_yaml, option_name, save_yaml
 from byol.data.augment import TwoViewAugment
-from byol.data.loader import TrainData
-from byol.data.shards import ShardData, is_shards
+from byol.data.source import TrainSource, build_train_source
 from byol.dist import DistInfo, barrier, from_rank0
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
@@ -54,7 +53,7 @@ class Run:
     run_dir: Path
     device: torch.device
     info: DistInfo
-    data: TrainData
+    data: TrainSource
     augment: TwoViewAugment
     method: Method  # the plain module: state dict, target update, the encoder users keep
     model: nn.Module  # what runs forward: ``method``, or its DDP / compiled wrapper
@@ -99,13 +98,12 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     cfg = prepare_run_dir(run_dir, cfg, resume, info)
     device = _configure_device(cfg, device, info)
     data, steps_per_epoch = _build_data(cfg, info)
-    if isinstance(data, TrainData):
-        data.keep_on_device(cfg.data.cache_on_device, device)
+    data.keep_on_device(cfg.data.cache_on_device, device)
     augment = cfg.augment.build(cfg.data.image_size, compile=_augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
     classifier = None
-    if cfg.run.online_classifier and data.labels is not None:
+    if cfg.run.online_classifier and data.labelled:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
     precision = resolve_precision(cfg.run.precision, device)
     log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
@@ -250,32 +248,12 @@ def _sync_bn(setting: str, device: torch.device) -> bool:
 # ---- data ---------------------------------------------------------------------------------------
 
 
-def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData | ShardData, int]:
+def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainSource, int]:
     if not info.is_main:
         barrier(info)  # rank 0 decodes the image cache once; the others then read it
-    if is_shards(cfg.data.path):
-        data = ShardData(
-            cfg.data.path, cfg.data.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
-            cache_dir=cfg.data.cache_dir or None, workers=cfg.data.workers, rank=info.rank,
-            world_size=info.world_size, samples_per_epoch=cfg.data.samples_per_epoch,
-            shuffle_buffer=cfg.data.shuffle_buffer,
-        )  # fmt: skip
-        if cfg.run.knn_every > 0 and info.is_main:
-            log.info("kNN monitor: off for tar shards (read in order); evaluate with byol eval knn on a folder")
-    else:
-        data = TrainData(
-            cfg.data.path,
-            cfg.data.image_size,
-            cfg.optim.batch_size,
-            *cfg.augment.views(),
-            seed=cfg.run.seed,
-            cache=cfg.data.cache,
-            cache_dir=cfg.data.cache_dir or None,
-            workers=cfg.data.workers,
-            eval_crop=cfg.data.eval_crop,
-            rank=info.rank,
-            world_size=info.world_size,
-        )
+    data = build_train_source(cfg, info.rank, info.world_size)
+    if not data.random_access and cfg.run.knn_every > 0 and info.is_main:
+        log.info("kNN monitor: off for tar shards (read in order); evaluate with byol eval knn on a folder")
     if info.is_main:
         barrier(info)
     accumulate = cfg.optim.accumulate
@@ -288,7 +266,7 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainData | ShardData, int
     log.info(
         "data: %d images%s from %s, %d steps per epoch (batch %d × %d accumulated × %d processes)",
         len(data),
-        f" in {data.num_classes} classes" if data.labels is not None else " (unlabelled)",
+        f" in {data.num_classes} classes" if data.labelled else " (unlabelled)",
         cfg.data.path,
         steps_per_epoch,
         cfg.optim.batch_size,
