@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import yaml
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
-from byol.data.augment import JITTERS, TwoViewAugment, ViewParams
+from byol.data.augment import JITTERS, VIEW1, VIEW2, TwoViewAugment, ViewParams
 from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
 from byol.errors import ByolError
@@ -176,8 +176,8 @@ class ModelConfig(_Section):
 class AugmentConfig(_Section):
     SECTION: ClassVar[str] = "augment"
 
-    view1: ViewParams = field(default_factory=lambda: ViewParams(blur_p=1.0, solarize_p=0.0))
-    view2: ViewParams = field(default_factory=lambda: ViewParams(blur_p=0.1, solarize_p=0.2))
+    view1: ViewParams = field(default_factory=lambda: VIEW1)  # the paper's table 6 (ViewParams is frozen)
+    view2: ViewParams = field(default_factory=lambda: VIEW2)
     interpolation: str = "bilinear"
     """Interpolation of the batched crop: bilinear or bicubic (the paper's)."""
     mean: tuple[float, float, float] = IMAGENET_MEAN
