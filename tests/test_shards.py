@@ -95,6 +95,35 @@ def test_cli_pretrains_on_shards_with_the_online_classifier_and_no_knn_monitor(s
     assert (out / "encoder.safetensors").is_file()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_resumed_epoch_replays_exactly_after_a_sample_that_did_not_decode(small, tmp_path, workers):
+    """A bad sample early in the epoch took a slot and made no item. A new process resuming at batch 3
+    reads the run's skip log, drops it alike in the replay, and makes the unbroken run's batches;
+    without the log every resumed batch would shift by one sample."""
+    shard = tmp_path / "bad.tar"
+    files = list_images(small["train"]).paths[:80]
+    with tarfile.open(shard, "w") as tar:
+        for i, path in enumerate(files):
+            payload = b"not an image" if i in (2, 3) else path.read_bytes()
+            for name, data in ((f"{i:04d}.jpg", payload), (f"{i:04d}.cls", b"1")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    make = lambda: ShardData(  # noqa: E731
+        str(shard), 32, 8, cache_dir=tmp_path, shuffle_buffer=4, samples_per_epoch=64, workers=workers
+    )
+    first = make()
+    first.keep_skip_log(tmp_path / "skipped-rank0.txt")
+    full = list(first.epoch(0))
+    assert (tmp_path / "skipped-rank0.txt").read_text().split() == [f"{shard}#0002", f"{shard}#0003"]
+    resumed = make()
+    resumed.keep_skip_log(tmp_path / "skipped-rank0.txt")
+    for a, b in zip(full[3:], resumed.epoch(0, start_batch=3), strict=True):
+        assert torch.equal(a.crops[0], b.crops[0]) and torch.equal(a.crops[1], b.crops[1])
+    blind = list(make().epoch(0, start_batch=3))  # no log: the replay counts the bad slots as items
+    assert not all(torch.equal(a.crops[0], b.crops[0]) for a, b in zip(full[3:], blind))
+
+
 def test_folders_and_shards_are_train_sources_built_from_the_config(small, tmp_path):
     """``build_train_source`` picks the source from data.path; both meet the ``TrainSource`` protocol
     the loop names, and say whether they are labelled (the online classifier's question)."""

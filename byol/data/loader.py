@@ -238,6 +238,10 @@ class TrainData:
 
     random_access = True  # images by index: the kNN monitor's memory bank (tar shards have none)
 
+    def keep_skip_log(self, path: Path) -> None:
+        """Nothing to log for a resume: an unreadable file's place goes to the next readable one by
+        position, which a resumed epoch finds again (``TrainSource.keep_skip_log``)."""
+
     def keep_on_device(self, setting: str, device: torch.device) -> bool:
         """``data.cache_on_device``: move the uint8 cache to ``device`` (auto: a GPU, when it takes at
         most a quarter of its free memory; CIFAR-10's 50,000 images are 147 MiB). Returns whether it did."""

@@ -18,7 +18,9 @@ How an epoch reads them (``ShardData.epoch``), all of it a function of (seed, ep
 Resuming mid-epoch replays the epoch's stream from its start without decoding the batches already
 trained (each worker reads their samples and draws their random numbers, then drops them): the batches
 after the checkpoint are the ones an unbroken run gets, bit for bit, at the cost of re-reading the
-epoch's first part from the shards.
+epoch's first part from the shards. A sample that did not decode took a slot but made no item; the
+replay knows those samples by name from the run's skip log (``keep_skip_log``: one file a rank,
+written as they are met), so it drops them alike without decoding anything.
 """
 
 from __future__ import annotations
@@ -134,11 +136,17 @@ def probe_shard_side(spec: str) -> int:
     raise ByolError(f"{spec}: no image in the first shard" + (f" ({bad[0]})" if bad else ""))
 
 
+def sample_name(sample: dict[str, Any]) -> str:
+    """``SHARD#KEY``: how a sample is named in warnings, summary.json and the skip log."""
+    return f"{sample.get('__url__', '?')}#{sample.get('__key__', '?')}"
+
+
 class ShardStream(IterableDataset):
     """One epoch of one rank: two crops per sample, in the order described in the module's doc."""
 
     def __init__(self, data: ShardData, epoch: int, start_batch: int, workers: int):
         self.data, self.epoch, self.start_batch, self.workers = data, epoch, start_batch, max(workers, 1)
+        self.known_bad = frozenset(data.skipped)  # samples that did not decode: the replay drops them alike
 
     def _my_shards(self, logical_worker: int) -> list[str]:
         d = self.data
@@ -169,7 +177,7 @@ class ShardStream(IterableDataset):
             sample, buffer[i] = buffer[i], sample
             crop_seed = rng.getrandbits(62)
             if made < skip_batches * d.batch_size:  # trained before the checkpoint: read, not decoded
-                made += 1
+                made += sample_name(sample) not in self.known_bad  # a bad one made no item the first time
                 continue
             item = self._item(sample, crop_seed, bad)
             if item is not None:
@@ -179,7 +187,7 @@ class ShardStream(IterableDataset):
 
     def _item(self, sample: dict[str, Any], crop_seed: int, bad: list[str]):
         data = _image_bytes(sample)
-        name = f"{sample.get('__url__', '?')}#{sample.get('__key__', '?')}"
+        name = sample_name(sample)
         try:
             img = Image.open(io.BytesIO(data)).convert("RGB")
         except Exception:  # not an image, truncated, no image key
@@ -223,6 +231,7 @@ class ShardData:
             self.samples, self.num_classes, labelled = counted["samples"], counted["num_classes"], counted["labelled"]
         self.labelled = labelled
         self.skipped: set[str] = set()
+        self.skip_log: Path | None = None
         if self.samples < batch_size * world_size:
             raise ByolError(f"{spec} has {self.samples} samples, fewer than one batch of {batch_size * world_size}")
 
@@ -232,6 +241,13 @@ class ShardData:
     def keep_on_device(self, setting: str, device: torch.device) -> bool:
         """Shards stream from their files: no cache to keep on the device (``data.cache_on_device``)."""
         return False
+
+    def keep_skip_log(self, path: Path) -> None:
+        """Write the samples that do not decode to ``path`` as they are met, and read those an earlier
+        sitting met: a resumed epoch's replay drops them as the first pass did (see the module's doc)."""
+        self.skip_log = Path(path)
+        if self.skip_log.exists():
+            self.skipped.update(line for line in self.skip_log.read_text().splitlines() if line)
 
     def batches_per_epoch(self) -> int:
         return self.samples // (self.batch_size * self.world_size)
@@ -252,7 +268,11 @@ class ShardData:
         new: list[str] = []
         try:
             for c1, c2, labels, idx, bad in itertools.islice(loader, steps):
-                new += [p for p in bad if p not in self.skipped and p not in new]
+                met = [p for p in bad if p not in self.skipped and p not in new]
+                if met and self.skip_log is not None:  # before the batch trains: before any checkpoint
+                    with atomic_write(self.skip_log, "w") as f:
+                        f.write("".join(f"{p}\n" for p in sorted(self.skipped | set(new) | set(met))))
+                new += met
                 yield Batch(None, (c1, c2), labels if self.labelled else None, idx)
         finally:
             self.skipped.update(new)

@@ -8,6 +8,7 @@ loop, its hooks and the run's setup name only the protocol.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -45,6 +46,11 @@ class TrainSource(Protocol):
 
     def keep_on_device(self, setting: str, device: torch.device) -> bool:
         """``data.cache_on_device``: move what is cached to ``device``; whether anything was."""
+        ...
+
+    def keep_skip_log(self, path: Path) -> None:
+        """Where to record (and, resumed, read) the samples that do not decode, if the source needs them
+        to replay an epoch exactly."""
         ...
 
     def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False) -> Iterator[Batch]:

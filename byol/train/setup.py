@@ -99,6 +99,7 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     device = _configure_device(cfg, device, info)
     data, steps_per_epoch = _build_data(cfg, info)
     data.keep_on_device(cfg.data.cache_on_device, device)
+    data.keep_skip_log(run_dir / f"skipped-rank{info.rank}.txt")
     augment = cfg.augment.build(cfg.data.image_size, compile=_augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
