@@ -395,6 +395,40 @@ def test_torchrun_time_budget_ends_every_rank_at_the_same_step(small, tmp_path):
     assert len(steps) == 2 and steps[0] == steps[1] > 0, proc.stdout
 
 
+MICRO_SCRIPT = """
+import os, sys
+sys.path.insert(0, {tests!r})
+import torch
+from helpers import tiny_config
+from byol.dist import init_distributed, shutdown_distributed
+from byol.train import memory
+from byol.train.setup import build_run
+if os.environ["RANK"] == "1":  # this rank alone would split its batch: it has little memory
+    memory.available_bytes = lambda: 8 * 2**20
+cfg = tiny_config({train!r}, {cache!r})
+info = init_distributed("cpu")
+run = build_run(cfg, __import__("pathlib").Path({out!r}), True, torch.device("cpu"), info)
+print("rank", info.rank, "chunks", run.micro_chunks, flush=True)
+shutdown_distributed(info)
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_take_rank_0s_micro_batch(small, tmp_path):
+    """``--micro-batch auto`` under torchrun: rank 1 measures too little memory for its batch, rank 0
+    plenty; both run rank 0's choice (ranks that split alike stay in step)."""
+    script = MICRO_SCRIPT.format(
+        tests=os.path.dirname(__file__), train=str(small["train"]), cache=str(small["cache"]), out=str(tmp_path / "run")
+    )
+    path = tmp_path / "micro.py"
+    path.write_text(script)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chunks = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank"))
+    assert chunks == ["rank 0 chunks 1", "rank 1 chunks 1"], proc.stdout
+
+
 def _torchrun_cli(launcher: list[str], small, out, extra_env=None) -> subprocess.CompletedProcess:
     """``torchrun ... LAUNCHER pretrain`` of the tiny CPU config as command-line flags, two gloo processes."""
     flags = [
