@@ -43,7 +43,8 @@ def test_gpu_accuracy_script_smoke_run_leaves_every_runs_files_and_figures(tmp_p
     out = tmp_path / "accuracy"
     smoke("gpu_accuracy.sh", out)
     figures = json.loads(out.joinpath("accuracy.json").read_text())
-    assert set(figures["sections"]) == {"control", "control-knn", "r18", "r18-knn", "r18-linear"}
+    assert set(figures["sections"]) == {"control", "control-knn", "r18", "r18-knn", "r18-linear", "oom"}
+    assert figures["oom"]["micro_batch"] == 32 and figures["oom"]["steps"] == 96 // 32  # no OOM on a CPU
     r18 = figures["r18"]
     assert 0 <= r18["knn_top1"] <= r18["knn_top5"] <= 1 and 0 <= r18["linear_top1"] <= 1
     assert r18["epochs"] == 2 and r18["images_per_sec"] > 0 and r18["compile_seconds"] >= 0
