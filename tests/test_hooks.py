@@ -18,6 +18,7 @@ from byol.train.hooks import (
     Checkpointer,
     KnnMonitor,
     MetricsLog,
+    OnlineProbe,
     ProgressBar,
     StepCallback,
     StepEvent,
@@ -56,15 +57,34 @@ def advance(state, hook, losses, **kw):
 def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accuracy(run):
     state = TrainState(0, Schedule(100, 0, 12))
     logger = MetricsLogger(run.run_dir, tensorboard=False)
-    hook = MetricsLog(run, logger, start_step=0)
+    probe = OnlineProbe(run)
+    hooks = [probe, MetricsLog(run, logger, start_step=0, probe=probe)]
     labels = torch.arange(8) % 10
-    advance(state, hook, [1.0, 2.0, 3.0, 6.0, 0.5, 0.5, 0.5, 0.5], labels=labels)
+    out = output()
+    with torch.no_grad():  # a classifier that is right on every sample: class = argmax of the features
+        run.classifier.linear.weight.zero_()
+        run.classifier.linear.bias.zero_()
+        for i, y in enumerate(labels.tolist()):
+            run.classifier.linear.weight[y, i] = 100.0
+            out.representation_view1[i].zero_()
+            out.representation_view1[i, i] = 1.0
+    for loss in [1.0, 2.0, 3.0, 6.0, 0.5, 0.5, 0.5, 0.5]:
+        state.step += 1
+        for hook in hooks:
+            hook.after_step(event(state, loss, labels=labels, out=out))
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [4, 8]
     assert [r["loss"] for r in rows] == [3.0, 0.5]  # the mean over each interval of log_every=4 steps
     assert state.final_loss == 0.5 and state.last_logs["loss"] == 0.5
-    assert all(0 <= r["online_top1"] <= 1 for r in rows) and rows[0]["epoch"] == 4 / 12
+    assert rows[0]["online_top1"] == 1.0 and rows[0]["epoch"] == 4 / 12  # the probe's hits reach the line
+    assert probe.take()[1] == 0  # the line took the counts: they restart
     assert rows[0]["projection_std_ratio"] == pytest.approx(rows[0]["projection_std"] * 4)  # √16
+
+
+def test_metrics_log_without_a_probe_writes_no_online_accuracy(run):
+    state = TrainState(0, Schedule(100, 0, 12))
+    advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [1.0] * 4)
+    assert "online_top1" not in read_metrics(run.run_dir)[0]
 
 
 def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
@@ -197,7 +217,7 @@ def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
 
 
 def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run, monkeypatch):
-    import byol.train.hooks as hooks
+    import byol.train.hooks.knn as hooks
 
     run.precision = "bf16"  # what auto is on a GPU; CPU autocast stands in for it here
     dtypes, devices = [], []

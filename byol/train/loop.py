@@ -14,7 +14,7 @@ import torch
 from byol import faults
 from byol.data.loader import Batch
 from byol.train.engine import augmentation_generator, make_views, train_step
-from byol.train.hooks import Hook, StepEvent
+from byol.train.hooks.base import Hook, StepEvent
 from byol.train.setup import Run
 from byol.train.state import TrainState
 

@@ -1,0 +1,69 @@
+"""The periodic concerns of the training loop, one class each.
+
+After every optimiser step the loop hands each hook a ``StepEvent``; a hook decides for itself
+whether this step is its step. In the order the loop calls them:
+
+- ``TimeBudget``: with ``--time-budget``, lays the schedule over the steps the budget allows
+  (estimated from measured speed) and stops the run when the time is up.
+- ``OnlineProbe``: trains the online linear classifier beside the run (labelled data).
+- ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
+  every ``run.log_every`` steps and at the last (the only host syncs), to metrics.jsonl and TensorBoard.
+- ``LongRunWarning``: says once when a run of fixed length would take days on this machine.
+- ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
+- ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
+- ``ProgressBar``: the tqdm bar.
+- ``StepCallback``: a user's ``on_step(step)`` (tests interrupt runs with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from byol.train.hooks.base import Hook, StepEvent
+from byol.train.hooks.checkpointing import Checkpointer
+from byol.train.hooks.knn import KnnMonitor, monitor_split
+from byol.train.hooks.metrics import MetricsLog, OnlineProbe
+from byol.train.hooks.progress import ProgressBar, StepCallback
+from byol.train.hooks.timing import LongRunWarning, TimeBudget
+from byol.train.monitor import MetricsLogger
+from byol.train.setup import Run
+from byol.train.state import TrainState
+
+
+def default_hooks(
+    run: Run, state: TrainState, progress: bool = True, on_step: Callable[[int], None] | None = None
+) -> list[Hook]:
+    """The hooks of ``byol pretrain``, in the order they run after each step."""
+    logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
+    # The time budget first: when it ends the run, the metrics of the last step are logged.
+    probe = OnlineProbe(run) if OnlineProbe.wanted(run) else None
+    hooks: list[Hook] = [TimeBudget(run, state.step)]
+    if probe is not None:
+        hooks.append(probe)  # before the metrics line that reports its accuracy
+    hooks.append(MetricsLog(run, logger, state.step, probe))
+    if run.info.is_main:
+        hooks.append(LongRunWarning(run, state.step))
+    if KnnMonitor.wanted(run):
+        hooks.append(KnnMonitor(run, logger))
+    hooks.append(Checkpointer(run))
+    if progress and run.info.is_main:
+        hooks.append(ProgressBar(state))
+    if on_step is not None:
+        hooks.append(StepCallback(on_step))
+    return hooks
+
+
+__all__ = [
+    "Checkpointer",
+    "Hook",
+    "KnnMonitor",
+    "LongRunWarning",
+    "MetricsLog",
+    "OnlineProbe",
+    "ProgressBar",
+    "StepCallback",
+    "StepEvent",
+    "TimeBudget",
+    "default_hooks",
+    "monitor_split",
+]

@@ -1,0 +1,181 @@
+"""The metrics line every ``run.log_every`` steps, and the online classifier whose accuracy it reports."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+
+from byol.dist import all_reduce_mean
+from byol.errors import ByolError
+from byol.train import checkpoint as ckpt_io
+from byol.train.hooks.base import Hook, StepEvent
+from byol.train.monitor import COLLAPSE_RATIO, MetricsLogger, effective_rank, projection_std
+from byol.train.setup import Run
+from byol.train.state import TrainState
+
+log = logging.getLogger(__name__)
+
+
+class OnlineProbe(Hook):
+    """Trains the online linear classifier (``run.classifier``) on each labelled step's detached
+    representations, counting its hits on the device; ``MetricsLog`` takes the counts at its log
+    steps (``take``), so that the host still waits only there."""
+
+    def __init__(self, run: Run):
+        self.classifier, self.device = run.classifier, run.device
+        self.correct = torch.zeros((), device=run.device, dtype=torch.long)
+        self.labelled = 0
+
+    @staticmethod
+    def wanted(run: Run) -> bool:
+        return run.classifier is not None
+
+    def after_step(self, event: StepEvent) -> None:
+        if event.labels is None:
+            return
+        y = event.labels.to(self.device, non_blocking=True)
+        self.correct += self.classifier.step(event.result.output.representation_view1, y)
+        self.labelled += len(y)
+
+    def take(self) -> tuple[torch.Tensor, int]:
+        """The hits (a device tensor) and labels counted since the last call; the counts restart."""
+        counts = self.correct.clone(), self.labelled
+        self.correct.zero_()
+        self.labelled = 0
+        return counts
+
+
+class MetricsLog(Hook):
+    """Training figures every ``log_every`` steps (and at the last step), averaged over all ranks.
+
+    The losses, the online classifier's hits and the steps skipped for a non-finite loss or gradient
+    are counted on the device in between. At a log step the counters and the batch's outputs are
+    copied to the host without waiting (``_Pending``); the line is written once the copy has landed,
+    a step or two later (at once on a CPU), and the collapse diagnostics are computed there, on the
+    host: logging never stalls the device. More than ``run.max_skipped_steps`` skipped steps in a
+    row stop the run with a one-line error naming the last good checkpoint; the first
+    collapsed-looking batch gets one warning. With an ``OnlineProbe`` (run before this hook), its
+    accuracy over the interval is in the line.
+    """
+
+    def __init__(self, run: Run, logger: MetricsLogger, start_step: int, probe: OnlineProbe | None = None):
+        self.run, self.logger, self.log_every = run, logger, run.cfg.run.log_every
+        zeros = lambda dtype: torch.zeros((), device=run.device, dtype=dtype)  # noqa: E731
+        self.loss_sum, self.good = zeros(torch.float32), zeros(torch.long)
+        self.skipped, self.streak, self.longest_streak = zeros(torch.long), zeros(torch.long), zeros(torch.long)
+        self.probe = probe
+        self.since: tuple[float, int] | None = None  # (training seconds, timed steps) at the last line
+        self.pending: _Pending | None = None
+        self.collapse_warned = False
+
+    def after_step(self, event: StepEvent) -> None:
+        run, result = self.run, event.result
+        if self.since is None:
+            self.since = (event.state.elapsed(), event.state.timed_steps)
+        skipped = result.skipped if result.skipped is not None else torch.zeros((), dtype=torch.bool, device=run.device)
+        self.loss_sum += torch.where(skipped, 0.0, result.loss)
+        self.good += ~skipped
+        self.skipped += skipped
+        self.streak = (self.streak + 1) * skipped
+        self.longest_streak = torch.maximum(self.longest_streak, self.streak)
+        if self.pending is not None and (event.last or self.pending.ready()):
+            self._write(self.pending, event.state)
+        if event.step % self.log_every == 0 or event.step == event.state.schedule.total_steps:
+            self._start(event)
+            if event.last or self.run.device.type != "cuda":
+                self._write(self.pending, event.state)
+
+    def _start(self, event: StepEvent) -> None:
+        """Copy what the line needs to the host, without waiting; then reset the counters."""
+        if self.pending is not None:  # the last copy has not landed in log_every steps: wait for it
+            self._write(self.pending, event.state)
+        info, state, out = self.run.info, event.state, event.result.output
+        elapsed, timed = state.elapsed(), state.timed_steps
+        correct, labelled = self.probe.take() if self.probe is not None else (torch.zeros_like(self.good), 0)
+        # The sums over all ranks (they skip the same steps and see as many labels): one tensor.
+        sums = all_reduce_mean(torch.stack([self.loss_sum, correct.float()]), info)
+        counts = torch.stack([self.good, self.skipped, self.longest_streak]).float()
+        outputs = (out.representation_view1.detach().float(), out.projection_view1.detach().float())
+        values: dict[str, Any] = {
+            "epoch": state.epoch,
+            "lr": event.lr,
+            "tau": event.tau,
+            # Over the steps the training clock counted: a sitting's first step (compilation) is not one.
+            "images_per_sec": (timed - self.since[1]) * self.run.images_per_step / max(elapsed - self.since[0], 1e-9)
+            if timed > self.since[1]
+            else None,
+            "elapsed": elapsed,
+        }
+        self.pending = _Pending(event.step, values, labelled, (torch.cat([sums, counts]), *outputs))
+        for counter in (self.loss_sum, self.good, self.skipped, self.longest_streak):
+            counter.zero_()
+        self.since = (elapsed, timed)
+
+    def _write(self, pending: _Pending, state: TrainState) -> None:
+        self.pending = None
+        (loss_sum, correct, good, skipped, streak), representation, projection = pending.host()
+        step, values = pending.step, pending.values
+        good, skipped, streak = int(good), int(skipped), int(streak)
+        if skipped and streak > self.run.cfg.run.max_skipped_steps:
+            last = ckpt_io.list_checkpoints(self.run.run_dir)
+            where = f"; the last good checkpoint is {last[-1]}" if last else ""
+            raise ByolError(
+                f"the loss or the gradients were not finite for {streak} steps in a row (up to step {step}){where}; "
+                f"resume with a lower learning rate: the same command with --lr {self.run.cfg.optim.base_lr / 2:g}"
+            )
+        mean_loss = loss_sum / good if good else None  # the mean loss of the steps that counted
+        pstd = projection_std(projection)
+        values = {
+            "epoch": values["epoch"],
+            "loss": mean_loss,
+            **{k: values[k] for k in ("lr", "tau", "images_per_sec")},
+            "projection_std": pstd,
+            "projection_std_ratio": pstd * math.sqrt(projection.shape[1]),
+            "effective_rank": effective_rank(representation),
+            "projection_rank": effective_rank(projection),  # → 1 when the projections collapse
+            "elapsed": values["elapsed"],
+            "skipped_steps": skipped,
+        }
+        if pending.labelled:
+            values["online_top1"] = correct / pending.labelled
+        self.logger.log(step, values)
+        if values["projection_std_ratio"] < COLLAPSE_RATIO and not self.collapse_warned:
+            log.warning(
+                "step %d: the representation looks collapsed (projection std × √d = %.3f, healthy ≈ 1)",
+                step, values["projection_std_ratio"],
+            )  # fmt: skip
+            self.collapse_warned = True
+        if mean_loss is not None:
+            state.final_loss = mean_loss
+        state.last_logs = values
+
+    def close(self) -> None:
+        self.pending = None  # a line not yet written when the loop broke off: it is not waited for
+        self.logger.close()
+
+
+class _Pending:
+    """A metrics line on its way to the host: its tensors copied without waiting, an event to ask."""
+
+    def __init__(self, step: int, values: dict[str, Any], labelled: int, tensors: tuple[torch.Tensor, ...]):
+        self.step, self.values, self.labelled = step, values, labelled
+        cuda = tensors[0].device.type == "cuda"
+        self.tensors = [
+            torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) if cuda else t
+            for t in tensors
+        ]  # fmt: skip
+        self.event = torch.cuda.Event() if cuda else None
+        if self.event is not None:
+            self.event.record()
+
+    def ready(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def host(self) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+        if self.event is not None:
+            self.event.synchronize()
+        scalars, *outputs = self.tensors
+        return scalars.tolist(), *outputs
