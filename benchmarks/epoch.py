@@ -39,7 +39,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
 
 
 def config(args):
-    from byol.config import resolve
+    from byol.presets import resolve
 
     overrides = {
         "data": {"path": str(args.data)},

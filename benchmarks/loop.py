@@ -132,7 +132,8 @@ def parts_pass(run, state, steps: int) -> tuple[float, Parts]:
 
 def config(args):
     from byol.cli.common import nested, parse_assignment
-    from byol.config import merge, resolve
+    from byol.config_io import merge
+    from byol.presets import resolve
 
     optim = {"batch_size": args.batch} if args.batch else {}
     run = {"time_budget": None, "epochs": 1000, "device": args.device, "log_every": args.log_every}

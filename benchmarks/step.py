@@ -36,9 +36,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from byol.config import resolve
 from byol.dist import DistInfo
 from byol.models.backbones import build_encoder
+from byol.presets import resolve
 from byol.train.engine import train_step
 from byol.train.setup import autocast_for, build_model, resolve_precision
 

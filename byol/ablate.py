@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from byol.config import Config, config_from_dict, merge
+from byol.config import Config
+from byol.config_io import config_from_dict, merge
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.train.monitor import COLLAPSE_RATIO, read_metrics

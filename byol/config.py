@@ -1,27 +1,22 @@
-"""Typed configuration: dataclasses with validation, YAML presets, flag overrides.
+"""The configuration's schema: typed sections with their defaults and validation.
 
-A run's resolved config is saved as ``RUN_DIR/config.yaml`` and inside every checkpoint.
+A dict or YAML becomes a ``Config`` in ``config_io``; ``presets`` resolves a preset with the user's
+overrides; ``flags`` is the command line's table. A run's resolved config is saved as
+``RUN_DIR/config.yaml`` and inside every checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
-from dataclasses import dataclass, field, fields
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import yaml
-
-from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP, is_small
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP
 from byol.data.augment import JITTERS, VIEW1, VIEW2, TwoViewAugment, ViewParams
 from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
 from byol.errors import ByolError
-from byol.files import atomic_write
+from byol.flags import option_name
 from byol.method import METHODS
 from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
@@ -29,46 +24,6 @@ from byol.optim import OPTIMIZERS
 from byol.schedules import scaled_lr
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-# The command line's flags: flag -> (config section, key, type, help). Every other key is set with
-# --set section.key=value; errors name a key the way the user can set it (``option_name``).
-FLAGS = {
-    "--epochs": ("run", "epochs", float, "length of the run in epochs"),
-    "--time-budget": ("run", "time_budget", float, "minutes of training instead of --epochs; schedules fit the budget"),
-    "--batch-size": ("optim", "batch_size", int, "images per forward pass and process"),
-    "--accumulate": ("optim", "accumulate", int, "batches per optimiser step (emulates a larger batch)"),
-    "--micro-batch": ("optim", "micro_batch", str, "images per forward pass: auto (what fits in memory) or N"),
-    "--lr": ("optim", "base_lr", float, "base learning rate per 256 images (LARS/SGD); AdamW: the rate itself"),
-    "--weight-decay": ("optim", "weight_decay", float, "weight decay (biases and norms excluded)"),
-    "--optimizer": ("optim", "optimizer", str, "lars, sgd or adamw"),
-    "--warmup-epochs": ("optim", "warmup_epochs", float, "linear warmup before the cosine decay"),
-    "--tau-base": ("optim", "tau_base", float, "initial target decay rate (rises to 1); lower it for short runs"),
-    "--backbone": ("model", "backbone", str, "encoder: resnet18, resnet34, resnet50, convnet, or timm:<name>"),
-    "--method": ("model", "method", str, "byol, or simclr (the contrastive baseline: same encoder, heads, views)"),
-    "--temperature": ("model", "temperature", float, "simclr: NT-Xent temperature"),
-    "--head-norm": ("model", "norm", str, "norm in projector and predictor: batchnorm, layernorm, groupnorm, none"),
-    "--encoder-norm": ("model", "encoder_norm", str, "norm in the encoder: batchnorm or groupnorm-ws"),
-    "--width": ("model", "width", float, "channel multiplier of the backbone (e.g. 0.25 on a CPU)"),
-    "--image-size": ("data", "image_size", int, "side of the training views in pixels"),
-    "--workers": ("data", "workers", int, "data loader workers for streamed images"),
-    "--cache-dir": ("data", "cache_dir", str, "where decoded small images are cached"),
-    "--seed": ("run", "seed", int, "seed of initialisation, data order and augmentations"),
-    "--device": ("run", "device", str, "auto, cpu, cuda or cuda:N"),
-    "--precision": ("run", "precision", str, "auto (bf16 autocast on CUDA and AMX CPUs, else fp32), fp32 or bf16"),
-    "--log-every": ("run", "log_every", int, "steps between metrics lines"),
-    "--knn-every": ("run", "knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
-    "--checkpoint-every": ("run", "checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),
-}
-
-
-_FLAG_OF = {f"{section}.{key}": flag for flag, (section, key, _, _) in FLAGS.items()}
-_FLAG_OF.update({"run.compile": "--compile", "run.deterministic": "--deterministic"})
-_FLAG_OF.update({"model.use_predictor": "--no-predictor", "augment.color": "--no-color"})
-
-
-def option_name(key: str) -> str:
-    """How a user sets ``section.key``: its flag, or ``--set section.key``."""
-    return _FLAG_OF.get(key, f"--set {key}")
 
 
 class _Section:
@@ -339,141 +294,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _build(cls, values: dict[str, Any], where: str, base: Any = None):
-    """Dataclass ``cls`` from a dict over ``base`` (default: ``cls()``), refusing unknown keys."""
-    if not isinstance(values, dict):
-        raise ByolError(f"config section {where!r} must be a mapping")
-    base = cls() if base is None else base
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ByolError(f"unknown config key {where}.{unknown[0]}; known: {', '.join(sorted(known))}")
-    kwargs = {}
-    hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        default = getattr(base, name)
-        if isinstance(default, ViewParams):
-            value = value if isinstance(value, ViewParams) else _build(ViewParams, value, f"{where}.{name}", default)
-        else:
-            value = _typed(f"{where}.{name}", value, hints[name])
-        kwargs[name] = value
-    try:
-        return dataclasses.replace(base, **kwargs)
-    except (ValueError, TypeError) as e:
-        raise ByolError(f"config {where}: {e}") from None
-
-
-def _typed(key: str, value: Any, hint: Any) -> Any:
-    """``value`` as the field's type wants it, or a one-line error naming the key and the type."""
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):  # X | None
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and number and float(value).is_integer():
-        return int(value)
-    if hint is float and number:
-        return float(value)
-    if hint is str and isinstance(value, bool):
-        return "on" if value else "off"  # YAML reads on/off as booleans
-    if hint is str and (isinstance(value, str) or number):
-        return str(value)
-    if typing.get_origin(hint) is dict and isinstance(value, dict):
-        return dict(value)
-    if typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
-        kinds = typing.get_args(hint)
-        if len(kinds) == len(value) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-            return tuple(float(v) for v in value)
-    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(hint)
-    if kind is None and typing.get_origin(hint) is tuple:
-        kind = f"a list of {len(typing.get_args(hint))} numbers"
-    raise ByolError(f"{option_name(key)} must be {kind or hint}, got {value!r}")
-
-
-def config_from_dict(values: dict[str, Any]) -> Config:
-    values = dict(values or {})
-    sections = {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "augment": AugmentConfig,
-        "optim": OptimConfig,
-        "run": RunConfig,
-    }
-    unknown = sorted(set(values) - set(sections) - {"preset"})
-    if unknown:
-        raise ByolError(f"unknown config section {unknown[0]!r}; known: {', '.join(sections)}")
-    built = {name: _build(cls, values.get(name, {}), name) for name, cls in sections.items()}
-    return Config(**built, preset=values.get("preset", ""))
-
-
-def merge(base: dict, override: dict) -> dict:
-    """Deep-merge ``override`` into a copy of ``base``."""
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-PRESETS = ("imagenet", "cifar10", "cpu")
-
-
-def auto_preset(max_side: int) -> str:
-    """``--preset auto``: the CIFAR recipe for small images, the paper's for the others."""
-    return "cifar10" if is_small(max_side) else "imagenet"
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """The YAML of a shipped preset, or of a user's YAML file."""
-    if name in PRESETS:
-        text = resources.files("byol").joinpath("presets", f"{name}.yaml").read_text()
-    elif Path(name).is_file():
-        text = Path(name).read_text()
-    else:
-        raise ByolError(f"--preset {name!r} is neither a preset ({', '.join(PRESETS)}) nor a YAML file")
-    try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ByolError(f"preset {name}: invalid YAML: {e}") from None
-    values.setdefault("preset", name)
-    return values
-
-
-# The official release ties (base lr, weight decay, τ_base) to the run length (ImageNet, batch 4096).
-IMAGENET_BY_EPOCHS = {
-    40: (0.45, 1e-6, 0.97),
-    100: (0.45, 1e-6, 0.99),
-    300: (0.3, 1e-6, 0.99),
-    1000: (0.2, 1.5e-6, 0.996),
-}
-
-
-def imagenet_schedule_for(epochs: float) -> tuple[float, float, float]:
-    """The official (base lr, weight decay, τ_base) of the run length nearest to ``epochs`` (log scale)."""
-    nearest = min(IMAGENET_BY_EPOCHS, key=lambda e: abs(math.log(e) - math.log(max(epochs, 1e-9))))
-    return IMAGENET_BY_EPOCHS[nearest]
-
-
-def resolve(preset: str, overrides: dict[str, Any]) -> Config:
-    """Preset, then the imagenet length rule for values the user did not set, then overrides."""
-    values = preset_dict(preset)
-    if values.get("preset") == "imagenet":
-        epochs = overrides.get("run", {}).get("epochs", values.get("run", {}).get("epochs", 1000))
-        lr, wd, tau = imagenet_schedule_for(epochs)
-        values = merge(values, {"optim": {"base_lr": lr, "weight_decay": wd, "tau_base": tau}})
-    return config_from_dict(merge(values, overrides)).validate()
-
-
-def save_yaml(config: Config, path: Path) -> None:
-    with atomic_write(path, "w") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
-
-
-def load_yaml(path: Path) -> Config:
-    try:
-        return config_from_dict(yaml.safe_load(Path(path).read_text()))
-    except yaml.YAMLError as e:
-        raise ByolError(f"{path}: invalid YAML: {e}") from None

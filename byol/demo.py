@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from byol.config import resolve
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate
+from byol.presets import resolve
 from byol.train.pretrain import pretrain
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 
-from byol.config import Config, resolve
+from byol.config import Config
 from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
 from byol.method import build_method
 from byol.optim import optimizer_for
+from byol.presets import resolve
 from byol.schedules import lr_schedule, tau_schedule, warmup_steps
 from byol.train.engine import augmentation_generator
 

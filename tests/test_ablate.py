@@ -7,8 +7,8 @@ import pytest
 from byol import ablate
 from byol.ablate import VARIANTS, claims, suite_variants, variant_config
 from byol.cli.__main__ import main as cli
-from byol.config import resolve
 from byol.errors import ByolError
+from byol.presets import resolve
 
 
 def test_suites_name_known_variants_and_a_wrong_name_is_one_clear_error():

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from byol.cli.__main__ import main as cli
-from byol.config import FLAGS, AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig, option_name
+from byol.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig
+from byol.flags import FLAGS, option_name
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig, "optim": OptimConfig, "run": RunConfig}
 
@@ -38,7 +39,7 @@ def test_every_config_key_with_a_wrong_value_is_one_line(key, value, tmp_path, c
     assert "does not exist" not in err  # refused before the data is looked at
 
 
-@pytest.mark.parametrize("flag", [f for f, (_, _, typ, _) in FLAGS.items() if typ in (int, float)])
+@pytest.mark.parametrize("flag", [f.name for f in FLAGS if f.type in (int, float)])
 def test_every_numeric_flag_with_text_is_one_line(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["pretrain", str(tmp_path), "--out", str(tmp_path / "run"), flag, "abc"])
@@ -121,7 +122,7 @@ def test_evaluating_on_classes_the_training_folder_lacks_is_refused(synthetic, t
 )  # fmt: skip
 def test_the_imagenet_preset_takes_lr_weight_decay_and_tau_from_the_run_length(epochs, expected):
     """The official release's presets by run length (nearest on a log scale); a value the user sets wins."""
-    from byol.config import resolve
+    from byol.presets import resolve
 
     cfg = resolve("imagenet", {"run": {"epochs": epochs}})
     assert (cfg.optim.base_lr, cfg.optim.weight_decay, cfg.optim.tau_base) == expected
@@ -156,3 +157,21 @@ def test_the_version_is_the_packages_everywhere(capsys):
     with pytest.raises(SystemExit):
         cli(["--version"])
     assert capsys.readouterr().out.strip() == f"byol {byol.__version__}"
+
+
+def test_every_flag_sets_a_config_key_that_exists_and_errors_name_the_flag():
+    import argparse
+
+    from byol.config import Config
+    from byol.flags import add_flags, flag_values
+
+    cfg = Config()
+    for f in FLAGS:
+        section, key = f.key.split(".")
+        assert hasattr(getattr(cfg, section), key), f.name
+        assert option_name(f.key) == f.name
+    assert option_name("model.projection_dim") == "--set model.projection_dim"
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    args = parser.parse_args(["--no-predictor", "--epochs", "3", "--compile"])
+    assert flag_values(args) == {"model": {"use_predictor": False}, "run": {"epochs": 3.0, "compile": True}}

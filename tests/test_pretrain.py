@@ -74,7 +74,7 @@ VARIANTS = {  # name: (config changes, steps per epoch)
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path, variant):
-    from byol.config import config_from_dict, merge
+    from byol.config_io import config_from_dict, merge
 
     changes, per_epoch = VARIANTS[variant]
 
@@ -318,7 +318,7 @@ def test_rerunning_a_finished_run_changes_nothing(short_run):
     before = (run_dir / "summary.json").read_text()
     weights = _weights(run_dir)
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    from byol.config import config_from_dict
+    from byol.config_io import config_from_dict
 
     rerun = pretrain(config_from_dict(cfg), run_dir, progress=False)
     assert rerun.steps == result.steps and (run_dir / "summary.json").read_text() == before

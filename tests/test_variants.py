@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol import build_encoder
-from byol.config import resolve
 from byol.encoder_io import encoder_meta, load_encoder, save_encoder
 from byol.losses import nt_xent_loss
 from byol.method import BYOL, SimCLR, build_method
 from byol.models.backbones import WSConv2d
 from byol.models.heads import MLP
+from byol.presets import resolve
 from byol.schedules import tau_schedule
 
 

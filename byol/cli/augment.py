@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from byol.cli.common import pick_preset
-from byol.config import resolve
 from byol.errors import ByolError
 from byol.files import atomic_write
+from byol.presets import resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -44,13 +44,13 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def pick_preset(name: str, data: str) -> str:
-    """``--preset auto`` resolved from the images of ``data`` (``byol.config.auto_preset``); else ``name``."""
+    """``--preset auto`` resolved from the images of ``data`` (``byol.presets.auto_preset``); else ``name``."""
     if name != "auto":
         return name
-    from byol.config import auto_preset
     from byol.data.folder import list_images
     from byol.data.loader import probe_max_side
     from byol.data.shards import is_shards, probe_shard_side
+    from byol.presets import auto_preset
 
     side = probe_shard_side(data) if is_shards(data) else probe_max_side(list_images(data))
     chosen = auto_preset(side)

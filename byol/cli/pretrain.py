@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment, pick_preset
-from byol.config import FLAGS, PRESETS, merge, resolve
+from byol.config_io import merge
 from byol.errors import ByolError
+from byol.flags import add_flags, flag_values
+from byol.presets import PRESETS, resolve
 from byol.train.checkpoint import list_checkpoints
 
 
@@ -34,33 +36,16 @@ def add_config_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
         default="auto",
         help=f"{', '.join(PRESETS)} or a YAML file; auto: cifar10 for images of at most 64 px, else imagenet",
     )
-    for flag, (_, _, typ, help_text) in FLAGS.items():
-        p.add_argument(flag, type=typ, default=None, help=help_text)
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA)")
-    p.add_argument("--deterministic", action="store_true", default=None, help="deterministic kernels (exact resume)")
-    p.add_argument("--no-predictor", action="store_true", default=None, help="ablation: no predictor (BYOL collapses)")
-    p.add_argument("--no-color", action="store_true", default=None, help="ablation: no colour jitter, no grayscale")
+    add_flags(p)
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. model.norm=none"
     )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
-    out: dict = {"data": {"path": args.data}}
-    for flag, (section, key, _, _) in FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            out = merge(out, {section: {key: value}})
+    out = merge({"data": {"path": args.data}}, flag_values(args))
     if args.epochs is not None and args.time_budget is None:
         out = merge(out, {"run": {"time_budget": None}})  # --epochs replaces a preset's time budget
-    if args.compile:
-        out = merge(out, {"run": {"compile": True}})
-    if args.deterministic:
-        out = merge(out, {"run": {"deterministic": True}})
-    if args.no_predictor:
-        out = merge(out, {"model": {"use_predictor": False}})
-    if args.no_color:
-        out = merge(out, {"augment": {"color": False}})
     for item in args.set:
         path, value = parse_assignment(item)
         out = merge(out, nested(path, value))

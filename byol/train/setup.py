@@ -19,13 +19,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from byol.config import Config, load_yaml, option_name, save_yaml
+from byol.config import Config
+from byol.config_io import load_yaml, save_yaml
 from byol.data.augment import TwoViewAugment
 from byol.data.source import TrainSource, build_train_source
 from byol.dist import DistInfo, barrier, from_rank0
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
+from byol.flags import option_name
 from byol.method import Method, build_method
 from byol.optim import optimizer_for
 from byol.train import checkpoint as ckpt_io
