@@ -30,7 +30,8 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from byol.data.augment import BLURS, TwoViewAugment, blur_kernel_size, default_views
+from byol.data.augment import TwoViewAugment, default_views
+from byol.data.kernels import BLURS, blur_kernel_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"

@@ -7,7 +7,9 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD
 from byol.data import augment as A
+from byol.data import kernels as K
 from byol.data.augment import VIEW1, VIEW2, TwoViewAugment, ViewParams, default_views
 
 N = 4000  # samples for the probability checks
@@ -25,9 +27,9 @@ def per_image(fn, x, values):
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (A.adjust_brightness, TF.adjust_brightness),
-        (A.adjust_contrast, TF.adjust_contrast),
-        (A.adjust_saturation, TF.adjust_saturation),
+        (K.adjust_brightness, TF.adjust_brightness),
+        (K.adjust_contrast, TF.adjust_contrast),
+        (K.adjust_saturation, TF.adjust_saturation),
     ],
 )
 def test_linear_colour_ops_equal_torchvision(ours, theirs):
@@ -39,14 +41,14 @@ def test_linear_colour_ops_equal_torchvision(ours, theirs):
 def test_hue_equals_torchvision():
     x = images()
     shift = torch.linspace(-0.1, 0.1, len(x))
-    torch.testing.assert_close(A.adjust_hue(x, shift), per_image(TF.adjust_hue, x, shift), atol=1e-5, rtol=0)
+    torch.testing.assert_close(K.adjust_hue(x, shift), per_image(TF.adjust_hue, x, shift), atol=1e-5, rtol=0)
     big = torch.linspace(-0.5, 0.5, len(x))
-    torch.testing.assert_close(A.adjust_hue(x, big), per_image(TF.adjust_hue, x, big), atol=1e-5, rtol=0)
+    torch.testing.assert_close(K.adjust_hue(x, big), per_image(TF.adjust_hue, x, big), atol=1e-5, rtol=0)
 
 
 def test_grayscale_and_solarize_equal_torchvision():
     x = images()
-    torch.testing.assert_close(A.grayscale(x), TF.rgb_to_grayscale(x), atol=1e-6, rtol=0)
+    torch.testing.assert_close(K.grayscale(x), TF.rgb_to_grayscale(x), atol=1e-6, rtol=0)
     params = A.sample_view_params(len(x), ViewParams(solarize_p=1.0, jitter_p=0, grayscale_p=0, flip_p=0, blur_p=0))
     out = A.apply_view_params(x, params)
     torch.testing.assert_close(out, TF.solarize(x, 0.5), atol=1e-5, rtol=0)
@@ -56,11 +58,11 @@ def test_grayscale_and_solarize_equal_torchvision():
 def test_gaussian_blur_equals_torchvision(size):
     x = images(3, size)
     sigma = torch.tensor([0.1, 1.0, 2.0])
-    k = A.blur_kernel_size(size)
+    k = K.blur_kernel_size(size)
     assert k == (3 if size == 32 else 23)
     expected = torch.stack([TF.gaussian_blur(x[i], [k, k], [float(s), float(s)]) for i, s in enumerate(sigma)])
-    torch.testing.assert_close(A.gaussian_blur(x, sigma, k), expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(A.gaussian_blur(x, torch.zeros(3), k), x)  # σ = 0 is the identity
+    torch.testing.assert_close(K.gaussian_blur(x, sigma, k), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(K.gaussian_blur(x, torch.zeros(3), k), x)  # σ = 0 is the identity
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
@@ -69,8 +71,8 @@ def test_blur_as_shifted_sums_equals_the_convolution(padding):
     x = images(4, 40)
     sigma = torch.tensor([0.0, 0.5, 1.3, 2.0])
     for k in (3, 23):
-        expected = A.gaussian_blur(x, sigma, k, padding)
-        torch.testing.assert_close(A.gaussian_blur_taps(x, sigma, k, padding), expected, atol=1e-6, rtol=0)
+        expected = K.gaussian_blur(x, sigma, k, padding)
+        torch.testing.assert_close(K.gaussian_blur_taps(x, sigma, k, padding), expected, atol=1e-6, rtol=0)
     p = ViewParams(blur_p=1.0)
     params = A.sample_view_params(4, p, torch.Generator().manual_seed(0))
     raw = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
@@ -84,14 +86,14 @@ def test_blur_as_shifted_sums_equals_the_convolution(padding):
 def test_resized_crop_matches_torchvision_within_interpolation_tolerance():
     x = images(4, 64)
     boxes = torch.tensor([[0, 0, 64, 64], [8, 4, 40, 48], [20, 30, 30, 20], [5, 5, 16, 16]])
-    ours = A.resized_crop(x, boxes, 32)
+    ours = K.resized_crop(x, boxes, 32)
     for i, (top, left, h, w) in enumerate(boxes.tolist()):
         ref = TF.resized_crop(x[i], top, left, h, w, [32, 32], antialias=False)
         inner = (ours[i] - ref)[:, 1:-1, 1:-1]  # edges may blend a neighbouring pixel
         assert inner.abs().max() < 1e-4
         assert (ours[i] - ref).abs().mean() < 0.02
     # Identity box at the same size is exact.
-    torch.testing.assert_close(A.resized_crop(x, boxes[:1].repeat(4, 1), 64), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(K.resized_crop(x, boxes[:1].repeat(4, 1), 64), x, atol=1e-5, rtol=0)
 
 
 def test_crop_boxes_stay_in_range():
@@ -195,17 +197,17 @@ def test_flip_and_crop_in_one_pass_equal_crop_then_flip():
     x = images(4, 40)
     boxes = torch.tensor([[0, 0, 40, 40], [3, 5, 30, 20], [10, 2, 12, 33], [0, 7, 40, 33]])
     flip = torch.tensor([True, False, True, True])
-    plain = A.resized_crop(x, boxes, 24)
+    plain = K.resized_crop(x, boxes, 24)
     flipped = torch.where(flip.view(-1, 1, 1, 1), plain.flip(-1), plain)
     for gather in (True, False):  # the compiled kernel's gather and the eager roi_align
-        ours = torch.stack(A._crop_channels(x, boxes, 24, flip, gather=gather), dim=1)
+        ours = torch.stack(K._crop_channels(x, boxes, 24, flip, gather=gather), dim=1)
         torch.testing.assert_close(ours, flipped, atol=1e-5, rtol=0)
     # The gather is exact for the identity box (pre-cropped images).
     identity = torch.tensor([[0, 0, 40, 40]]).expand(4, 4)
-    assert torch.equal(torch.stack(A._crop_channels(x, identity, 40, gather=True), dim=1), x)
+    assert torch.equal(torch.stack(K._crop_channels(x, identity, 40, gather=True), dim=1), x)
     # uint8 input is scaled to [0, 1] on the way.
     x8 = (x * 255).round().to(torch.uint8)
-    torch.testing.assert_close(A.resized_crop(x8, boxes, 24), A.resized_crop(x8.float() / 255, boxes, 24))
+    torch.testing.assert_close(K.resized_crop(x8, boxes, 24), K.resized_crop(x8.float() / 255, boxes, 24))
 
 
 @pytest.mark.slow
@@ -239,8 +241,8 @@ def test_output_shape_dtype_and_range(size, dtype):
     v1, v2 = aug(x, torch.Generator().manual_seed(0))
     for v in (v1, v2):
         assert v.shape == (3, 3, size, size) and v.dtype == torch.float32
-    lo = (0 - torch.tensor(A.IMAGENET_MEAN)) / torch.tensor(A.IMAGENET_STD)
-    hi = (1 - torch.tensor(A.IMAGENET_MEAN)) / torch.tensor(A.IMAGENET_STD)
+    lo = (0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    hi = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     for c in range(3):
         assert v1[:, c].min() >= lo[c] - 1e-4 and v1[:, c].max() <= hi[c] + 1e-4
     raw = TwoViewAugment(size, mean=None, std=None)(x, torch.Generator().manual_seed(0))[0]
@@ -272,7 +274,7 @@ def test_view_params_validate(kw):
 def test_bicubic_crop_matches_torchvision_inside_the_box():
     x = images(2, 64)
     boxes = torch.tensor([[8, 4, 40, 48], [5, 5, 16, 16]])
-    ours = A.resized_crop(x, boxes, 32, mode="bicubic")
+    ours = K.resized_crop(x, boxes, 32, mode="bicubic")
     for i, (top, left, h, w) in enumerate(boxes.tolist()):
         ref = TF.resized_crop(x[i], top, left, h, w, [32, 32], TF.InterpolationMode.BICUBIC, antialias=False)
         assert (ours[i] - ref.clamp(0, 1))[:, 3:-3, 3:-3].abs().max() < 1e-4
@@ -319,7 +321,7 @@ def _np_official_op(x, op, value):
 
 
 def test_official_colour_jitter_equals_a_numpy_transcription_of_tensorflows_ops():
-    from byol.data.augment import _colour_jitter_official
+    from byol.data.official_jitter import _colour_jitter_official
 
     g = torch.Generator().manual_seed(0)
     n = 6
@@ -339,7 +341,8 @@ def test_official_colour_jitter_equals_a_numpy_transcription_of_tensorflows_ops(
 
 
 def test_official_mode_draws_brightness_as_an_offset_and_blurs_with_zero_padding():
-    from byol.data.augment import blur_kernel_size, gaussian_blur, sample_view_params
+    from byol.data.augment import sample_view_params
+    from byol.data.kernels import blur_kernel_size, gaussian_blur
 
     p = ViewParams(jitter_p=1.0)
     params = sample_view_params(512, p, torch.Generator().manual_seed(0), jitter="official")

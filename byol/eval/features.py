@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD
-from byol.data.augment import to_float
+from byol.data.kernels import to_float
 
 
 def normalize_images(images: torch.Tensor, mean, std) -> torch.Tensor:
