@@ -24,10 +24,11 @@ def _series(rows: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """A matplotlib figure as a PNG, written atomically; the figure is closed."""
     fig.tight_layout()
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
+        fig.savefig(f, format="png", dpi=dpi)
     plt.close(fig)
     return path
 
@@ -40,7 +41,7 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     ax.plot(*_series(rows, "loss"), color="tab:blue")
     ax.set(xlabel="step", ylabel="loss (2 view orders summed)", title="BYOL loss")
     ax.grid(alpha=0.3)
-    plots["loss"] = _save(fig, out_dir / "loss.png")
+    plots["loss"] = save_figure(fig, out_dir / "loss.png")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
     a1.plot(*_series(rows, "lr"), color="tab:orange")
@@ -49,7 +50,7 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     a2.set(xlabel="step", ylabel="τ", title="target decay rate τ")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    plots["schedules"] = _save(fig, out_dir / "schedules.png")
+    plots["schedules"] = save_figure(fig, out_dir / "schedules.png")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
     a1.plot(*_series(rows, "projection_std_ratio"), color="tab:purple")
@@ -59,7 +60,7 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     a2.set(xlabel="step", ylabel="effective rank", title="effective rank of representations", ylim=(0, None))
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    plots["collapse"] = _save(fig, out_dir / "collapse.png")
+    plots["collapse"] = save_figure(fig, out_dir / "collapse.png")
 
     knn_x, knn_y = _series(rows, "knn_top1", x="epoch")
     online_x, online_y = _series(rows, "online_top1", x="epoch")
@@ -72,7 +73,7 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
         ax.set(xlabel="epoch", ylabel="accuracy (%)", title="monitors")
         ax.legend()
         ax.grid(alpha=0.3)
-        plots["knn"] = _save(fig, out_dir / "knn.png")
+        plots["knn"] = save_figure(fig, out_dir / "knn.png")
     return plots
 
 
@@ -102,7 +103,7 @@ def embedding_map(features: torch.Tensor, labels: torch.Tensor, classes: list[st
     else:
         ax.scatter(xy[:, 0], xy[:, 1], s=6)
     ax.set(title=f"{method} of {len(x)} embeddings", xticks=[], yticks=[])
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_html(run_dir: Path, plots: dict[str, Path], facts: dict[str, Any]) -> Path:

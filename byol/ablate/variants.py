@@ -1,0 +1,175 @@
+"""The ablation catalogue: each variant a set of config overrides with the paper's figure, and the suites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from byol.config import Config
+from byol.config_io import config_from_dict, merge
+from byol.errors import ByolError
+
+GRILL = "Grill et al. 2020"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation: config overrides on the base config, and the paper's figure for it."""
+
+    name: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    paper: float | None = None  # the paper's top-1 (%), or None where it has none
+    source: str = ""  # where the figure is from
+    batch: int | None = None  # batch-size variants: the batch BatchNorm (and NT-Xent) sees
+    method: str = "byol"
+
+
+def _batch_variants() -> list[Variant]:
+    """Batches of 32 … 512 per forward pass. As the paper emulated small batches (§5.1), a batch
+    below the base batch accumulates gradients up to it (one optimiser step and one target update
+    per cycle): the steps and learning rate stay, BatchNorm (and SimCLR's negatives) see the small
+    batch. Paper figures by batch size: fig. 3a of Grill et al. 2020 (its SimCLR reproduction beside)."""
+    byol_paper = {512: 72.2, 256: 71.8, 128: 69.6, 64: 59.7}
+    simclr_paper = {512: 66.5, 256: 64.3, 128: 63.6, 64: 59.2}
+    out = []
+    for b in (32, 64, 128, 256, 512):
+        for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):
+            prefix = "" if method == "byol" else "simclr_"
+            out.append(
+                Variant(
+                    f"{prefix}batch_{b}",
+                    f"{'SimCLR' if method == 'simclr' else 'BYOL'}, batch {b}",
+                    {"model": {"method": method}, "optim": {"batch_size": b}},
+                    paper.get(b),
+                    f"{GRILL}, fig. 3a" if b in paper else "",
+                    batch=b,
+                    method=method,
+                )  # fmt: skip
+            )
+    return out
+
+
+STL10 = "STL-10 replication, 10 epochs (Fetterman & Albrecht 2020); random encoder 28.8"
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        Variant("baseline", "BYOL (this preset)", {}, 72.5, f"{GRILL}, table 5a (τ_base 0.99)"),
+        Variant("no_predictor", "no predictor", {"model": {"use_predictor": False}}, 0.2, f"{GRILL}, table 5b"),
+        Variant("tau_0", "τ = 0 (target = online)", {"optim": {"tau_base": 0.0}}, 0.3, f"{GRILL}, table 5a"),
+        Variant("tau_1", "τ = 1 (frozen random target)", {"optim": {"tau_base": 1.0}}, 18.8, f"{GRILL}, table 5a"),
+        Variant("tau_0.9", "τ_base 0.9", {"optim": {"tau_base": 0.9}}, 68.4, f"{GRILL}, table 5a"),
+        Variant("tau_0.99", "τ_base 0.99", {"optim": {"tau_base": 0.99}}, 72.5, f"{GRILL}, table 5a"),
+        Variant("tau_0.999", "τ_base 0.999", {"optim": {"tau_base": 0.999}}, 69.8, f"{GRILL}, table 5a"),
+        Variant(
+            "heads_none_sgd",
+            "heads without norm, SGD (no weight decay)",
+            {
+                "model": {"norm": "none"},
+                "optim": {"optimizer": "sgd", "base_lr": 0.05, "scale_lr": True, "weight_decay": 0.0},
+            },
+            28.3,
+            STL10,
+        ),  # fmt: skip
+        Variant(
+            "heads_none_lars",
+            "heads without norm, LARS + weight decay",
+            {
+                "model": {"norm": "none"},
+                "optim": {
+                    "optimizer": "lars",
+                    "base_lr": 1.0,
+                    "scale_lr": True,
+                    "weight_decay": 1e-5,
+                    "trust_coefficient": 0.02,
+                    "clip_lr": True,
+                },
+            },
+            None,
+            "the authors' reply: still learns, worse and brittle",
+        ),  # fmt: skip
+        Variant("heads_layernorm", "heads with LayerNorm", {"model": {"norm": "layernorm"}}, 29.4, STL10),
+        Variant("heads_groupnorm", "heads with GroupNorm", {"model": {"norm": "groupnorm"}}),
+        Variant(
+            "encoder_gn_ws",
+            "GroupNorm + weight standardisation, no batch statistics",
+            {"model": {"encoder_norm": "groupnorm-ws", "norm": "groupnorm"}},
+            73.9,
+            "Richemond et al. 2020",
+        ),  # fmt: skip
+        Variant(
+            "simclr",
+            "SimCLR (same encoder, heads, views)",
+            {"model": {"method": "simclr"}},
+            67.9,
+            f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
+            method="simclr",
+        ),  # fmt: skip
+        Variant(
+            "no_color", "BYOL, no colour jitter or grayscale", {"augment": {"color": False}}, 63.4, f"{GRILL}, fig. 3b"
+        ),  # fmt: skip
+        Variant(
+            "simclr_no_color",
+            "SimCLR, no colour jitter or grayscale",
+            {"model": {"method": "simclr"}, "augment": {"color": False}},
+            45.7,
+            f"{GRILL}, fig. 3b",
+            method="simclr",
+        ),  # fmt: skip
+        *_batch_variants(),
+    ]
+}
+SUITES = {
+    "paper": [
+        "baseline",
+        "no_predictor",
+        "tau_0",
+        "tau_1",
+        "tau_0.9",
+        "tau_0.99",
+        "tau_0.999",
+        "heads_none_sgd",
+        "heads_none_lars",
+        "heads_layernorm",
+        "heads_groupnorm",
+        "encoder_gn_ws",
+        "simclr",
+        "no_color",
+        "simclr_no_color",
+        "batch_32",
+        "batch_64",
+        "batch_128",
+        "batch_512",
+        "simclr_batch_32",
+        "simclr_batch_64",
+        "simclr_batch_128",
+        "simclr_batch_512",
+    ],  # fmt: skip
+    "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
+}
+
+
+def suite_variants(suite: str) -> list[Variant]:
+    """The variants of a named suite, or of a comma list of variant names."""
+    names = SUITES.get(suite, [n.strip() for n in suite.split(",") if n.strip()])
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise ByolError(
+            f"--suite {suite!r}: unknown variant {', '.join(unknown) or '(none given)'}; "
+            f"suites: {', '.join(SUITES)}; variants: {', '.join(VARIANTS)}"
+        )
+    return [VARIANTS[n] for n in names]
+
+
+def variant_config(base: Config, variant: Variant, minutes: float | None = None, epochs: float | None = None) -> Config:
+    """The base config with the variant's overrides, trained for ``minutes`` (the baseline) or
+    ``epochs`` (every other variant: as many images as the baseline saw), and, for batch variants
+    below the base batch, gradient accumulation back up to it."""
+    values = merge(base.to_dict(), variant.overrides)
+    length = {"time_budget": minutes} if minutes is not None else {"time_budget": None, "epochs": epochs}
+    values = merge(values, {"run": length})
+    if variant.batch is not None:
+        base_batch = base.optim.batch_size * base.optim.accumulate
+        accumulate = max(1, base_batch // variant.batch)
+        values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": "auto"}})
+    return config_from_dict(values).validate()
