@@ -150,8 +150,8 @@ def build_report(run_dir: str | Path, test: str | None = None, max_points: int =
     if test is None and cfg is not None and Path(cfg.data.path).parent.joinpath("test").is_dir():
         test = str(Path(cfg.data.path).parent / "test")
     if test and (run_dir / "encoder.safetensors").exists():
+        from byol.data.eval_stream import eval_images
         from byol.data.folder import list_images
-        from byol.data.loader import eval_images
         from byol.encoder_io import load_encoder_with_meta
         from byol.eval.features import extract_features
 

@@ -8,8 +8,10 @@ from PIL import Image
 
 from byol.data.augment import VIEW1, VIEW2
 from byol.data.cache import load_cached
+from byol.data.eval_stream import eval_images
 from byol.data.folder import list_images, open_rgb
-from byol.data.loader import TrainData, epoch_permutation, eval_images
+from byol.data.loader import TrainData
+from byol.data.seeding import epoch_permutation
 from byol.errors import ByolError
 
 

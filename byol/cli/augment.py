@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from byol.data.augment import TwoViewAugment
+    from byol.data.cache import uses_cache
+    from byol.data.crops import TwoCropDataset
     from byol.data.folder import center_view, list_images, open_rgb
-    from byol.data.loader import TwoCropDataset, uses_cache
 
     if args.num_images < 1:
         raise ByolError("--num-images must be at least 1")

@@ -47,8 +47,8 @@ def pick_preset(name: str, data: str) -> str:
     """``--preset auto`` resolved from the images of ``data`` (``byol.presets.auto_preset``); else ``name``."""
     if name != "auto":
         return name
+    from byol.data.cache import probe_max_side
     from byol.data.folder import list_images
-    from byol.data.loader import probe_max_side
     from byol.data.shards import is_shards, probe_shard_side
     from byol.presets import auto_preset
 

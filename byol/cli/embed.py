@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from byol.data.eval_stream import eval_images
     from byol.data.folder import list_images
-    from byol.data.loader import eval_images
     from byol.dist import resolve_device
     from byol.encoder_io import load_encoder_with_meta
     from byol.eval.features import extract_features

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from byol.data.folder import ImageList, center_view, decode_view, warn_skipped
+from byol.constants import is_small
+from byol.data.folder import UNREADABLE, ImageList, center_view, decode_view, warn_skipped
 from byol.errors import ByolError
 from byol.files import atomic_write
 
@@ -87,3 +88,32 @@ def load_cached(
     except OSError as e:  # a read-only cache folder must not stop training
         log.warning("could not write the image cache to %s: %s", cache_dir, e)
     return array, kept
+
+
+def probe_max_side(images: ImageList, count: int = 16) -> int:
+    """Largest side among the first readable images (decides cache vs streaming)."""
+    if images.array is not None:
+        return max(images.array.shape[1:3])
+    sides = []
+    for p in images.paths[: count * 2]:
+        try:
+            with Image.open(p) as img:
+                sides.append(max(img.size))
+        except UNREADABLE:
+            continue
+        if len(sides) >= count:
+            break
+    if not sides:
+        raise ByolError(f"no readable image among the first files of {images.root}")
+    return max(sides)
+
+
+def uses_cache(images: ImageList, size: int, cache: str = "auto") -> bool:
+    """Whether ``images`` are read from the uint8 cache (``cache``: auto, on, off) or streamed.
+
+    auto: when both the views and the images are small (``byol.constants.is_small``); a named
+    dataset is always an array in memory.
+    """
+    if images.array is not None or cache == "on":
+        return True
+    return cache == "auto" and is_small(size) and is_small(probe_max_side(images))

@@ -17,58 +17,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from byol.constants import is_small
-from byol.data.augment import ViewParams, default_views, sample_crop_boxes
-from byol.data.cache import load_cached
-from byol.data.folder import UNREADABLE, ImageList, decode_view, list_images, open_rgb, warn_skipped
+from byol.data.augment import ViewParams, default_views
+from byol.data.cache import load_cached, uses_cache
+from byol.data.crops import TwoCropDataset, collate_crops
+from byol.data.eval_stream import eval_images
+from byol.data.folder import list_images, warn_skipped
+from byol.data.seeding import epoch_permutation
 from byol.dist import default_workers
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
-
-
-def seeded_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator whose seed is a function of ``keys`` (e.g. seed, rank, step): reproducible streams."""
-    seed = 0
-    for k in keys:
-        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=seeded_generator(seed, epoch, 17))
-
-
-def probe_max_side(images: ImageList, count: int = 16) -> int:
-    """Largest side among the first readable images (decides cache vs streaming)."""
-    if images.array is not None:
-        return max(images.array.shape[1:3])
-    sides = []
-    for p in images.paths[: count * 2]:
-        try:
-            with Image.open(p) as img:
-                sides.append(max(img.size))
-        except UNREADABLE:
-            continue
-        if len(sides) >= count:
-            break
-    if not sides:
-        raise ByolError(f"no readable image among the first files of {images.root}")
-    return max(sides)
-
-
-def uses_cache(images: ImageList, size: int, cache: str = "auto") -> bool:
-    """Whether ``images`` are read from the uint8 cache (``cache``: auto, on, off) or streamed.
-
-    auto: when both the views and the images are small (``byol.constants.is_small``); a named
-    dataset is always an array in memory.
-    """
-    if images.array is not None or cache == "on":
-        return True
-    return cache == "auto" and is_small(size) and is_small(probe_max_side(images))
 
 
 @dataclass
@@ -122,57 +82,6 @@ class CachedImages:
 
     def labels_of(self, indices: torch.Tensor) -> torch.Tensor | None:
         return None if self.labels is None else self.labels[indices.to(self.labels.device)]
-
-
-class TwoCropDataset(Dataset):
-    """Streams images of any size: two per-sample random resized crops to ``size``, uint8.
-
-    Items are addressed as ``(epoch, index)`` so crops depend on the seed, not on the worker. An
-    unreadable file is replaced by the next readable one (in folder order), so a batch keeps its
-    size (under torchrun every rank then counts the same steps); the item names the files it skipped.
-    """
-
-    MAX_SUBSTITUTES = 100  # consecutive unreadable files before giving up on an item
-
-    def __init__(self, images: ImageList, size: int, view1: ViewParams, view2: ViewParams, seed: int):
-        self.images, self.size, self.views, self.seed = images, size, (view1, view2), seed
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        bad: list[str] = []
-        for _ in range(self.MAX_SUBSTITUTES):
-            try:
-                img = open_rgb(self.images.paths[index])
-                break
-            except UNREADABLE:
-                bad.append(str(self.images.paths[index]))
-                index = (index + 1) % len(self.images)
-        else:
-            raise ByolError(f"{len(bad)} unreadable images in a row in {self.images.root}, from {bad[0]}")
-        label = -1 if self.images.labels is None else self.images.labels[index]
-        g = seeded_generator(self.seed, epoch, index, 29)
-        return (
-            crop_view(img, self.size, self.views[0], g),
-            crop_view(img, self.size, self.views[1], g),
-            label,
-            index,
-            bad,
-        )
-
-
-def crop_view(img: Image.Image, size: int, p: ViewParams, g: torch.Generator) -> torch.Tensor:
-    """A random resized crop of ``img`` to ``size`` (bicubic, as the paper), drawn from ``g``: uint8 CHW."""
-    top, left, h, w = sample_crop_boxes(1, img.height, img.width, p.crop_scale, p.crop_ratio, g)[0].tolist()
-    out = img.resize((size, size), Image.BICUBIC, box=(left, top, left + w, top + h))
-    return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-def collate_crops(items):
-    c1, c2, labels, idx, bad = zip(*items)
-    return torch.stack(c1), torch.stack(c2), torch.tensor(labels), torch.tensor(idx), [p for b in bad for p in b]
 
 
 class TrainData:
@@ -340,62 +249,3 @@ class TrainData:
         finally:
             self.skipped.update(new)
             warn_skipped(new, len(self.image_list))
-
-
-def eval_images(
-    images: ImageList,
-    size: int,
-    crop: float = 1.0,
-    cache_dir: str | Path | None = None,
-    workers: int | None = None,
-    batch_size: int = 512,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Evaluation batches: uint8 ``(B, 3, size, size)`` views, labels, indices.
-
-    Every image becomes ``center_view(image, size, crop)`` (``byol.data.folder``), whichever path
-    reads it: small images through the cache, others decoded in DataLoader workers. Indices point
-    into ``images``: they tell which files were readable, in order. Unreadable files are skipped
-    with one warning.
-    """
-    workers = default_workers() if workers is None else workers
-    if uses_cache(images, size):
-        array, kept = load_cached(images, size, cache_dir, workers=max(workers, 2), crop=crop)
-        labels = torch.tensor([images.labels[i] for i in kept] if images.labels else [-1] * len(kept))
-        kept_t = torch.tensor(kept, dtype=torch.long)
-        for s in range(0, len(kept), batch_size):
-            chunk = torch.from_numpy(np.array(array[s : s + batch_size])).permute(0, 3, 1, 2)
-            yield chunk, labels[s : s + batch_size], kept_t[s : s + batch_size]
-        return
-    dataset = _EvalDataset(images, size, crop)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate_eval)
-    skipped: list[Path] = []
-    for imgs, labels, idx, bad in loader:
-        skipped += bad
-        if imgs is not None:
-            yield imgs, labels, idx
-    warn_skipped(skipped, len(images))
-
-
-class _EvalDataset(Dataset):
-    def __init__(self, images: ImageList, size: int, crop: float):
-        self.images, self.size, self.crop = images, size, crop
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        path = self.images.paths[i]
-        label = -1 if self.images.labels is None else self.images.labels[i]
-        view = decode_view(path, self.size, self.crop)
-        if view is None:
-            return None, label, i, path
-        return torch.from_numpy(view.copy()).permute(2, 0, 1), label, i, None
-
-
-def _collate_eval(items):
-    good = [(x, y, i) for x, y, i, _ in items if x is not None]
-    bad = [p for x, _, _, p in items if x is None]
-    if not good:
-        return None, None, None, bad
-    xs, ys, idx = zip(*good)
-    return torch.stack(xs), torch.tensor(ys), torch.tensor(idx), bad

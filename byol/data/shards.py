@@ -42,8 +42,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from byol.data.augment import ViewParams, default_views
 from byol.data.cache import default_cache_dir
+from byol.data.crops import collate_crops, crop_view
 from byol.data.folder import IMAGE_EXTENSIONS, warn_skipped
-from byol.data.loader import Batch, collate_crops, crop_view, epoch_permutation
+from byol.data.loader import Batch
+from byol.data.seeding import epoch_permutation
 from byol.errors import ByolError
 from byol.files import atomic_write
 

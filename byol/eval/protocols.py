@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol.data.augment import TwoViewAugment, ViewParams
-from byol.data.loader import TrainData, seeded_generator
+from byol.data.loader import TrainData
+from byol.data.seeding import seeded_generator
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import topk_accuracy

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
-from byol.data.loader import eval_images
 from byol.encoder_io import build_from_meta, load_encoder_with_meta
 from byol.errors import ByolError
 from byol.eval.features import extract_features

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from byol.data.augment import TwoViewAugment
-from byol.data.loader import Batch, seeded_generator
+from byol.data.loader import Batch
+from byol.data.seeding import seeded_generator
 from byol.method import MethodOutput
 
 Views = tuple[torch.Tensor, torch.Tensor]

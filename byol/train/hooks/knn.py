@@ -8,7 +8,8 @@ import logging
 import torch
 
 from byol import faults
-from byol.data.loader import TrainData, seeded_generator
+from byol.data.loader import TrainData
+from byol.data.seeding import seeded_generator
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
 from byol.train.hooks.base import Hook, StepEvent
