@@ -20,17 +20,15 @@ regression loss.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from byol.losses import nt_xent_loss, regression_loss
 from byol.models.heads import MLP
-
-METHODS = ("byol", "simclr")
-
 
 @dataclass
 class MethodOutput:
@@ -202,9 +200,19 @@ class SimCLR(nn.Module):
         """Nothing to move: SimCLR has no target."""
 
 
+def _byol(m, encoder: nn.Module, feature_dim: int) -> BYOL:
+    return BYOL(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)
+
+
+def _simclr(m, encoder: nn.Module, feature_dim: int) -> SimCLR:
+    return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature)
+
+
+# The methods ``model.method`` (``--method``) can name: name -> builder(model config, encoder, feature_dim).
+# A new method is a module satisfying ``Method`` and one line here.
+METHODS: dict[str, Callable[[Any, nn.Module, int], Method]] = {"byol": _byol, "simclr": _simclr}
+
+
 def build_method(model_cfg, encoder: nn.Module, feature_dim: int) -> Method:
     """The method module that ``model_cfg.method`` names, around ``encoder``."""
-    m = model_cfg
-    if m.method == "simclr":
-        return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature)
-    return BYOL(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)
+    return METHODS[model_cfg.method](model_cfg, encoder, feature_dim)

@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -159,3 +160,63 @@ def test_each_method_is_a_method_the_loop_can_drive(name):
     assert isinstance(out, MethodOutput) and out.representation_view1.shape == (4, method.feature_dim)
     assert method.encoder is method.online_encoder and method.trained_modules()[0] is method.encoder
     method.after_step(0.99)
+
+
+class InvarianceVariance(nn.Module):
+    """A third method, defined here only: the views' projections pulled together, their per-dimension
+    std held near 1 (VICReg without its covariance term). Nothing in byol/ knows it."""
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, projection_dim: int):
+        super().__init__()
+        self.online_encoder, self.feature_dim = encoder, feature_dim
+        self.projector = nn.Linear(feature_dim, projection_dim)
+        self.steps_after = 0
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.online_encoder
+
+    def trained_modules(self) -> list[nn.Module]:
+        return [self.online_encoder, self.projector]
+
+    def forward(self, view1, view2, return_outputs=False):
+        from byol.method import MethodOutput
+
+        h1 = self.online_encoder(view1)
+        z1, z2 = self.projector(h1), self.projector(self.online_encoder(view2))
+        spread = sum(torch.relu(1 - z.std(dim=0)).mean() for z in (z1, z2))
+        loss = (z1 - z2).pow(2).mean() + spread
+        return MethodOutput(loss, h1, z1, z2) if return_outputs else loss
+
+    def after_step(self, tau: float) -> None:
+        self.steps_after += 1
+
+
+def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(synthetic, tmp_path, monkeypatch):
+    from helpers import tiny_config
+
+    import byol
+    from byol.method import METHODS, Method
+    from byol.train.pretrain import pretrain
+
+    built, initial = [], {}
+
+    def build(model_cfg, encoder, feature_dim):
+        initial.update({k: v.clone() for k, v in encoder.state_dict().items()})
+        built.append(InvarianceVariance(encoder, feature_dim, model_cfg.projection_dim))
+        return built[-1]
+
+    monkeypatch.setitem(METHODS, "invariance", build)  # the one line a new method adds
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2 / 12, knn_every=0, log_every=1)
+    cfg.model.method = "invariance"
+    result = pretrain(cfg, tmp_path / "run", progress=False)
+    method = built[0]
+    assert isinstance(method, Method) and result.steps == 2 and method.steps_after == 2
+    assert math.isfinite(result.final_loss)  # logged from a real step
+    trained = method.online_encoder.state_dict()
+    assert any(not torch.equal(initial[k], trained[k]) for k in initial if trained[k].is_floating_point())
+    loaded = byol.load_encoder(tmp_path / "run")  # exported as the built-in methods are
+    x = torch.rand(2, 3, 32, 32)
+    method.online_encoder.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), method.online_encoder(x), atol=1e-6)
