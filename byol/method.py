@@ -30,6 +30,7 @@ from torch import nn
 from byol.losses import nt_xent_loss, regression_loss
 from byol.models.heads import MLP
 
+
 @dataclass
 class MethodOutput:
     """What one forward pass computed, for logging and monitoring."""

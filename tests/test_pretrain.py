@@ -408,7 +408,7 @@ if os.environ["RANK"] == "1":  # this rank alone would split its batch: it has l
 cfg = tiny_config({train!r}, {cache!r})
 info = init_distributed("cpu")
 run = build_run(cfg, __import__("pathlib").Path({out!r}), True, torch.device("cpu"), info)
-print("rank", info.rank, "chunks", run.micro_chunks, flush=True)
+print("rank", info.rank, "passes", run.passes_per_batch, flush=True)
 shutdown_distributed(info)
 """
 
@@ -425,8 +425,8 @@ def test_torchrun_ranks_take_rank_0s_micro_batch(small, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    chunks = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank"))
-    assert chunks == ["rank 0 chunks 1", "rank 1 chunks 1"], proc.stdout
+    passes = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank"))
+    assert passes == ["rank 0 passes 1", "rank 1 passes 1"], proc.stdout
 
 
 def _torchrun_cli(launcher: list[str], small, out, extra_env=None) -> subprocess.CompletedProcess:

@@ -27,10 +27,11 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
     try:
         while not state.finished:
             for batches in step_batches(run, state.step):
-                chunks = [chunk for batch in batches for chunk in batch.split(run.micro_chunks)]  # forward passes
+                # The step's forward passes: each of its ``accumulate`` batches in ``passes_per_batch`` micro-batches.
+                micro_batches = [micro for batch in batches for micro in batch.split(run.passes_per_batch)]
                 views = [
-                    make_views(run.augment, chunk, run.device, generator, run.memory_format)
-                    for generator, chunk in zip(_generators(run, state.step, len(chunks)), chunks)
+                    make_views(run.augment, micro, run.device, generator, run.memory_format)
+                    for generator, micro in zip(_generators(run, state.step, len(micro_batches)), micro_batches)
                 ]
                 lr = state.schedule.lr(state.step, run.peak_lr)
                 tau = state.schedule.tau(state.step, cfg.optim.tau_base)
@@ -42,7 +43,7 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                 state.step += 1
                 if state.started is None:  # the sitting's first step: compilation, not training time
                     state.first_step_done(run.device)
-                event = StepEvent(state, lr, tau, result, chunks[-1].labels)
+                event = StepEvent(state, lr, tau, result, micro_batches[-1].labels)
                 for hook in hooks:
                     hook.after_step(event)
                 if state.finished:

@@ -35,7 +35,7 @@ MARGIN = 0.6  # of the available memory that micro-batches may take
 MIB = 2**20
 
 
-def micro_chunks(batch: int, micro: int) -> int:
+def passes_per_batch(batch: int, micro: int) -> int:
     """How many near-equal forward passes (differing by at most one image) a batch takes."""
     return math.ceil(batch / micro)
 

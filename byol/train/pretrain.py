@@ -100,7 +100,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "final_loss": result.final_loss,
             **result.knn,
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
-            "micro_batch": math.ceil(cfg.optim.batch_size / run.micro_chunks),
+            "micro_batch": math.ceil(cfg.optim.batch_size / run.passes_per_batch),
             "skipped_images": len(run.data.skipped),
             "skipped_files": sorted(map(str, run.data.skipped)),
         }

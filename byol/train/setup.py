@@ -31,7 +31,7 @@ from byol.flags import option_name
 from byol.method import Method, build_method
 from byol.optim import optimizer_for
 from byol.train import checkpoint as ckpt_io
-from byol.train.memory import Probe, fit_micro_batch, micro_chunks
+from byol.train.memory import Probe, fit_micro_batch, passes_per_batch
 from byol.train.monitor import OnlineClassifier
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Run:
     memory_format: torch.memory_format
     steps_per_epoch: int
     precision: str  # fp32 or bf16, resolved from run.precision for the device
-    micro_chunks: int = 1  # forward passes per batch (optim.micro_batch): gradients accumulated over them
+    passes_per_batch: int = 1  # forward passes per batch (optim.micro_batch): gradients accumulated over them
 
     @property
     def images_per_step(self) -> int:
@@ -114,11 +114,11 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
         cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
         memory_format, steps_per_epoch, precision,
     )  # fmt: skip
-    run.micro_chunks = _micro_chunks(run)
+    run.passes_per_batch = _passes_per_batch(run)
     return run
 
 
-def _micro_chunks(run: Run) -> int:
+def _passes_per_batch(run: Run) -> int:
     """Forward passes per batch: ``optim.micro_batch``, or as many as fit (``byol.train.memory``)."""
     cfg, batch = run.cfg, run.cfg.optim.batch_size
     if cfg.optim.micro_batch != "auto":
@@ -129,17 +129,17 @@ def _micro_chunks(run: Run) -> int:
         probe = Probe(run.method, views, cfg.data.image_size, run.device, run.autocast)
         micro, how = fit_micro_batch(batch, probe, run.device)
         micro = from_rank0(micro, run.info, run.device)  # every rank splits its batch alike
-    chunks = micro_chunks(batch, micro)
-    if chunks > 1:
+    passes = passes_per_batch(batch, micro)
+    if passes > 1:
         log.warning(
             "micro-batch: the batch of %d images per process runs as %d forward passes of about %d (%s); their "
             "gradients are accumulated, and BatchNorm statistics are per pass, as in the paper's emulation of "
             "large batches",
-            batch, chunks, math.ceil(batch / chunks), how,
+            batch, passes, math.ceil(batch / passes), how,
         )  # fmt: skip
     else:
         log.info("micro-batch: the whole batch of %d in one forward pass (%s)", batch, how)
-    return chunks
+    return passes
 
 
 def make_views_for_probe(augment: TwoViewAugment, images: torch.Tensor, run: Run):
