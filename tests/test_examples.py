@@ -44,3 +44,30 @@ def test_slurm_script_runs_one_srun_torchrun_line_that_torchrun_and_byol_parse(t
     # without DATA and OUT: the usage, not a launch
     usage = subprocess.run(["bash", str(SBATCH)], env=env, capture_output=True, text=True)
     assert usage.returncode != 0 and "usage: sbatch examples/slurm.sbatch DATA OUT" in usage.stderr
+
+
+def test_slurm_script_on_the_time_limit_signal_passes_sigterm_down_and_requeues(tmp_path):
+    """``--signal=B:USR1@180`` sends the script SIGUSR1: srun must get SIGTERM (byol checkpoints on it)
+    and be waited for, then the job is requeued (stubs stand in for srun and scontrol)."""
+    import signal
+    import time
+
+    assert "#SBATCH --signal=B:USR1@" in SBATCH.read_text()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    got, requeued, started = tmp_path / "srun.signal", tmp_path / "requeued", tmp_path / "srun.started"
+    _stub(bin_dir, "scontrol", f'if [ "$1" = requeue ]; then echo "$@" > {requeued}; else echo node-1; fi\n')
+    srun = f"trap 'echo TERM > {got}; exit 143' TERM\ntouch {started}\nwhile true; do sleep 0.05; done\n"
+    _stub(bin_dir, "srun", srun)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node-1"}
+    env.update(SLURM_NNODES="1", SLURM_GPUS_PER_NODE="1", SLURM_JOB_ID="4242")
+    proc = subprocess.Popen(["bash", str(SBATCH), "/data/train", "runs/r1"], env=env, stdout=subprocess.PIPE, text=True)
+    for _ in range(200):
+        if started.exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert got.read_text().strip() == "TERM" and requeued.read_text().strip() == "requeue 4242"
+    assert "requeueing job 4242" in out

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -36,6 +37,7 @@ def reference(small, tmp_path_factory):
 
 SCRIPT = """
 import sys
+import time
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
@@ -221,6 +223,7 @@ def trial_data(cifar_root, tmp_path_factory):
 
 TRIAL_SCRIPT = """
 import sys
+import time
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
@@ -326,3 +329,59 @@ def test_non_finite_steps_are_skipped_then_stop_the_run_which_resumes_with_a_low
     history = [json.loads(line) for line in (tmp_path / "run" / "config_history.jsonl").read_text().splitlines()]
     assert history[-1]["optim.base_lr"] == [cfg.optim.base_lr, cfg.optim.base_lr / 2]
     assert history[-1]["from_step"] == 12
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGUSR1"])
+def test_a_signal_mid_epoch_checkpoints_that_step_and_the_resumed_run_equals_the_unbroken_one(
+    small, tmp_path, reference, name
+):
+    """SLURM, Kubernetes and spot instances send SIGTERM, ``sbatch --signal`` SIGUSR1, Ctrl-C SIGINT: the
+    run stops after the step in flight with a checkpoint of it (mid-epoch: epochs are 12 steps), raises
+    one line naming it, and the same call resumes to the unbroken run's weights bit for bit."""
+    from byol.train.preempt import Preempted
+
+    out = tmp_path / "run"
+    number = getattr(signal, name)
+    before = signal.getsignal(number)
+
+    def on_step(step):
+        if step == 17:
+            os.kill(os.getpid(), number)  # arrives during step 17's hooks: seen after step 18
+
+    with pytest.raises(Preempted, match=f"stopped by {name} at step 18; checkpoint .*step-000000018.pt") as e:
+        pretrain(config(small), out, progress=False, on_step=on_step)
+    assert e.value.exit_code == 128 + number
+    assert signal.getsignal(number) == before  # the handlers are put back
+    assert [p.name for p in ckpt_io.list_checkpoints(out)][-1] == "step-000000018.pt"
+    assert not (out / "encoder.safetensors").exists() and not (out / "summary.json").exists()
+    result = pretrain(config(small), out, progress=False)
+    assert result.steps == 36
+    resumed = load_file(str(out / "encoder.safetensors"))
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_byol_pretrain_sent_sigterm_from_outside_exits_143_with_one_line_and_resumes(small, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "byol", "pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu"]
+    args += ["--set", f"data.cache_dir={small['cache']}", "--set", "augment.compile=off", "--width", "0.25"]
+    args += ["--epochs", "20", "--knn-every", "0", "--log-every", "1", "--batch-size", "32", "--no-progress"]
+    args += ["--precision", "fp32", "--workers", "0"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # wait for the first metrics line: the run is training
+            if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip():
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("byol pretrain: stopped by SIGTERM at step ") and "checkpoint" in last, last
+    step = int(last.split("at step ")[1].split(";")[0])
+    assert 0 < step < 240 and ckpt_io.list_checkpoints(out)[-1].name == f"step-{step:09d}.pt"
+    state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
+    assert state["step"] == step and state["schedule"]["total_steps"] == 240  # the schedule kept its length

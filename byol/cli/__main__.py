@@ -16,7 +16,8 @@ COMMANDS = {
     "pretrain": ("byol.cli.pretrain", "pretrain an encoder with BYOL on a folder of images"),
     "eval": ("byol.cli.evaluate", "evaluate a pretrained encoder: knn, linear, finetune"),
     "embed": ("byol.cli.embed", "write an embedding for every image of a folder"),
-    "export": ("byol.cli.export", "export the encoder (.safetensors, .pt, ONNX)"),
+    "export": ("byol.cli.export", "export the encoder (.safetensors, .pt, ONNX, or a Hugging Face Hub folder)"),
+    "push": ("byol.cli.push", "upload the encoder to a Hugging Face Hub model repository"),
     "report": ("byol.cli.report", "write an HTML report with plots of a run"),
     "shard": ("byol.cli.shard", "write a folder of images as WebDataset tar shards"),
     "ablate": ("byol.cli.ablate", "run BYOL's ablations (and a SimCLR baseline) and report them beside the paper's"),
@@ -47,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: evaluations keep their command
     try:
         return importlib.import_module(args._module).run(args) or 0
     except ByolError as e:
-        print(f"byol {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = getattr(e, "exit_code", 2)  # a preempted run: 128 + the signal, as if it had ended the process
+        print(f"byol {args.command}: {'error: ' if code == 2 else ''}{e}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print(f"byol {args.command}: interrupted", file=sys.stderr)
         return 130

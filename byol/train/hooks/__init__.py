@@ -8,6 +8,7 @@ whether this step is its step. In the order the loop calls them:
 - ``OnlineProbe``: trains the online linear classifier beside the run (labelled data).
 - ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
   every ``run.log_every`` steps and at the last (the only host syncs), to metrics.jsonl and TensorBoard.
+- ``Preemption``: after SIGTERM, SIGINT or SIGUSR1, stops the run at the step it is at (checkpointed next).
 - ``LongRunWarning``: says once when a run of fixed length would take days on this machine.
 - ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
 - ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
@@ -23,21 +24,28 @@ from byol.train.hooks.base import Hook, StepEvent
 from byol.train.hooks.checkpointing import Checkpointer
 from byol.train.hooks.knn import KnnMonitor, monitor_split
 from byol.train.hooks.metrics import MetricsLog, OnlineProbe
+from byol.train.hooks.preemption import Preemption
 from byol.train.hooks.progress import ProgressBar, StepCallback
 from byol.train.hooks.timing import LongRunWarning, TimeBudget
 from byol.train.monitor import MetricsLogger
+from byol.train.preempt import SignalCatcher
 from byol.train.setup import Run
 from byol.train.state import TrainState
 
 
 def default_hooks(
-    run: Run, state: TrainState, progress: bool = True, on_step: Callable[[int], None] | None = None
+    run: Run,
+    state: TrainState,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+    signals: SignalCatcher | None = None,
 ) -> list[Hook]:
     """The hooks of ``byol pretrain``, in the order they run after each step."""
     logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
-    # The time budget first: when it ends the run, the metrics of the last step are logged.
+    # What ends the run first: then the metrics of its last step are logged, and the step checkpointed.
     probe = OnlineProbe(run) if OnlineProbe.wanted(run) else None
-    hooks: list[Hook] = [TimeBudget(run, state.step)]
+    hooks: list[Hook] = [Preemption(run, signals)] if signals is not None else []
+    hooks.append(TimeBudget(run, state.step))
     if probe is not None:
         hooks.append(probe)  # before the metrics line that reports its accuracy
     hooks.append(MetricsLog(run, logger, state.step, probe))
@@ -60,6 +68,7 @@ __all__ = [
     "LongRunWarning",
     "MetricsLog",
     "OnlineProbe",
+    "Preemption",
     "ProgressBar",
     "StepCallback",
     "StepEvent",

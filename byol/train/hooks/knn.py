@@ -40,7 +40,7 @@ class KnnMonitor(Hook):
         return labelled and run.cfg.run.knn_every > 0 and run.info.is_main
 
     def after_step(self, event: StepEvent) -> None:
-        if event.step % self.every == 0 or event.last:
+        if event.step % self.every == 0 or (event.last and event.state.preempted is None):  # no kNN in a grace period
             knn = self.evaluate(event.step)
             self.logger.log(event.step, {"epoch": event.state.epoch, **knn})
             log.info("step %d: kNN top-1 %.4f", event.step, knn["knn_top1"])
