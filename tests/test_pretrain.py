@@ -18,6 +18,7 @@ from byol.encoder_io import load_encoder_with_meta
 from byol.eval.runner import EncoderEval, knn_evaluate
 from byol.train import checkpoint as ckpt_io
 from byol.train.pretrain import pretrain
+from byol.train.state import Schedule
 
 
 def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
@@ -147,6 +148,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
+from byol.train.state import Schedule
 cfg = tiny_config({train!r}, {cache!r}, epochs=3, knn_every=0, deterministic=True)
 def kill(step):
     if step == 14:
@@ -237,20 +239,22 @@ def test_missing_data_folder_is_one_line(tmp_path, capsys):
 
 
 def test_resume_with_different_options_is_refused(short_run, small, capsys):
-    """The same run with only --epochs changed is refused, the option named as the user sets it."""
+    """The same run with only --tau-base changed is refused, the option named as the user sets it
+    (--epochs and --time-budget extend a run instead: test_extend...)."""
     run_dir, _ = short_run
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     flags = [
-        "pretrain", str(small["train"]), "--out", str(run_dir), "--preset", "cpu", "--epochs", "9",
-        "--width", "0.25", "--batch-size", "32", "--workers", "0", "--cache-dir", str(small["cache"]),
+        "pretrain", str(small["train"]), "--out", str(run_dir), "--preset", "cpu", "--epochs", "6",
+        "--tau-base", "0.97", "--width", "0.25", "--batch-size", "32", "--workers", "0",
+        "--cache-dir", str(small["cache"]),
         "--warmup-epochs", "0.5", "--knn-every", "2", "--log-every", "2", "--precision", "fp32",
         "--set", "augment.compile=off", "--set", "model.projector_hidden=128", "--set", "model.predictor_hidden=128",
         "--set", "run.knn_k=20",
     ]  # fmt: skip
-    assert saved["run"]["epochs"] == 6
+    assert saved["run"]["epochs"] == 6 and saved["optim"]["tau_base"] != 0.97
     code = cli(flags)
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.endswith("was started with a different config (--epochs); use a new --out or the "
+    assert code == 2 and err.endswith("was started with a different config (--tau-base); use a new --out or the "
                                       "same options to resume"), err  # fmt: skip
 
 
@@ -330,6 +334,7 @@ import os, sys, time
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
+from byol.train.state import Schedule
 cfg = tiny_config({train!r}, {cache!r}, epochs=2, knn_every=1, deterministic=True, time_budget={budget})
 def crash(step):
     if step == {crash_at}:
@@ -391,7 +396,9 @@ def test_torchrun_time_budget_ends_every_rank_at_the_same_step(small, tmp_path):
     """Ranks whose clocks differ take rank 0's estimate and stop together (else one would hang)."""
     proc = _torchrun(small, tmp_path, tmp_path / "budget", budget=0.15, rank1_late=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    steps = [int(w) for k, w in zip(proc.stdout.split(), proc.stdout.split()[1:]) if k == "steps"]
+    import re
+
+    steps = [int(n) for n in re.findall(r"steps (\d+)", proc.stdout)]  # the ranks' lines may interleave
     assert len(steps) == 2 and steps[0] == steps[1] > 0, proc.stdout
 
 
@@ -408,7 +415,7 @@ if os.environ["RANK"] == "1":  # this rank alone would split its batch: it has l
 cfg = tiny_config({train!r}, {cache!r})
 info = init_distributed("cpu")
 run = build_run(cfg, __import__("pathlib").Path({out!r}), True, torch.device("cpu"), info)
-print("rank", info.rank, "passes", run.passes_per_batch, flush=True)
+print(f"rank {{info.rank}} passes {{run.passes_per_batch}}", flush=True)
 shutdown_distributed(info)
 """
 
@@ -425,7 +432,9 @@ def test_torchrun_ranks_take_rank_0s_micro_batch(small, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    passes = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank"))
+    import re
+
+    passes = sorted(re.findall(r"rank \d passes \d+", proc.stdout))  # the ranks' lines may interleave in the pipe
     assert passes == ["rank 0 passes 1", "rank 1 passes 1"], proc.stdout
 
 
@@ -469,3 +478,60 @@ def test_a_restartable_torchrun_without_its_own_store_per_attempt_is_warned_abou
     assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in elastic_restart_warning({"TORCHELASTIC_MAX_RESTARTS": "1"})
     ok = {"TORCHELASTIC_MAX_RESTARTS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     assert elastic_restart_warning(ok) is None and elastic_restart_warning({"TORCHELASTIC_MAX_RESTARTS": "0"}) is None
+
+
+@pytest.mark.slow
+def test_extending_a_finished_run_to_more_epochs_goes_on_from_its_last_step(synthetic, tmp_path, caplog):
+    """A 2-epoch run given --epochs 4: steps go on from 24 to 48, lr and τ continue from where they
+    were (re-warmed, no jump), τ ends at 1, the log and summary.json say it was extended; a length
+    the run has already passed, or a time budget in place of epochs, is refused in one line."""
+    import logging
+
+    from byol.errors import ByolError
+    from byol.train.monitor import read_metrics
+
+    out = tmp_path / "run"
+
+    def config(**run):
+        return tiny_config(synthetic["train"], synthetic["cache"], knn_every=0, log_every=1, **run)
+
+    pretrain(config(epochs=2), out, progress=False)
+    with caplog.at_level(logging.INFO, logger="byol"):
+        result = pretrain(config(epochs=4), out, progress=False)
+    assert result.steps == 48
+    rows = [r for r in read_metrics(out) if "lr" in r]
+    assert [r["step"] for r in rows] == list(range(1, 49))  # each step once: nothing trained twice
+    lr, tau = [r["lr"] for r in rows], [r["tau"] for r in rows]
+    jumps = [abs(b - a) for a, b in zip(lr, lr[1:])]
+    assert jumps[23] <= max(jumps[:23]) and lr[26] > lr[25] > lr[24]  # no jump at the join (24 → 25), then it rises
+    tau_jumps = [abs(b - a) for a, b in zip(tau, tau[1:])]
+    assert tau_jumps[23] <= max(tau_jumps[24:]) and tau[23] > 0.999 and tau[-1] > 0.999
+    state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
+    assert Schedule(**state["schedule"]).tau(48, 0.99) == 1.0  # τ reaches 1 at the run's new end
+    assert "extended the run at step 24: from_epochs 2, to_epochs 4" in caplog.text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 48 and summary["extended"] == [{"at_step": 24, "from_epochs": 2.0, "to_epochs": 4.0}]
+    with pytest.raises(ByolError, match="--epochs 3 is 36 steps; this run has trained 48"):
+        pretrain(config(epochs=3), out, progress=False)
+    with pytest.raises(ByolError, match="this run was laid out by --epochs: give --epochs"):
+        pretrain(config(time_budget=5), out, progress=False)
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["epochs"] == 4  # refusals wrote nothing
+    history = [json.loads(line) for line in (out / "config_history.jsonl").read_text().splitlines()]
+    assert [h["run.epochs"] for h in history if "run.epochs" in h] == [[2.0, 4.0]]
+
+
+@pytest.mark.slow
+def test_a_time_budget_run_given_more_minutes_trains_on(synthetic, tmp_path):
+    from byol.train.monitor import read_metrics
+
+    out = tmp_path / "run"
+    config = lambda minutes: tiny_config(  # noqa: E731
+        synthetic["train"], synthetic["cache"], knn_every=0, log_every=1, time_budget=minutes
+    )
+    first = pretrain(config(0.05), out, progress=False)
+    second = pretrain(config(0.1), out, progress=False)
+    assert second.steps > first.steps and 5.5 <= second.seconds <= 8  # the budget spent once: 6 s in all
+    steps = [r["step"] for r in read_metrics(out) if "lr" in r]
+    assert steps == list(range(1, second.steps + 1))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["extended"] == [{"at_step": first.steps, "from_minutes": 0.05, "to_minutes": 0.1}]

@@ -16,8 +16,10 @@ from byol.config import Config
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
 from byol.encoder_io import ENCODER_FILE, run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
+from byol.train.checkpoint import list_checkpoints
 from byol.train.hooks import default_hooks
 from byol.train.loop import train_loop
+from byol.train.preempt import Preempted, SignalCatcher
 from byol.train.setup import LOCK_FILE, Run, build_run
 from byol.train.state import TrainState, start_state
 
@@ -66,7 +68,11 @@ def pretrain(
             if state.finished and _is_complete(run.run_dir):
                 log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
                 return _stored_result(run.run_dir)
-            train_loop(run, state, default_hooks(run, state, progress, on_step))
+            with SignalCatcher() as signals:
+                train_loop(run, state, default_hooks(run, state, progress, on_step, signals))
+            if state.preempted is not None:
+                newest = list_checkpoints(run.run_dir)
+                raise Preempted(state.preempted, state.step, newest[-1] if newest else None)
             return finish(run, state)
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
@@ -98,6 +104,8 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "images_per_sec": result.images_per_sec,
             "precision": run.precision,
             "final_loss": result.final_loss,
+            "images": len(run.data),  # the training set's size (the model card says it)
+            **({"extended": state.extensions} if state.extensions else {}),
             **result.knn,
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
             "micro_batch": math.ceil(cfg.optim.batch_size / run.passes_per_batch),

@@ -8,6 +8,7 @@ monitors. ``build_run`` returns one ``Run``; resuming (``byol.train.state``) and
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -39,10 +40,14 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
 
+# A run's length: given anew on a run with checkpoints, it extends the run (``state.fit_length``, which
+# checks it against the checkpoint's step and only then writes it into config.yaml and the history).
+LENGTH_CHANGES = ("run.epochs", "run.time_budget")
 # Values that may differ when a run is resumed; the saved config keeps the others.
 RESUMABLE_CHANGES = (
     "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
     "data.allow_changed", "data.cache_on_device", "optim.base_lr", "run.compile_mode",
+    *LENGTH_CHANGES,
 )  # fmt: skip
 HISTORY_FILE = "config_history.jsonl"  # one line per resume that changed any of them
 
@@ -159,6 +164,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
             if stale := remove_stale_temporaries(folder):
                 log.warning("removed %d file(s) a crash left half-written: %s", len(stale), ", ".join(map(str, stale)))
     checkpoints = ckpt_io.list_checkpoints(run_dir)
+    to_file = None  # what config.yaml gets, when not ``cfg``
     if not config_path.exists():
         if checkpoints:
             raise ByolError(f"{run_dir} holds checkpoints but no {CONFIG_FILE}; restore it, or choose another --out")
@@ -188,16 +194,23 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
             if old != new:
                 applied[key] = [old, new]
             setattr(getattr(saved, section), name, new)
+        to_file = saved
+        if checkpoints and any(k in applied for k in LENGTH_CHANGES):  # written once fit_length accepts it
+            to_file = copy.deepcopy(saved)
+            for key in LENGTH_CHANGES:
+                section, name = key.split(".")
+                setattr(getattr(to_file, section), name, applied.pop(key, [getattr(getattr(saved, section), name)])[0])
         if applied and info.is_main:
-            _record_history(run_dir, applied)
+            record_history(run_dir, applied)
         cfg = saved
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, config_path)
+        save_yaml(to_file or cfg, config_path)
     return cfg
 
 
-def _record_history(run_dir: Path, applied: dict[str, list]) -> None:
+def record_history(run_dir: Path, applied: dict[str, list]) -> None:
+    """One line in config_history.jsonl: the options a resume changed, from the newest checkpoint's step."""
     path = run_dir / HISTORY_FILE
     lines = path.read_text().splitlines() if path.exists() else []
     steps = [int(p.stem.split("-")[1]) for p in ckpt_io.list_checkpoints(run_dir)]

@@ -19,12 +19,13 @@ import torch
 
 from byol import schedules
 from byol.config import Config
+from byol.config_io import save_yaml
 from byol.constants import VERSION
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.schedules import cosine, ramp, tau_at
 from byol.train import checkpoint as ckpt_io
-from byol.train.setup import Run
+from byol.train.setup import CONFIG_FILE, Run, record_history
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Schedule:
     warmup_from: float = 0.0  # lr / peak at anchor_step, when it falls in the warm-up
     decay_from: float = 0.0  # progress of the lr's cosine at anchor_step, when it falls after the warm-up
     tau_from: float = 0.0  # progress of τ's cosine at anchor_step
+    tau_to: float | None = None  # an extension's re-warm: τ's progress at warmup_steps (then up to 1)
 
     @classmethod
     def for_config(cls, cfg: Config, steps_per_epoch: int) -> Schedule:
@@ -68,15 +70,21 @@ class Schedule:
     def _decay_progress(self, step: int) -> float:
         if self.anchor_step >= self.warmup_steps:
             return ramp(step, self.anchor_step, max(self.total_steps, self.anchor_step + 1), self.decay_from)
-        return ramp(step, self.warmup_steps, max(self.total_steps, self.warmup_steps + 1))
+        # From the warm-up's end; an extension's re-warm ends part-way down the cosine (decay_from).
+        return ramp(step, self.warmup_steps, max(self.total_steps, self.warmup_steps + 1), self.decay_from)
 
     def _tau_progress(self, step: int) -> float:
-        return ramp(step, self.anchor_step, self.total_steps, self.tau_from)
+        if self.tau_to is None:
+            return ramp(step, self.anchor_step, self.total_steps, self.tau_from)
+        if step < self.warmup_steps:  # an extension's re-warm: τ's progress moves linearly to tau_to
+            share = (step - self.anchor_step) / max(self.warmup_steps - self.anchor_step, 1)
+            return self.tau_from + (self.tau_to - self.tau_from) * min(max(share, 0.0), 1.0)
+        return ramp(step, self.warmup_steps, self.total_steps, self.tau_to)
 
     def lr(self, step: int, peak: float) -> float:
         """Linear warm-up to ``peak``, then a cosine down to 0 at ``total_steps``."""
-        if step < self.warmup_steps:
-            return peak * self._warmup_progress(step)
+        if step < self.warmup_steps:  # to the lr the cosine starts from: the peak, but after an extension
+            return peak * cosine(self.decay_from) * self._warmup_progress(step)
         return peak * cosine(self._decay_progress(step))
 
     def tau(self, step: int, tau_base: float) -> float:
@@ -96,8 +104,32 @@ class Schedule:
             if step == self.warmup_steps:  # a budget too short for its warm-up: decay from the lr reached
                 warming, progress = False, math.acos(2.0 * progress - 1.0) / math.pi
         self.anchor_step, self.total_steps = step, max(total_steps, step + 1)
-        self.warmup_from, self.decay_from = (progress, 0.0) if warming else (1.0, progress)
-        self.tau_from = tau_progress
+        # While warming, the warm-up keeps its target (the peak; an extension's re-warm: part-way down).
+        self.warmup_from, self.decay_from = (progress, self.decay_from) if warming else (1.0, progress)
+        self.tau_from, self.tau_to = tau_progress, None
+
+    def extend(self, step: int, total_steps: int, warmup_steps: int) -> None:
+        """Lay a run that has trained ``step`` steps over a longer ``total_steps`` (its warm-up, planned
+        at the new length: ``warmup_steps``), with no jump in lr or τ.
+
+        Where the new length's lr at ``step`` is above the present one (always, for a run that had
+        finished: its lr had decayed to 0 and τ risen to 1), both are re-warmed: over the warm-up's
+        length (at most half the steps left) lr and τ's progress go linearly from their values at
+        ``step`` to the new length's schedule, which they follow from there to the end (lr 0, τ 1).
+        Otherwise the rest of the run is re-laid from ``step`` as a time budget's estimate is.
+        """
+        if step < self.warmup_steps or step < warmup_steps:  # still warming up: the warm-up goes on
+            self.stretch(step, total_steps, max(warmup_steps, step) if step < self.warmup_steps else None)
+            return
+        end = step + max(1, min(warmup_steps, (total_steps - step) // 2))
+        planned = (end - warmup_steps) / max(total_steps - warmup_steps, 1)  # the new length's cosine progress
+        now_lr, now_tau = self.lr(step, 1.0), self._tau_progress(step)
+        if now_lr >= cosine(planned):
+            self.stretch(step, total_steps)
+            return
+        self.anchor_step, self.warmup_steps, self.total_steps = step, end, total_steps
+        self.warmup_from, self.decay_from = now_lr / cosine(planned), planned
+        self.tau_from, self.tau_to = now_tau, end / total_steps
 
 
 def warmup_steps(cfg: Config, steps_per_epoch: int, total_steps: int) -> int:
@@ -119,7 +151,8 @@ class TrainState:
     elapsed_before: float = 0.0  # seconds of training in earlier sittings of a resumed run
     compile_before: float = 0.0  # seconds to the first step in earlier sittings
     timed_steps_before: int = 0  # steps counted by the clock in earlier sittings
-    stop: bool = False  # set when the time budget runs out
+    stop: bool = False  # set when the time budget runs out, or a signal stops the run
+    preempted: str | None = None  # the signal that stopped the run (byol.train.preempt)
     final_loss: float = math.nan  # the last logged mean loss
     knn: dict[str, float] = field(default_factory=dict)  # the last kNN monitor figures
     last_logs: dict[str, Any] | None = None  # the last metrics line
@@ -127,6 +160,7 @@ class TrainState:
     sitting_step: int = 0  # the step this sitting began at
     started: float | None = None  # when the clock started: after the sitting's first step
     first_step_seconds: float = 0.0  # this sitting's time to its first step
+    extensions: list[dict[str, Any]] = field(default_factory=list)  # each change of the run's length
 
     def start_sitting(self) -> None:
         """The loop begins: the clock waits for the first step."""
@@ -181,13 +215,63 @@ def start_state(run: Run, resume: bool) -> TrainState:
     step = int(ckpt["step"])
     truncate_metrics(run, step)
     log.info("resumed from %s at step %d", path, step)
-    return TrainState(
+    state = TrainState(
         step,
         Schedule(**ckpt["schedule"]),
         elapsed_before=float(ckpt.get("elapsed", 0.0)),
         compile_before=float(ckpt.get("compile_seconds", 0.0)),
         timed_steps_before=int(ckpt.get("timed_steps", 0)),
+        extensions=list(ckpt.get("extensions", [])),
     )
+    fit_length(run, state)
+    return state
+
+
+def fit_length(run: Run, state: TrainState) -> None:
+    """A resumed run given another ``--epochs`` (or ``--time-budget``) than its schedule was laid for
+    goes on over the new length from its step (``Schedule.extend``; a shorter one that has not been
+    reached shrinks the tail); one that has trained past it, or another kind of length, is refused."""
+    cfg, schedule, step = run.cfg, state.schedule, state.step
+    budget = None if cfg.run.time_budget is None else cfg.run.time_budget * 60
+    if (budget is None) != (schedule.budget_seconds is None):
+        was = "--time-budget" if schedule.budget_seconds is not None else "--epochs"
+        raise ByolError(f"this run was laid out by {was}: give {was} to resume or extend it")
+    if budget is None:
+        total, before = max(1, round(cfg.run.epochs * schedule.steps_per_epoch)), schedule.total_steps
+        if total == before:
+            return
+        if total <= step:
+            raise ByolError(
+                f"--epochs {cfg.run.epochs:g} is {total} steps; this run has trained {step} "
+                f"({step / schedule.steps_per_epoch:g} epochs): give more epochs, or another --out"
+            )
+        what = {"from_epochs": before / schedule.steps_per_epoch, "to_epochs": total / schedule.steps_per_epoch}
+    else:
+        before, spent = schedule.budget_seconds, state.elapsed_before
+        if budget == before:
+            return
+        if budget <= spent:
+            raise ByolError(
+                f"--time-budget {cfg.run.time_budget:g} minutes: this run has trained {spent / 60:.2f}; give more"
+            )
+        per_step = spent / max(state.timed_steps_before, 1)
+        total = max(step + 1, step + int((budget - spent) / max(per_step, 1e-9)))
+        schedule.budget_seconds = budget
+        what = {"from_minutes": before / 60, "to_minutes": budget / 60}
+    warmup = warmup_steps(cfg, schedule.steps_per_epoch, total)
+    if total > schedule.total_steps or budget is not None:
+        schedule.extend(step, total, warmup)
+    else:
+        schedule.stretch(step, total)
+    state.extensions.append({"at_step": step, **what})
+    if run.info.is_main:  # accepted: now config.yaml and the history say it
+        save_yaml(cfg, run.run_dir / CONFIG_FILE)
+        key = "run.epochs" if budget is None else "run.time_budget"
+        record_history(run.run_dir, {key: list(what.values())})
+    log.info(
+        "extended the run at step %d: %s (lr and τ go on from their values there)",
+        step, ", ".join(f"{k} {v:g}" for k, v in what.items()),
+    )  # fmt: skip
 
 
 def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:
@@ -222,6 +306,7 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
         "elapsed": state.elapsed(),
         "compile_seconds": state.compile_seconds,
         "timed_steps": state.timed_steps,
+        "extensions": state.extensions,
         "byol_version": VERSION,
     }
     if run.classifier is not None:
