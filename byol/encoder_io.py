@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.safetensors"
 ENCODER_META = "encoder.json"
+# A folder in the Hugging Face Hub's layout (byol.hub), and the prefix naming a Hub repository.
+HUB_WEIGHTS, HUB_CONFIG, HUB_CARD, HUB_PREFIX = "model.safetensors", "config.json", "README.md", "hf-hub:"
 
 
 def encoder_meta(
@@ -126,8 +128,10 @@ def load_encoder_with_meta(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``load_encoder``, also returning the metadata (backbone, image size, normalisation...)."""
-    path = Path(path)
+    path = hub_snapshot(str(path)[len(HUB_PREFIX) :]) if str(path).startswith(HUB_PREFIX) else Path(path)
     file = path / ENCODER_FILE if path.is_dir() else path
+    if path.is_dir() and not file.exists() and (path / HUB_WEIGHTS).exists():  # a folder byol export --hub wrote
+        file = path / HUB_WEIGHTS
     if not file.exists():
         raise ByolError(f"no encoder at {file}; is {path} a finished run (byol pretrain writes {ENCODER_FILE})?")
     try:
@@ -147,8 +151,22 @@ def load_encoder_with_meta(
     return encoder.to(map_location).eval(), meta
 
 
+def hub_snapshot(repo_id: str) -> Path:
+    """The folder of a Hub model repository (``byol push``), downloaded once into Hugging Face's cache
+    (offline, ``HF_HUB_OFFLINE=1``: the cached one)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ByolError(f"{HUB_PREFIX}{repo_id} needs huggingface_hub: pip install 'byol[hub]'") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[HUB_WEIGHTS, HUB_CONFIG, HUB_CARD]))
+    except Exception as e:  # not found, offline without a cached copy, no rights: one line
+        raise ByolError(f"{HUB_PREFIX}{repo_id}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+
 def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """A pretrained encoder, ready in eval mode, from a run folder, ``.safetensors`` or ``.pt`` file.
+    """A pretrained encoder, ready in eval mode, from a run folder, ``.safetensors`` or ``.pt`` file,
+    a folder ``byol export --hub`` wrote, or ``hf-hub:OWNER/NAME`` (a Hub repository ``byol push`` filled).
 
     Nothing is unpickled: safetensors, or ``torch.load(weights_only=True)`` for ``.pt``.
     """

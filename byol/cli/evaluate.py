@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from byol.cli.common import add_device_argument, add_workers_argument
@@ -79,6 +80,7 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from byol.dist import resolve_device
     from byol.eval.runner import EncoderEval
+    from byol.hub import eval_record
 
     _validate(args)
     device = resolve_device(args.device)
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     for name, values in scores.items():
         prefix = "" if name == "trained" else "baseline_"
         result.update({f"{prefix}{k}": v for k, v in values.items()})
+    record = eval_record(Path(args.run), args.protocol + ("-augmented" if "augmented" in protocol else ""),
+                         result, getattr(args, "argv", []))  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0
@@ -99,4 +103,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
     for name, values in scores.items():
         print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")
+    if record is not None:
+        print(f"kept in {record} (byol export --hub puts it in the model card)")
     return 0
