@@ -72,7 +72,7 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
         state.step += 1
         for hook in hooks:
             hook.after_step(event(state, loss, labels=labels, out=out))
-    rows = read_metrics(run.run_dir)
+    rows = [r for r in read_metrics(run.run_dir) if r["step"] > 0]  # the log steps (step 0: the start)
     assert [r["step"] for r in rows] == [4, 8]
     assert [r["loss"] for r in rows] == [3.0, 0.5]  # the mean over each interval of log_every=4 steps
     assert state.final_loss == 0.5 and state.last_logs["loss"] == 0.5
@@ -84,7 +84,8 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
 def test_metrics_log_without_a_probe_writes_no_online_accuracy(run):
     state = TrainState(0, Schedule(100, 0, 12))
     advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [1.0] * 4)
-    assert "online_top1" not in read_metrics(run.run_dir)[0]
+    rows = read_metrics(run.run_dir)
+    assert [r["step"] for r in rows] == [0, 4] and "online_top1" not in rows[-1]
 
 
 def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
@@ -94,7 +95,7 @@ def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
         state.step += 1
         skipped = torch.tensor(not math.isfinite(loss))
         hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(loss), output(), skipped), None))
-    rows = read_metrics(run.run_dir)
+    rows = [r for r in read_metrics(run.run_dir) if r["step"] > 0]
     assert [(r["loss"], r["skipped_steps"]) for r in rows] == [(2.0, 1), (None, 4)]  # the mean of 1, 3, 2
     assert state.final_loss == 2.0  # the last mean that had steps
 
@@ -376,3 +377,32 @@ def test_long_run_warning_says_once_when_the_run_would_take_days(run, caplog):
         quick.step += 1
         hook.after_step(event(quick, 1.0))
     assert not [r for r in caplog.records if "days" in r.getMessage()]
+
+
+def test_the_centred_diagnostics_tell_a_shared_mean_from_a_collapse():
+    """Two batches: outputs that vary around a large shared mean, and outputs that are one vector (up
+    to float noise); and a third that varies along one direction only. The uncentred ratio calls the
+    first two collapsed; the centred diagnostics only the second, and the third a dimensional collapse."""
+    from byol.train.monitor import centred_diagnostics, is_collapsed, projection_std
+
+    g = torch.Generator().manual_seed(0)
+    shared_mean = torch.full((256, 64), 20.0) + torch.randn(256, 64, generator=g)
+    one_vector = torch.full((256, 64), 20.0) + 1e-6 * torch.randn(256, 64, generator=g)
+    one_direction = torch.randn(256, 1, generator=g) * torch.randn(1, 64, generator=g)
+    for batch in (shared_mean, one_vector):
+        assert projection_std(batch) * 8 < 0.1  # √64 = 8: the uncentred ratio cannot tell them apart
+    healthy = centred_diagnostics(shared_mean)
+    assert healthy["centred_std_ratio"] > 0.8 and healthy["spread"] > 0.04 and healthy["top_share"] < 0.1
+    assert not is_collapsed(healthy)
+    collapsed = centred_diagnostics(one_vector)
+    assert collapsed["spread"] < 1e-6 and is_collapsed(collapsed)
+    flat = centred_diagnostics(one_direction)
+    assert flat["top_share"] > 0.99 and flat["spread"] > 0.5 and is_collapsed(flat)
+
+
+def test_metrics_start_with_a_step_0_line_of_the_untrained_network(run):
+    state = TrainState(0, Schedule(100, 0, 12))
+    advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [2.5] * 4)
+    rows = read_metrics(run.run_dir)
+    assert [r["step"] for r in rows] == [0, 4] and rows[0]["loss"] == 2.5 and "lr" not in rows[0]
+    assert {"centred_std_ratio", "spread", "top_share", "projection_std_ratio", "effective_rank"} <= set(rows[0])

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from byol.cli.common import add_device_argument, add_workers_argument
 from byol.errors import ByolError
+
+log = logging.getLogger(__name__)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -104,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
     for name, values in scores.items():
         print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")
     if record is not None:
-        print(f"kept in {record} (byol export --hub puts it in the model card)")
+        log.info("kept in %s (byol export --hub puts it in the model card)", record)
     return 0

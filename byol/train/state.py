@@ -207,7 +207,7 @@ def start_state(run: Run, resume: bool) -> TrainState:
     """
     found = ckpt_io.latest_checkpoint(run.run_dir, run.device, lambda p, c: _restore(run, p, c)) if resume else None
     if found is None:
-        truncate_metrics(run, 0)  # a run killed before its first checkpoint starts over
+        truncate_metrics(run, -1)  # a run killed before its first checkpoint starts over: no line kept
         return TrainState(0, Schedule.for_config(run.cfg, run.steps_per_epoch))
     path, ckpt = found
     _check_same_data(run, path, ckpt.get("data"))

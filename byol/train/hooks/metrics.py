@@ -12,7 +12,7 @@ from byol.dist import all_reduce_mean
 from byol.errors import ByolError
 from byol.train import checkpoint as ckpt_io
 from byol.train.hooks.base import Hook, StepEvent
-from byol.train.monitor import COLLAPSE_RATIO, MetricsLogger, effective_rank, projection_std
+from byol.train.monitor import MetricsLogger, centred_diagnostics, effective_rank, is_collapsed, projection_std
 from byol.train.setup import Run
 from byol.train.state import TrainState
 
@@ -75,6 +75,8 @@ class MetricsLog(Hook):
         run, result = self.run, event.result
         if self.since is None:
             self.since = (event.state.elapsed(), event.state.timed_steps)
+        if event.step == 1:  # a fresh run: its first outputs were computed by the untrained network
+            self._write_start(event)
         skipped = result.skipped if result.skipped is not None else torch.zeros((), dtype=torch.bool, device=run.device)
         self.loss_sum += torch.where(skipped, 0.0, result.loss)
         self.good += ~skipped
@@ -114,6 +116,16 @@ class MetricsLog(Hook):
             counter.zero_()
         self.since = (elapsed, timed)
 
+    def _write_start(self, event: StepEvent) -> None:
+        """A line for step 0: where the collapse diagnostics (and the loss) started (one host sync)."""
+        out = event.result.output
+        skipped = event.result.skipped is not None and bool(event.result.skipped)
+        values = {"epoch": 0.0, "loss": None if skipped else float(event.result.loss)}
+        values.update(
+            _diagnostics(out.representation_view1.detach().float().cpu(), out.projection_view1.detach().float().cpu())
+        )
+        self.logger.log(0, values)
+
     def _write(self, pending: _Pending, state: TrainState) -> None:
         self.pending = None
         (loss_sum, correct, good, skipped, streak), representation, projection = pending.host()
@@ -127,25 +139,21 @@ class MetricsLog(Hook):
                 f"resume with a lower learning rate: the same command with --lr {self.run.cfg.optim.base_lr / 2:g}"
             )
         mean_loss = loss_sum / good if good else None  # the mean loss of the steps that counted
-        pstd = projection_std(projection)
         values = {
             "epoch": values["epoch"],
             "loss": mean_loss,
             **{k: values[k] for k in ("lr", "tau", "images_per_sec")},
-            "projection_std": pstd,
-            "projection_std_ratio": pstd * math.sqrt(projection.shape[1]),
-            "effective_rank": effective_rank(representation),
-            "projection_rank": effective_rank(projection),  # → 1 when the projections collapse
+            **_diagnostics(representation, projection),
             "elapsed": values["elapsed"],
             "skipped_steps": skipped,
         }
         if pending.labelled:
             values["online_top1"] = correct / pending.labelled
         self.logger.log(step, values)
-        if values["projection_std_ratio"] < COLLAPSE_RATIO and not self.collapse_warned:
+        if is_collapsed(values) and not self.collapse_warned:
             log.warning(
-                "step %d: the representation looks collapsed (projection std × √d = %.3f, healthy ≈ 1)",
-                step, values["projection_std_ratio"],
+                "step %d: the representation looks collapsed (spread around the mean %.2g, share of the top "
+                "direction %.2f; healthy: spread ≫ 0.01, share ≪ 0.9)", step, values["spread"], values["top_share"],
             )  # fmt: skip
             self.collapse_warned = True
         if mean_loss is not None:
@@ -155,6 +163,18 @@ class MetricsLog(Hook):
     def close(self) -> None:
         self.pending = None  # a line not yet written when the loop broke off: it is not waited for
         self.logger.close()
+
+
+def _diagnostics(representation: torch.Tensor, projection: torch.Tensor) -> dict[str, float]:
+    """The collapse diagnostics of one batch's outputs (on the host)."""
+    pstd = projection_std(projection)
+    return {
+        "projection_std": pstd,
+        "projection_std_ratio": pstd * math.sqrt(projection.shape[1]),  # uncentred: a shared mean reads low
+        **centred_diagnostics(projection),  # the mean taken out first: centred_std_ratio, spread, top_share
+        "effective_rank": effective_rank(representation),
+        "projection_rank": effective_rank(projection),  # → 1 when the projections collapse
+    }
 
 
 class _Pending:
