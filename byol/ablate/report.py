@@ -1,128 +1,72 @@
-"""The claims checked on an ablation's figures, its Markdown report and its plots."""
+"""An ablation's Markdown report and plots: per variant the paper's figure and ours over seeds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from byol.ablate.variants import GRILL
+from byol.ablate.claims import RULE, collapsed, gain, knn, per_seed, seed_rows, spread, untrained_top1
 from byol.report import save_figure
-from byol.train.monitor import COLLAPSE_RATIO
+from byol.train.monitor import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED
 
-COLLAPSED = COLLAPSE_RATIO  # projection std × √d below this: collapsed (the run's own warning uses it too)
-
-
-def _knn(results: dict[str, Any], name: str) -> float | None:
-    if name == "untrained":
-        return (results.get("untrained") or {}).get("top1")
-    return results.get("variants", {}).get(name, {}).get("knn_top1")
+COLLAPSED = COLLAPSE_RATIO  # the uncentred ratio's threshold (projection std × √d), kept beside the centred
 
 
-def _collapsed(results: dict[str, Any], name: str) -> bool | None:
-    std = results.get("variants", {}).get(name, {}).get("collapse_std")
-    return None if std is None else std < COLLAPSED
-
-
-def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The paper's findings, each checked on this run's figures: reproduced True / False, or None
-    when a variant it needs is missing (not run, or no labels for accuracy)."""
-    k = lambda name: _knn(results, name)  # noqa: E731
-    out = []
-
-    def claim(text: str, ok, why: str) -> None:
-        out.append({"claim": text, "reproduced": ok, "figures": why})
-
-    def fmt(v):
-        return "—" if v is None else f"{100 * v:.1f}"
-
-    collapses = (("no_predictor", "Without the predictor BYOL collapses"), ("tau_0", "With τ = 0 BYOL collapses"))
-    for name, text in collapses:
-        c, base = _collapsed(results, name), _collapsed(results, "baseline")
-        ok = None if c is None or base is None else bool(c and not base)
-        std = results.get("variants", {}).get(name, {}).get("collapse_std")
-        bstd = results.get("variants", {}).get("baseline", {}).get("collapse_std")
-        claim(text, ok, f"collapse std × √d {std if std is None else round(std, 3)} vs baseline "
-                        f"{bstd if bstd is None else round(bstd, 3)} (collapsed below {COLLAPSED})")  # fmt: skip
-    t1, base, un = k("tau_1"), k("baseline"), k("untrained")
-    ok = None if None in (t1, base, un) else bool(base > t1 >= un)
-    claim("τ = 1 (a frozen random target) learns a little: below BYOL, at or above the untrained encoder", ok,
-          f"kNN: baseline {fmt(base)}, τ = 1 {fmt(t1)}, untrained {fmt(un)}")  # fmt: skip
-    taus = {n: k(n) for n in ("tau_0.9", "tau_0.99", "tau_0.999")}
-    ok = None if None in taus.values() else bool(taus["tau_0.99"] >= max(taus["tau_0.9"], taus["tau_0.999"]))
-    claim("τ_base 0.99 beats 0.9 and 0.999", ok, ", ".join(f"{n[4:]}: {fmt(v)}" for n, v in taus.items()))
-    margin = 0.02  # within 2 points of the untrained encoder: learned nothing worth the name
-    for name, text in (("heads_none_sgd", "Heads without BatchNorm collapse (plain SGD)"),
-                       ("heads_layernorm", "LayerNorm in the heads does not save it")):  # fmt: skip
-        acc, collapsed = k(name), _collapsed(results, name)
-        # Collapsed outputs, or an encoder no better than an untrained one.
-        ok = None if None in (acc, un, base) else bool(acc < base and (collapsed or acc - un < margin))
-        std = results.get("variants", {}).get(name, {}).get("collapse_std")
-        std_text = "—" if std is None else f"{std:.3f}"
-        claim(text, ok, f"kNN {fmt(acc)} vs untrained {fmt(un)}, baseline {fmt(base)}; collapse std × √d {std_text}")
-    lars = k("heads_none_lars")
-    ok = None if None in (lars, un, base) else bool(un + margin <= lars < base)
-    claim("Heads without norm under LARS + weight decay still learn, worse", ok,
-          f"kNN {fmt(lars)} vs untrained {fmt(un)}, baseline {fmt(base)}")  # fmt: skip
-    gn = k("encoder_gn_ws")
-    ok = None if None in (gn, un, base) else bool(gn - un >= margin)
-    claim("GroupNorm + weight standardisation (no batch statistics) learns", ok,
-          f"kNN {fmt(gn)} vs untrained {fmt(un)}, baseline {fmt(base)}")  # fmt: skip
-    drops = {}
-    for method, prefix, full in (("BYOL", "", "baseline"), ("SimCLR", "simclr_", "simclr")):
-        small, ref = k(f"{prefix}batch_32"), k(full)
-        drops[method] = None if None in (small, ref) else ref - small
-    ok = None if None in drops.values() else bool(drops["BYOL"] < drops["SimCLR"])
-    claim("BYOL is more robust to small batches than SimCLR (base batch → 32)", ok,
-          ", ".join(f"{m} loses {fmt(d)} points" for m, d in drops.items()))  # fmt: skip
-    color = {}
-    for method, full, ablated in (("BYOL", "baseline", "no_color"), ("SimCLR", "simclr", "simclr_no_color")):
-        a, b = k(full), k(ablated)
-        color[method] = None if None in (a, b) else a - b
-    ok = None if None in color.values() else bool(color["BYOL"] < color["SimCLR"])
-    claim("Removing colour hurts BYOL less than SimCLR", ok,
-          ", ".join(f"{m} loses {fmt(d)} points" for m, d in color.items()))  # fmt: skip
-    return out
+def _column(results: dict[str, Any], name: str, key: str, scale: float = 100.0) -> str:
+    return spread(per_seed(results, (name,), lambda r: r.get(key)), scale)
 
 
 def report_markdown(results: dict[str, Any]) -> str:
     setup, variants = results.get("setup", {}), results.get("variants", {})
-    un = results.get("untrained")
+    seeds = setup.get("seeds") or [setup.get("seed")]
     lines = [
         "# BYOL ablations",
         "",
         f"Data `{setup.get('data')}`" + (f", kNN on `{setup['test']}`" if setup.get("test") else "")
-        + f"; preset `{setup.get('preset')}`; {_budget(setup)}; seed {setup.get('seed')}, "
-        f"base batch {setup.get('base_batch')}, baseline τ_base {setup.get('tau_base')}.",
+        + f"; preset `{setup.get('preset')}`; {_budget(setup)}; seeds {', '.join(map(str, seeds))}; "
+        f"base batch {setup.get('base_batch')}, baseline τ_base {setup.get('tau_base')}"
+        + ("; τ_base of the τ variants scaled to the run's length" if setup.get("scale_tau") else "") + ".",
         "",
         "Paper figures: ImageNet, ResNet-50, 300 epochs, linear top-1 (%) unless the source says otherwise; ours: "
-        "weighted kNN top-1 (%) after minutes of training. Compare directions, not values.",
+        "weighted kNN top-1 (%), mean ± std over seeds. Compare directions, not values. Every variant is also "
+        "scored untrained (same architecture, norm and seed): the gain is over that.",
+        "",
+        f"The rule, fixed before the runs: {RULE}.",
         "",
     ]  # fmt: skip
-    if not any(v.get("knn_top1") is not None for v in variants.values()):
+    if not any(knn(r) is not None for n in variants for r in seed_rows(results, n).values()):
         lines += ["No labels (or no `--test`): collapse diagnostics only, no accuracy.", ""]
     lines += [
-        "| variant | kNN top-1 | paper | source | collapse std × √d | rank of projections | rank of representations "
-        "| loss | steps | images seen |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| variant | kNN top-1 | its untrained | gain | paper | source | spread (step 0 → end) | top-direction share "
+        "| collapsed (seeds) | uncentred std × √d | rank of projections | rank of representations |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    if un:
-        lines.append(f"| untrained encoder | {100 * un['top1']:.1f} | 1.4 | {GRILL}, table 5a | | | | | 0 | 0 |")
     for name, v in variants.items():
-        knn = "—" if v.get("knn_top1") is None else f"{100 * v['knn_top1']:.1f}"
-        paper = "—" if v.get("paper") is None else f"{v['paper']}"
-        std = "—" if v.get("collapse_std") is None else f"{v['collapse_std']:.3f}"
-        rank = "—" if v.get("effective_rank") is None else f"{v['effective_rank']:.1f}"
-        prank = "—" if v.get("projection_rank") is None else f"{v['projection_rank']:.1f}"
-        loss = "—" if v.get("loss") is None else f"{v['loss']:.3f}"
+        rows = seed_rows(results, name)
+        start = spread(per_seed(results, (name,), lambda r: (r.get("start") or {}).get("spread")), 1)
+        flags = per_seed(results, (name,), collapsed)
+        untrained = per_seed(results, (name,), lambda r: untrained_top1(results, r))
         lines.append(
-            f"| {name}: {v['label']} | {knn} | {paper} | {v.get('source', '')} | {std} | {prank} | {rank} | {loss} | "
-            f"{v['steps']} | {v['images_seen']:,} |"
+            f"| {name}: {v.get('label', '')} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
+            f"{spread(per_seed(results, (name,), gain(results)))} | {'—' if v.get('paper') is None else v['paper']} | "
+            f"{v.get('source', '')} | {start} → {_column(results, name, 'spread', 1)} | "
+            f"{_column(results, name, 'top_share', 1)} | {sum(flags)} of {len(rows)} | "
+            f"{_column(results, name, 'collapse_std', 1)} | {_column(results, name, 'projection_rank', 1)} | "
+            f"{_column(results, name, 'effective_rank', 1)} |"
         )
-    lines += ["", "## Claims", "", "| claim | reproduced here | figures |", "|---|---|---|"]
+    lines += ["", "## Claims", "", "| claim | verdict | figures |", "|---|---|---|"]
     for c in results.get("claims", []):
-        word = {True: "yes", False: "**no**", None: "not run"}[c["reproduced"]]
-        lines.append(f"| {c['claim']} | {word} | {c['figures']} |")
-    lines += ["", "Plots: `collapse.png` (collapse std over steps), `accuracy.png`, `batch.png`.", ""]
+        word = c.get("verdict") or {True: "reproduced", False: "not reproduced", None: "not run"}[c["reproduced"]]
+        lines.append(f"| {c['claim']} | {'**' + word + '**' if word == 'not reproduced' else word} | {c['figures']} |")
+    lines += [
+        "",
+        f"Collapsed: spread around the batch mean below {SPREAD_COLLAPSED}, or more than {TOP_SHARE_COLLAPSED} of "
+        "it along one direction (byol.train.monitor.centred_diagnostics); the uncentred std × √d (below "
+        f"{COLLAPSED}: collapsed) reads a shared mean as a collapse and is shown for comparison.",
+        "",
+        "Plots: `collapse.png` (spread and top-direction share over steps, first seed), `accuracy.png`, `batch.png`.",
+        "",
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -135,50 +79,79 @@ def _budget(setup: dict[str, Any]) -> str:
 
 def plots(results: dict[str, Any], out: Path) -> None:
     """collapse.png, accuracy.png and batch.png beside the report (what the results allow)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = results.get("variants", {})
     if not variants:
         return
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for i, (name, v) in enumerate(variants.items()):
-        if v.get("std_curve"):
-            steps, std = zip(*v["std_curve"])
-            style = "--" if v.get("method") == "simclr" else "-"  # SimCLR dashed, BYOL solid
-            ax.plot(steps, std, style, label=name, lw=1.2, color=plt.cm.tab20(i % 20))
-    ax.axhline(COLLAPSED, color="k", ls=":", lw=1)
-    ax.set(xlabel="step", ylabel="projection std × √d (1: spread, 0: collapsed)", title="Collapse diagnostics")
-    ax.legend(fontsize=6, ncol=3)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, name in enumerate(variants):
+        rows = seed_rows(results, name)
+        row = rows[min(rows, key=str)] if rows else {}
+        style = "--" if variants[name].get("method") == "simclr" else "-"  # SimCLR dashed, BYOL solid
+        for ax, key in zip(axes, ("spread_curve", "top_share_curve")):
+            if row.get(key):
+                steps, values = zip(*row[key])
+                ax.plot(steps, values, style, label=name, lw=1.2, color=plt.cm.tab20(i % 20))
+    axes[0].axhline(SPREAD_COLLAPSED, color="k", ls=":", lw=1)
+    axes[0].set(yscale="log", xlabel="step", ylabel="spread around the mean (→ 0: collapsed)", title="Spread")
+    axes[1].axhline(TOP_SHARE_COLLAPSED, color="k", ls=":", lw=1)
+    axes[1].set(xlabel="step", ylabel="share of the top direction (→ 1: collapsed)", title="Dimensional collapse")
+    axes[1].legend(fontsize=6, ncol=2)
     save_figure(fig, out / "collapse.png", dpi=110)
-    scored = {n: v["knn_top1"] for n, v in variants.items() if v.get("knn_top1") is not None}
-    if scored:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        ax.barh(list(scored), [100 * s for s in scored.values()], color="tab:blue")
-        un = (results.get("untrained") or {}).get("top1")
-        if un is not None:
-            ax.axvline(100 * un, color="tab:red", ls="--", label="untrained encoder")
-            ax.legend(fontsize=7)
-        ax.invert_yaxis()
-        ax.set(xlabel="kNN top-1 (%)", title="Accuracy per variant")
-        ax.tick_params(axis="y", labelsize=7)
-        save_figure(fig, out / "accuracy.png", dpi=110)
-    base_batch = results.get("setup", {}).get("base_batch")
+    _accuracy_plot(results, out)
+    _batch_plot(results, out)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+
+
+def _accuracy_plot(results: dict[str, Any], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    scored = {n: per_seed(results, (n,), knn) for n in results.get("variants", {})}
+    scored = {n: _mean_std(v) for n, v in scored.items() if v}
+    if not scored:
+        return
+    own = {n: per_seed(results, (n,), lambda r: untrained_top1(results, r)) for n in scored}
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(scored) + 1.5))
+    names = list(scored)
+    ax.barh(names, [100 * m for m, _ in scored.values()], xerr=[100 * s for _, s in scored.values()],
+            color="tab:blue", label="trained (mean ± std over seeds)")  # fmt: skip
+    marks = [(100 * sum(v) / len(v), n) for n, v in own.items() if v]
+    if marks:
+        ax.plot([m for m, _ in marks], [n for _, n in marks], "r|", ms=12, mew=2, label="its untrained encoder")
+    ax.invert_yaxis()
+    ax.set(xlabel="kNN top-1 (%)", title="Accuracy per variant")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7)
+    save_figure(fig, out / "accuracy.png", dpi=110)
+
+
+def _batch_plot(results: dict[str, Any], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    variants, base_batch = results.get("variants", {}), results.get("setup", {}).get("base_batch")
     curves = {}
     for method, prefix, full in (("BYOL", "", "baseline"), ("SimCLR", "simclr_", "simclr")):
-        pts = {v["batch"]: v["knn_top1"] for n, v in variants.items() if n.startswith(f"{prefix}batch_")
-               and v.get("knn_top1") is not None and v.get("method") == method.lower()}  # fmt: skip
-        if full in variants and variants[full].get("knn_top1") is not None and base_batch:
-            pts.setdefault(base_batch, variants[full]["knn_top1"])
+        pts = {}
+        for name, v in variants.items():
+            accs = per_seed(results, (name,), knn)
+            if accs and name.startswith(f"{prefix}batch_") and v.get("method") == method.lower():
+                pts[v["batch"]] = sum(accs) / len(accs)
+        full_accs = per_seed(results, (full,), knn)
+        if full_accs and base_batch:
+            pts.setdefault(base_batch, sum(full_accs) / len(full_accs))
         if pts:
             curves[method] = sorted(pts.items())
-    if curves:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method, pts in curves.items():
-            ax.plot([b for b, _ in pts], [100 * a for _, a in pts], "o-", label=method)
-        ax.set_xscale("log", base=2)
-        ax.set(xlabel="batch size (BatchNorm / negatives)", ylabel="kNN top-1 (%)", title="Batch size")
-        ax.legend()
-        save_figure(fig, out / "batch.png", dpi=110)
+    if not curves:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, pts in curves.items():
+        ax.plot([b for b, _ in pts], [100 * a for _, a in pts], "o-", label=method)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="batch size (BatchNorm / negatives)", ylabel="kNN top-1 (%), mean over seeds", title="Batch size")
+    ax.legend()
+    save_figure(fig, out / "batch.png", dpi=110)

@@ -1,14 +1,16 @@
-"""Runs the variants of a suite one after another, each in its own run folder, scoring each; resumable."""
+"""Runs the variants of a suite, for each seed, each in its own run folder, scoring each; resumable."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from byol.ablate.report import claims, plots, report_markdown
+from byol.ablate.claims import claims
+from byol.ablate.report import plots, report_markdown
 from byol.ablate.variants import VARIANTS, Variant, suite_variants, variant_config
 from byol.config import Config
 from byol.errors import ByolError
@@ -18,24 +20,25 @@ from byol.train.monitor import read_metrics
 log = logging.getLogger(__name__)
 
 RESULTS_JSON, RESULTS_MD, EVAL_FILE = "ablations.json", "ablations.md", "ablation_eval.json"
+DIAGNOSTICS = ("collapse_std", "centred_std_ratio", "spread", "top_share", "effective_rank", "projection_rank")
 
 
 @dataclass
 class AblationRunner:
-    """Runs variants one after another under ``out``, scoring each; resumable at every point."""
+    """Runs variants one after another under ``out`` (``out/<variant>/seed<N>``), scoring each."""
 
     base: Config
     out: Path
-    minutes: float | None  # the baseline's time; None: every variant trains ``epochs``
+    minutes: float | None  # the first seed's baseline time; None: every variant trains ``epochs``
     test: str | None = None
     device: str = "auto"
     epochs: float | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    scale_tau: bool = False  # τ variants' τ_base scaled to the run's length (variants.scale_tau)
 
     def run(self, variants: list[Variant]) -> dict[str, Any]:
-        """The baseline first, for ``minutes``: every other variant then trains on as many images
-        (the same epochs), so that a slow variant or a busy machine changes the time, not the budget."""
-        from byol.train.pretrain import pretrain
-
+        """Seed by seed, the baseline first: the first seed's baseline trains ``minutes``, every other
+        run as many epochs, so that a slow variant or a busy machine changes the time, not the budget."""
         if VARIANTS["baseline"] not in variants:
             variants = [VARIANTS["baseline"], *variants]
         variants = sorted(variants, key=lambda v: v.name != "baseline")
@@ -43,77 +46,85 @@ class AblationRunner:
         results = self._load()
         setup = results.setdefault("setup", {})
         setup.update({
-            "data": self.base.data.path, "test": self.test, "minutes": self.minutes, "seed": self.base.run.seed,
+            "data": self.base.data.path, "test": self.test, "minutes": self.minutes, "seeds": self.seeds,
             "preset": self.base.preset, "base_batch": self.base.optim.batch_size * self.base.optim.accumulate,
-            "tau_base": self.base.optim.tau_base,
+            "tau_base": self.base.optim.tau_base, "scale_tau": self.scale_tau,
         })  # fmt: skip
         if self.minutes is None:
             setup["epochs"] = self.epochs
-        if "untrained" not in results and self._labelled():
-            results["untrained"] = self._untrained()
-            self._save(results)
-        for i, variant in enumerate(variants, 1):
-            run_dir = self.out / variant.name
-            done = results.get("variants", {}).get(variant.name)
-            if variant.name == "baseline" and done is not None and self.minutes is not None:
-                setup["epochs"] = done["epochs"]
-            if done is not None and (run_dir / EVAL_FILE).exists():
-                log.info("ablate: %s done already (%d/%d)", variant.name, i, len(variants))
-                continue
-            log.info("ablate: %s (%d/%d): %s", variant.name, i, len(variants), variant.label)
-            timed = variant.name == "baseline" and self.minutes is not None
-            if timed:
-                cfg = variant_config(self.base, variant, minutes=self.minutes)
-            else:
-                cfg = variant_config(self.base, variant, epochs=setup["epochs"])
-            result = pretrain(cfg, run_dir, resume=True, progress=False)
-            if timed:
-                setup["epochs"] = result.epochs
-            row = self._score(variant, run_dir, result)
-            with atomic_write(run_dir / EVAL_FILE, "w") as f:
-                f.write(json.dumps(row, indent=1) + "\n")
-            results.setdefault("variants", {})[variant.name] = row
-            self._save(results)
+        for seed in self.seeds:
+            for i, variant in enumerate(variants, 1):
+                log.info("ablate: %s, seed %d (%d/%d): %s", variant.name, seed, i, len(variants), variant.label)
+                self._one(results, variant, seed)
         return results
+
+    def _one(self, results: dict[str, Any], variant: Variant, seed: int) -> None:
+        from byol.train.pretrain import pretrain
+
+        setup, run_dir = results["setup"], self.out / variant.name / f"seed{seed}"
+        entry = results.setdefault("variants", {}).setdefault(variant.name, _entry(variant))
+        done = entry["seeds"].get(str(seed))
+        if done is not None and (run_dir / EVAL_FILE).exists():
+            return
+        timed = variant.name == "baseline" and self.minutes is not None and "epochs" not in setup
+        base = copy.deepcopy(self.base)
+        base.run.seed = seed
+        steps = setup.get("baseline_steps") if self.scale_tau else None
+        if timed:
+            cfg = variant_config(base, variant, minutes=self.minutes)
+        else:
+            cfg = variant_config(base, variant, epochs=setup["epochs"], tau_steps=steps)
+        result = pretrain(cfg, run_dir, resume=True, progress=False)
+        if timed:
+            setup["epochs"] = result.epochs
+        if variant.name == "baseline":
+            setup.setdefault("baseline_steps", result.steps)
+        row = self._score(run_dir, result, seed, results)
+        row["tau_base"] = cfg.optim.tau_base
+        with atomic_write(run_dir / EVAL_FILE, "w") as f:
+            f.write(json.dumps(row, indent=1) + "\n")
+        entry["seeds"][str(seed)] = row
+        self._save(results)
 
     def _labelled(self) -> bool:
         from byol.data.folder import list_images
 
         return list_images(self.base.data.path).labels is not None
 
-    def _untrained(self) -> dict[str, float] | None:
-        if not self.test:
-            return None
-        from byol.encoder_io import build_configured_encoder, run_encoder_meta
-        from byol.eval.runner import EncoderEval, knn_evaluate
-
-        cfg = self.base
-        enc = build_configured_encoder(cfg.model, cfg.data.image_size)
-        ev = EncoderEval(enc.module, run_encoder_meta(cfg, enc.feature_dim), seed=cfg.run.seed).untrained()
-        return knn_evaluate(ev, self.base.data.path, self.test, cfg.run.knn_k, cfg.run.knn_temperature)
-
-    def _score(self, variant: Variant, run_dir: Path, result) -> dict[str, Any]:
+    def _score(self, run_dir: Path, result, seed: int, results: dict[str, Any]) -> dict[str, Any]:
         rows = [r for r in read_metrics(run_dir) if "projection_std_ratio" in r]
-        last = rows[-1] if rows else {}
+        start = next((r for r in rows if r["step"] == 0), {})
+        trained = [r for r in rows if r["step"] > 0]
+        last = trained[-1] if trained else {}
         row: dict[str, Any] = {
-            "label": variant.label, "method": variant.method, "batch": variant.batch,
-            "steps": result.steps, "epochs": result.epochs, "images_seen": result.images_seen,
-            "minutes": round(result.seconds / 60, 2),
-            "loss": result.final_loss, "collapse_std": last.get("projection_std_ratio"),
-            "effective_rank": last.get("effective_rank"), "projection_rank": last.get("projection_rank"),
-            "paper": variant.paper, "source": variant.source,
+            "seed": seed, "steps": result.steps, "epochs": result.epochs, "images_seen": result.images_seen,
+            "minutes": round(result.seconds / 60, 2), "loss": result.final_loss,
+            **{k: last.get(k) for k in DIAGNOSTICS},
+            "start": {k: start.get(k) for k in ("loss", *DIAGNOSTICS)},  # step 0: the untrained network
             "std_curve": [(r["step"], r["projection_std_ratio"]) for r in rows],
+            "spread_curve": [(r["step"], r["spread"]) for r in rows if "spread" in r],
+            "top_share_curve": [(r["step"], r["top_share"]) for r in rows if "top_share" in r],
         }  # fmt: skip
         if self.test and self._labelled():
-            from byol.eval.runner import EncoderEval, knn_evaluate
-
-            cfg = self.base
-            ev = EncoderEval.load(run_dir, device=_device(self.device), seed=cfg.run.seed)
-            knn = knn_evaluate(ev, cfg.data.path, self.test, cfg.run.knn_k, cfg.run.knn_temperature)
-            row["knn_top1"], row["knn_on"] = knn["top1"], "test"
+            row.update(self._knn(run_dir, seed, results))
         elif result.knn:
             row["knn_top1"], row["knn_on"] = result.knn["knn_top1"], "monitor"
         return row
+
+    def _knn(self, run_dir: Path, seed: int, results: dict[str, Any]) -> dict[str, Any]:
+        """kNN of the trained encoder and of its own untrained one (same architecture, norm and seed;
+        computed once per architecture and seed)."""
+        from byol.eval.runner import EncoderEval, knn_evaluate
+
+        cfg = self.base
+        ev = EncoderEval.load(run_dir, device=_device(self.device), seed=seed)
+        score = lambda e: knn_evaluate(e, cfg.data.path, self.test, cfg.run.knn_k, cfg.run.knn_temperature)  # noqa: E731
+        meta = ev.meta
+        key = f"{meta['backbone']}|{meta['width']}|{meta['small_images']}|{meta.get('norm')}|{meta.get('timm_args')}"
+        cache = results.setdefault("untrained_by_architecture", {}).setdefault(key, {})
+        if str(seed) not in cache:
+            cache[str(seed)] = score(ev.untrained())["top1"]
+        return {"knn_top1": score(ev)["top1"], "knn_on": "test", "untrained_top1": cache[str(seed)]}
 
     def report(self) -> dict[str, Any]:
         """Write the report and plots again from ``ablations.json`` (after the claims changed, say)."""
@@ -136,6 +147,13 @@ class AblationRunner:
         plots(results, self.out)
 
 
+def _entry(variant: Variant) -> dict[str, Any]:
+    return {
+        "label": variant.label, "method": variant.method, "batch": variant.batch, "paper": variant.paper,
+        "source": variant.source, "seeds": {},
+    }  # fmt: skip
+
+
 def _device(setting: str):
     from byol.dist import resolve_device
 
@@ -149,15 +167,21 @@ def run_ablations(
     minutes: float | None = 4.0,
     test: str | None = None,
     epochs: float | None = None,
+    seeds: int = 1,
+    scale_tau: bool = False,
 ) -> dict[str, Any]:
-    """Run a suite (or a comma list of variants) under ``out``; returns what ``ablations.json`` holds.
+    """Run a suite (or a comma list of variants) under ``out`` for ``seeds`` seeds (the base config's
+    seed and the ones after it); returns what ``ablations.json`` holds.
 
-    The budget: the baseline's ``minutes`` (then as many epochs for every other variant), or
-    ``epochs`` for every variant when ``minutes`` is None.
+    The budget: the first seed's baseline trains ``minutes`` (then as many epochs for every other
+    run), or ``epochs`` for every run when ``minutes`` is None.
     """
     if minutes is None and (epochs is None or epochs <= 0):
         raise ByolError("ablate: give --minutes, or --epochs for every variant")
     if minutes is not None and minutes <= 0:
         raise ByolError(f"--minutes must be positive, got {minutes}")
+    if seeds < 1:
+        raise ByolError(f"--seeds must be at least 1, got {seeds}")
     variants = suite_variants(suite)
-    return AblationRunner(base, Path(out), minutes, test, base.run.device, epochs).run(variants)
+    seed_list = [base.run.seed + i for i in range(seeds)]
+    return AblationRunner(base, Path(out), minutes, test, base.run.device, epochs, seed_list, scale_tau).run(variants)

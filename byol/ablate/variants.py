@@ -23,6 +23,7 @@ class Variant:
     source: str = ""  # where the figure is from
     batch: int | None = None  # batch-size variants: the batch BatchNorm (and NT-Xent) sees
     method: str = "byol"
+    equal: str = "images"  # batch variants: as many images as the base batch (accumulated), or as many "steps"
 
 
 def _batch_variants() -> list[Variant]:
@@ -47,7 +48,28 @@ def _batch_variants() -> list[Variant]:
                     method=method,
                 )  # fmt: skip
             )
+    for b in (64, 512):  # at equal steps: the real batch, no accumulation, epochs scaled by batch / base
+        for method in ("byol", "simclr"):
+            prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+            out.append(Variant(f"{prefix}batch_{b}_steps", f"{name}, batch {b}, as many steps as the base batch",
+                               {"model": {"method": method}, "optim": {"batch_size": b}}, batch=b, method=method,
+                               equal="steps"))  # fmt: skip
     return out
+
+
+# LARS as the heads-without-norm variant needs it (the authors' reply), so that one factor differs at a time.
+LARS = {"optimizer": "lars", "base_lr": 1.0, "scale_lr": True, "weight_decay": 1e-5, "trust_coefficient": 0.02,
+        "clip_lr": True}  # fmt: skip
+# The length of the paper's ablations (table 5a): 300 ImageNet epochs at batch 4096.
+PAPER_STEPS = round(300 * 1_281_167 / 4096)
+
+
+def scale_tau(tau_base: float, steps: int, reference: int = PAPER_STEPS) -> float:
+    """τ_base with the target's lag, 1 / (1 − τ_base) steps, the same share of a run of ``steps`` as
+    of the paper's (``1 − τ_base ∝ 1 / steps``); 0 and 1 unchanged, 0 where the lag would be under a step."""
+    if tau_base in (0.0, 1.0):
+        return tau_base
+    return max(0.0, 1.0 - (1.0 - tau_base) * reference / steps)
 
 
 STL10 = "STL-10 replication, 10 epochs (Fetterman & Albrecht 2020); random encoder 28.8"
@@ -71,23 +93,15 @@ VARIANTS: dict[str, Variant] = {
             28.3,
             STL10,
         ),  # fmt: skip
+        Variant("lars", "BYOL under LARS + weight decay (the next two variants' reference)", {"optim": LARS}),
         Variant(
             "heads_none_lars",
-            "heads without norm, LARS + weight decay",
-            {
-                "model": {"norm": "none"},
-                "optim": {
-                    "optimizer": "lars",
-                    "base_lr": 1.0,
-                    "scale_lr": True,
-                    "weight_decay": 1e-5,
-                    "trust_coefficient": 0.02,
-                    "clip_lr": True,
-                },
-            },
+            "heads without norm, under LARS (only the norm differs from lars)",
+            {"model": {"norm": "none"}, "optim": LARS},
             None,
             "the authors' reply: still learns, worse and brittle",
         ),  # fmt: skip
+        Variant("tau_0_lars", "τ = 0 under LARS", {"optim": {**LARS, "tau_base": 0.0}}, 0.3, f"{GRILL}, table 5a"),
         Variant("heads_layernorm", "heads with LayerNorm", {"model": {"norm": "layernorm"}}, 29.4, STL10),
         Variant("heads_groupnorm", "heads with GroupNorm", {"model": {"norm": "groupnorm"}}),
         Variant(
@@ -129,7 +143,9 @@ SUITES = {
         "tau_0.99",
         "tau_0.999",
         "heads_none_sgd",
+        "lars",
         "heads_none_lars",
+        "tau_0_lars",
         "heads_layernorm",
         "heads_groupnorm",
         "encoder_gn_ws",
@@ -144,7 +160,30 @@ SUITES = {
         "simclr_batch_64",
         "simclr_batch_128",
         "simclr_batch_512",
+        "batch_64_steps",
+        "simclr_batch_64_steps",
     ],  # fmt: skip
+    # The variants the claims read (byol ablate --suite claims --seeds 3).
+    "claims": [
+        "baseline",
+        "no_predictor",
+        "tau_0",
+        "tau_0_lars",
+        "tau_1",
+        "tau_0.9",
+        "tau_0.99",
+        "tau_0.999",
+        "heads_none_sgd",
+        "lars",
+        "heads_none_lars",
+        "heads_layernorm",
+        "encoder_gn_ws",
+        "simclr",
+        "no_color",
+        "simclr_no_color",
+        "batch_32",
+        "simclr_batch_32",
+    ],
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
 }
 
@@ -161,15 +200,28 @@ def suite_variants(suite: str) -> list[Variant]:
     return [VARIANTS[n] for n in names]
 
 
-def variant_config(base: Config, variant: Variant, minutes: float | None = None, epochs: float | None = None) -> Config:
+def variant_config(
+    base: Config,
+    variant: Variant,
+    minutes: float | None = None,
+    epochs: float | None = None,
+    tau_steps: int | None = None,
+) -> Config:
     """The base config with the variant's overrides, trained for ``minutes`` (the baseline) or
-    ``epochs`` (every other variant: as many images as the baseline saw), and, for batch variants
-    below the base batch, gradient accumulation back up to it."""
+    ``epochs`` (every other variant: as many images as the baseline saw). Batch variants below the
+    base batch accumulate gradients back up to it; those at equal steps instead train the real batch
+    for epochs scaled by batch / base batch. With ``tau_steps`` (the run's steps), a variant's own
+    τ_base is scaled to that length (``scale_tau``)."""
     values = merge(base.to_dict(), variant.overrides)
+    base_batch = base.optim.batch_size * base.optim.accumulate
+    if variant.equal == "steps" and epochs is not None:
+        epochs = epochs * variant.batch / base_batch
     length = {"time_budget": minutes} if minutes is not None else {"time_budget": None, "epochs": epochs}
     values = merge(values, {"run": length})
     if variant.batch is not None:
-        base_batch = base.optim.batch_size * base.optim.accumulate
-        accumulate = max(1, base_batch // variant.batch)
+        accumulate = max(1, base_batch // variant.batch) if variant.equal == "images" else 1
         values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": "auto"}})
+    own_tau = (variant.overrides.get("optim") or {}).get("tau_base")
+    if tau_steps is not None and own_tau is not None:
+        values = merge(values, {"optim": {"tau_base": scale_tau(own_tau, tau_steps)}})
     return config_from_dict(values).validate()

@@ -15,13 +15,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, out_help="folder of the variants' runs, ablations.md/.json and the plots")
     p.add_argument(
         "--suite", default="paper",
-        help="paper (every variant), collapse (baseline, no predictor, τ = 0, τ = 1), or a comma list of variants",
+        help="claims (the variants the claims read), paper (every variant), collapse (baseline, no predictor, "
+        "τ = 0, τ = 1), or a comma list of variants",
     )  # fmt: skip
     p.add_argument(
         "--minutes", type=float,
         help="training time of the baseline (default 4); every other variant trains on as many images",
     )  # fmt: skip
     p.add_argument("--test", help="labelled test folder: kNN top-1 of each variant against DATA's features")
+    p.add_argument(
+        "--seeds", type=int, default=None,
+        help="seeds per variant (the preset's seed and the next ones); 3 for the claims and paper suites, else 1",
+    )  # fmt: skip
+    p.add_argument(
+        "--scale-tau", action=argparse.BooleanOptionalAction, default=None,
+        help="scale the τ variants' τ_base to the run's length, the target's lag the same share of the run as in "
+        "the paper (default: on for the claims and paper suites)",
+    )  # fmt: skip
     p.add_argument("--report-only", action="store_true", help="rewrite the report and plots from DIR's results")
 
 
@@ -37,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         minutes, epochs = None, args.epochs
     else:  # the baseline trains --minutes, every other variant as many epochs
         minutes, epochs = (4.0 if args.minutes is None else args.minutes), None
-    results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs)
-    summary = {name: v.get("knn_top1", v.get("collapse_std")) for name, v in results.get("variants", {}).items()}
-    print(json.dumps({"out": args.out, "variants": summary}))
+    claims_suite = args.suite in ("claims", "paper")
+    seeds = args.seeds if args.seeds is not None else (3 if claims_suite else 1)
+    scale = args.scale_tau if args.scale_tau is not None else claims_suite
+    results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs, seeds, scale)
+    verdicts = {c["claim"]: c["verdict"] for c in results.get("claims", [])}
+    print(json.dumps({"out": args.out, "variants": list(results.get("variants", {})), "claims": verdicts}))
     return 0
