@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from byol import ablate
 from byol.ablate import VARIANTS, claims, suite_variants, variant_config
 from byol.cli.__main__ import main as cli
 from byol.errors import ByolError
@@ -118,10 +117,9 @@ def test_each_variant_is_compared_with_its_own_untrained_encoder():
 
 @pytest.mark.slow
 def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_target(small, tmp_path, monkeypatch):
-    """15 epochs of 400 CIFAR images per variant (seconds each). Measured when written: collapse std × √d
-    0.04 without the predictor, 0.78 with it; kNN on 200 test images: baseline 28.5, τ = 1 30.0,
-    untrained 24.0. At this scale τ = 1 matches or beats the baseline (2 of 4 seeds and lengths tried):
-    the paper's gap (72.5 vs 18.8) does not show in minutes, so it is not asserted."""
+    """15 epochs of 400 CIFAR images per variant (seconds each). Measured when written (one seed): kNN on
+    200 test images baseline 32.5, τ = 1 30.5, no predictor 22.5, their untrained encoder 24.0. The
+    paper's τ = 1 gap (72.5 vs 18.8) does not show in minutes, so it is not asserted."""
     out = tmp_path / "abl"
     argv = [
         "ablate", str(small["train"]), "--test", str(small["test"]), "--out", str(out), "--preset", "cpu",
@@ -134,10 +132,12 @@ def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_targ
     assert list(results["variants"]) == ["baseline", "no_predictor", "tau_1"]  # the baseline first, though not named
     v = {name: entry["seeds"]["0"] for name, entry in results["variants"].items()}  # one seed: a comma-list suite
     assert (out / "no_predictor" / "seed0" / "encoder.safetensors").exists()
-    # Collapse by the centred diagnostics (spread around the batch mean) and by the uncentred ratio.
-    assert v["no_predictor"]["spread"] < 0.01 < 0.1 < v["baseline"]["spread"] and v["tau_1"]["spread"] > 0.1
-    assert v["no_predictor"]["collapse_std"] < ablate.COLLAPSED < 0.5 < v["baseline"]["collapse_std"]
-    assert v["no_predictor"]["start"]["spread"] > 0.1  # step 0: it started spread out, then collapsed
+    # Without the predictor the projections collapse onto one direction (a dimensional collapse: measured
+    # when written, top-direction share 0.99 against 0.45 with the predictor and 0.29 at step 0; spread
+    # around the mean 0.32 vs 0.84), and the uncentred ratio falls too.
+    assert v["no_predictor"]["top_share"] > 0.9 > max(v["baseline"]["top_share"], v["tau_1"]["top_share"])
+    assert v["no_predictor"]["start"]["top_share"] < 0.9  # step 0: the untrained network was not collapsed
+    assert v["no_predictor"]["collapse_std"] < 0.5 < v["baseline"]["collapse_std"]
     assert v["baseline"]["images_seen"] == v["no_predictor"]["images_seen"] == v["tau_1"]["images_seen"] > 0
     # kNN against each run's own untrained encoder is reported, not asserted: on 200 test images its
     # standard error (3 points) is the size of the gain; test_pretrain's learned run shows learning

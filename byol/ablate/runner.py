@@ -20,7 +20,7 @@ from byol.train.monitor import read_metrics
 log = logging.getLogger(__name__)
 
 RESULTS_JSON, RESULTS_MD, EVAL_FILE = "ablations.json", "ablations.md", "ablation_eval.json"
-DIAGNOSTICS = ("collapse_std", "centred_std_ratio", "spread", "top_share", "effective_rank", "projection_rank")
+DIAGNOSTICS = ("centred_std_ratio", "spread", "top_share", "effective_rank", "projection_rank")
 
 
 @dataclass
@@ -99,8 +99,8 @@ class AblationRunner:
         row: dict[str, Any] = {
             "seed": seed, "steps": result.steps, "epochs": result.epochs, "images_seen": result.images_seen,
             "minutes": round(result.seconds / 60, 2), "loss": result.final_loss,
-            **{k: last.get(k) for k in DIAGNOSTICS},
-            "start": {k: start.get(k) for k in ("loss", *DIAGNOSTICS)},  # step 0: the untrained network
+            **_diagnostics(last),
+            "start": {"loss": start.get("loss"), **_diagnostics(start)},  # step 0: the untrained network
             "std_curve": [(r["step"], r["projection_std_ratio"]) for r in rows],
             "spread_curve": [(r["step"], r["spread"]) for r in rows if "spread" in r],
             "top_share_curve": [(r["step"], r["top_share"]) for r in rows if "top_share" in r],
@@ -145,6 +145,11 @@ class AblationRunner:
         with atomic_write(self.out / RESULTS_MD, "w") as f:
             f.write(report_markdown(results))
         plots(results, self.out)
+
+
+def _diagnostics(line: dict[str, Any]) -> dict[str, Any]:
+    """A metrics line's collapse diagnostics; ``collapse_std`` is its uncentred projection std × √d."""
+    return {"collapse_std": line.get("projection_std_ratio"), **{k: line.get(k) for k in DIAGNOSTICS}}
 
 
 def _entry(variant: Variant) -> dict[str, Any]:
