@@ -54,11 +54,11 @@ if [ "$SMOKE" = 1 ]; then
   AUG=(--sizes 32 --batch 16 --pil-images 16 --repeats 1 --no-compile)
   STEP=(--configs convnet_32px --batch 16 --repeats 1 --steps 1 --warmup 1 --impls byol floor_cl)
   STEP_COMPILED=()
-  PRETRAIN=("${TINY[@]}" --time-budget 0.05)
+  PRETRAIN=("${TINY[@]}" --time-budget 0.025)
   LOOP=(--preset cpu --batch 16 --steps 3 --warmup 1 --set model.projector_hidden=64 --set model.predictor_hidden=64
         --set augment.compile=off)
-  TORCHRUN=("${TINY[@]}" --time-budget 0.05)
-  SCALE=("${TINY[@]}" --backbone timm:resnet10t --time-budget 0.05 --set run.knn_every=0)
+  TORCHRUN=("${TINY[@]}" --time-budget 0.025)
+  SCALE=("${TINY[@]}" --backbone timm:resnet10t --time-budget 0.025 --set run.knn_every=0)
   SHARD_SIZE=32
 else
   DEVICE=cuda

@@ -245,7 +245,8 @@ def fit_length(run: Run, state: TrainState) -> None:
                 f"--epochs {cfg.run.epochs:g} is {total} steps; this run has trained {step} "
                 f"({step / schedule.steps_per_epoch:g} epochs): give more epochs, or another --out"
             )
-        what = {"from_epochs": before / schedule.steps_per_epoch, "to_epochs": total / schedule.steps_per_epoch}
+        spe = schedule.steps_per_epoch
+        what = {"from_epochs": round(before / spe, 6), "to_epochs": round(total / spe, 6)}
     else:
         before, spent = schedule.budget_seconds, state.elapsed_before
         if budget == before:
@@ -257,7 +258,7 @@ def fit_length(run: Run, state: TrainState) -> None:
         per_step = spent / max(state.timed_steps_before, 1)
         total = max(step + 1, step + int((budget - spent) / max(per_step, 1e-9)))
         schedule.budget_seconds = budget
-        what = {"from_minutes": before / 60, "to_minutes": budget / 60}
+        what = {"from_minutes": round(before / 60, 6), "to_minutes": round(budget / 60, 6)}
     warmup = warmup_steps(cfg, schedule.steps_per_epoch, total)
     if total > schedule.total_steps or budget is not None:
         schedule.extend(step, total, warmup)
