@@ -17,7 +17,7 @@ from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.flags import option_name
-from byol.method import METHODS
+from byol.method import METHODS, SIMCLR_RECIPES
 from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.optim import OPTIMIZERS
@@ -99,6 +99,9 @@ class ModelConfig(_Section):
     """byol, or simclr: the contrastive baseline (NT-Xent, no predictor, no target), all else shared."""
     temperature: float = 0.5
     """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
+    simclr_recipe: str = "byol"
+    """simclr only: byol (NT-Xent in BYOL's pipeline: BYOL's projector and asymmetric views) or paper (SimCLR's
+    own: a 2-layer projector to 128-d with BatchNorm, symmetric views at colour strength 1, no solarisation)."""
     norm: str = "batchnorm"
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
     encoder_norm: str = "batchnorm"
@@ -122,6 +125,7 @@ class ModelConfig(_Section):
         self._one_of("encoder_norm", ENCODER_NORMS)
         self._one_of("method", METHODS)
         self._require("temperature", self.temperature > 0, "positive")
+        self._one_of("simclr_recipe", SIMCLR_RECIPES)
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
             self._require(key, getattr(self, key) >= 1, "at least 1")
         self._one_of("sync_bn", ("auto", "on", "off"))

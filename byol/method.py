@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from byol.losses import nt_xent_loss, regression_loss
-from byol.models.heads import MLP
+from byol.models.heads import MLP, SimCLRProjector
 
 
 @dataclass
@@ -165,6 +165,8 @@ class SimCLR(nn.Module):
     Args:
         encoder, feature_dim, projector_hidden, projection_dim, norm: as ``BYOL``'s.
         temperature: NT-Xent's T.
+        recipe: ``byol`` (BYOL's projector) or ``paper`` (SimCLR's ``SimCLRProjector``; its views and
+            temperature are the config's, set by ``presets.simclr_paper_views``).
     """
 
     def __init__(
@@ -175,10 +177,15 @@ class SimCLR(nn.Module):
         projection_dim: int = 256,
         norm: str = "batchnorm",
         temperature: float = 0.5,
+        recipe: str = "byol",
     ):
         super().__init__()
         self.online_encoder = encoder
-        self.online_projector = MLP(feature_dim, projector_hidden, projection_dim, norm)
+        # "byol": BYOL's projector (NT-Xent in BYOL's pipeline); "paper": SimCLR's own head, to 128-d.
+        paper = recipe == "paper"
+        self.online_projector = (
+            SimCLRProjector(feature_dim) if paper else MLP(feature_dim, projector_hidden, projection_dim, norm)
+        )
         self.feature_dim, self.temperature = feature_dim, temperature
 
     @property
@@ -206,8 +213,10 @@ def _byol(m, encoder: nn.Module, feature_dim: int) -> BYOL:
 
 
 def _simclr(m, encoder: nn.Module, feature_dim: int) -> SimCLR:
-    return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature)
+    return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature, m.simclr_recipe)
 
+
+SIMCLR_RECIPES = ("byol", "paper")  # model.simclr_recipe: BYOL's pipeline, or SimCLR's own head and views
 
 # The methods ``model.method`` (``--method``) can name: name -> builder(model config, encoder, feature_dim).
 # A new method is a module satisfying ``Method`` and one line here.

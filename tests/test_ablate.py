@@ -12,7 +12,7 @@ from byol.presets import resolve
 
 def test_suites_name_known_variants_and_a_wrong_name_is_one_clear_error():
     assert [v.name for v in suite_variants("collapse")] == ["baseline", "no_predictor", "tau_0", "tau_1"]
-    assert len(suite_variants("paper")) == 27 and all(v.name in VARIANTS for v in suite_variants("paper"))
+    assert len(suite_variants("paper")) == 28 and all(v.name in VARIANTS for v in suite_variants("paper"))
     assert set(v.name for v in suite_variants("claims")) <= set(v.name for v in suite_variants("paper"))
     with pytest.raises(ByolError, match="unknown variant tau_2.*suites: paper"):
         suite_variants("baseline,tau_2")

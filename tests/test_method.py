@@ -220,3 +220,35 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
     method.online_encoder.eval()
     with torch.no_grad():
         assert torch.allclose(loaded(x), method.online_encoder(x), atol=1e-6)
+
+
+def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
+    """--method simclr --set model.simclr_recipe=paper: symmetric views at colour strength 1 without
+    solarisation (blur 0.5, none on small images), SimCLR's 2-layer projector to 128-d with BN; the
+    default recipe keeps BYOL's pipeline (its asymmetric views and projector)."""
+    from byol.ablate import VARIANTS, variant_config
+    from byol.method import build_method
+    from byol.models.heads import MLP, SimCLRProjector
+    from byol.presets import resolve
+
+    paper = {"model": {"method": "simclr", "simclr_recipe": "paper"}}
+    cfg = resolve("cpu", paper)
+    v1, v2 = cfg.augment.views()
+    assert v1 == v2 and v1.solarize_p == 0.0 and v1.blur_p == 0.0 and v1.crop_scale == (0.2, 1.0)
+    assert (v1.brightness, v1.contrast, v1.saturation, v1.hue, v1.jitter_p, v1.grayscale_p) == (
+        0.8, 0.8, 0.8, 0.2, 0.8, 0.2
+    )  # fmt: skip
+    big = resolve("imagenet", paper)
+    assert big.augment.view1.blur_p == big.augment.view2.blur_p == 0.5 and big.model.temperature == 0.1
+    pipeline = resolve("cpu", {"model": {"method": "simclr"}})
+    assert pipeline.augment.view1 != pipeline.augment.view2  # BYOL's asymmetric views stay by default
+    kept = resolve("cpu", {**paper, "augment": {"view2": {"solarize_p": 0.3}}})
+    assert kept.augment.view2.solarize_p == 0.3 and kept.augment.view1.brightness == 0.8  # a view the user set
+    assert variant_config(resolve("cpu", {}), VARIANTS["simclr_paper"], epochs=1).augment.views() == (v1, v2)
+    enc = build_encoder("convnet", width=0.25, image_size=16)
+    method = build_method(cfg.model, enc.module, enc.feature_dim)
+    assert isinstance(method.online_projector, SimCLRProjector)
+    assert isinstance(method.online_projector[-1], nn.BatchNorm1d)  # BN on the 128-d output
+    out = method(*views(), return_outputs=True)
+    assert out.projection_view1.shape == (8, 128) and torch.isfinite(out.loss)
+    assert isinstance(build_method(pipeline.model, enc.module, enc.feature_dim).online_projector, MLP)

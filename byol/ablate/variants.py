@@ -8,6 +8,7 @@ from typing import Any
 from byol.config import Config
 from byol.config_io import config_from_dict, merge
 from byol.errors import ByolError
+from byol.presets import simclr_paper_views
 
 GRILL = "Grill et al. 2020"
 
@@ -112,8 +113,16 @@ VARIANTS: dict[str, Variant] = {
             "Richemond et al. 2020",
         ),  # fmt: skip
         Variant(
+            "simclr_paper",
+            "SimCLR, its own recipe (symmetric views at colour strength 1, 128-d projector with BN)",
+            {"model": {"method": "simclr", "simclr_recipe": "paper"}},
+            67.9,
+            f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
+            method="simclr",
+        ),  # fmt: skip
+        Variant(
             "simclr",
-            "SimCLR (same encoder, heads, views)",
+            "NT-Xent in BYOL's pipeline (BYOL's projector and views; SimCLR's loss)",
             {"model": {"method": "simclr"}},
             67.9,
             f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
@@ -150,6 +159,7 @@ SUITES = {
         "heads_groupnorm",
         "encoder_gn_ws",
         "simclr",
+        "simclr_paper",
         "no_color",
         "simclr_no_color",
         "batch_32",
@@ -221,6 +231,7 @@ def variant_config(
     if variant.batch is not None:
         accumulate = max(1, base_batch // variant.batch) if variant.equal == "images" else 1
         values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": "auto"}})
+    values = simclr_paper_views(values)  # the simclr_paper variant: SimCLR's own views
     own_tau = (variant.overrides.get("optim") or {}).get("tau_base")
     if tau_steps is not None and own_tau is not None:
         values = merge(values, {"optim": {"tau_base": scale_tau(own_tau, tau_steps)}})

@@ -41,3 +41,17 @@ class MLP(nn.Sequential):
             nn.ReLU(inplace=True),
             nn.Linear(hidden_dim, out_dim, bias=False),
         )
+
+
+class SimCLRProjector(nn.Sequential):
+    """SimCLR's projection head g (Chen et al. 2020): Linear(d → d) → BN → ReLU → Linear(d → 128) → BN,
+    the hidden width the encoder's (2048 for ResNet-50), BatchNorm on the output as their code has it."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128):
+        super().__init__(
+            nn.Linear(in_dim, in_dim, bias=False),
+            nn.BatchNorm1d(in_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(in_dim, out_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+        )
