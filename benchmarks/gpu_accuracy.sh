@@ -50,7 +50,7 @@ done
 
 WORK="$(mktemp -d)"
 COPIER=""
-trap '[ -z "$COPIER" ] || kill "$COPIER" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '[ -z "$COPIER" ] || { pkill -P "$COPIER"; kill "$COPIER"; } 2>/dev/null; rm -rf "$WORK"' EXIT
 export BYOL_CACHE_DIR="$WORK/cache"  # decoded once, shared by every run and evaluation below
 mkdir -p "$DEST"
 DEST="$(cd "$DEST" && pwd)"
@@ -95,10 +95,12 @@ keep() {
 pretrain() {
   local name="$1" limit="$2"; shift 2
   local run="$WORK/$name"
-  (while sleep 30; do keep "$run" "$name"; done) &
+  # its own output away from ours: a sleep left behind would hold the caller's pipe open for 30 s
+  (while sleep 30; do keep "$run" "$name"; done) </dev/null >/dev/null 2>&1 &
   COPIER=$!
   record_to "$LINES" "$DEST/$name" "$name" "$limit" "$PY" -m byol.cli pretrain "$DATA/train" --out "$run" \
     --device "$DEVICE" --no-progress "$@"
+  pkill -P "$COPIER" 2>/dev/null || true  # the sleep, then the loop
   kill "$COPIER" 2>/dev/null || true
   COPIER=""
   keep "$run" "$name"
