@@ -20,6 +20,7 @@ from byol.flags import option_name
 from byol.method import METHODS, SIMCLR_RECIPES
 from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
 from byol.models.heads import NORMS
+from byol.models.norms import ENCODER_INITS, GROUP_CHANNELS
 from byol.optim import OPTIMIZERS
 from byol.schedules import scaled_lr
 
@@ -107,6 +108,11 @@ class ModelConfig(_Section):
     encoder_norm: str = "batchnorm"
     """Normalisation in the encoder: batchnorm, or groupnorm-ws (GroupNorm + weight-standardised convolutions,
     no batch statistics anywhere; Richemond et al. 2020)."""
+    group_channels: int = GROUP_CHANNELS
+    """groupnorm-ws only: at least this many channels per GroupNorm group (up to 32 groups; Wu & He 2018)."""
+    encoder_init: str = "default"
+    """groupnorm-ws only: default, or bn-mimic: each GroupNorm's affine set on the first batch so every channel
+    starts at zero mean and unit variance over the batch, as BatchNorm starts (Richemond et al. 2020)."""
     use_predictor: bool = True
     """Ablation only: BYOL collapses without its predictor."""
     sync_bn: str = "auto"
@@ -123,6 +129,13 @@ class ModelConfig(_Section):
         self._require("width", self.width > 0, "positive")
         self._one_of("norm", NORMS)
         self._one_of("encoder_norm", ENCODER_NORMS)
+        self._require("group_channels", self.group_channels >= 1, "at least 1")
+        self._one_of("encoder_init", ENCODER_INITS)
+        if self.encoder_init != "default" and self.encoder_norm != "groupnorm-ws":
+            raise ByolError(
+                f"{option_name('model.encoder_init')} {self.encoder_init} sets GroupNorm layers: it needs "
+                f"{option_name('model.encoder_norm')} groupnorm-ws, not {self.encoder_norm}"
+            )
         self._one_of("method", METHODS)
         self._require("temperature", self.temperature > 0, "positive")
         self._one_of("simclr_recipe", SIMCLR_RECIPES)

@@ -41,6 +41,8 @@ def encoder_meta(
         "norm": model_cfg.encoder_norm,
         "byol_version": VERSION,
     }
+    if model_cfg.encoder_norm == "groupnorm-ws":
+        meta["group_channels"] = model_cfg.group_channels
     if is_timm(model_cfg.backbone):  # what rebuilds it: timm's arguments, and the version that built it
         meta.update(timm_args=dict(model_cfg.timm_args), timm_version=timm_module().__version__)
     return meta
@@ -57,7 +59,9 @@ def build_configured_encoder(model_cfg, image_size: int) -> Encoder:
     """The encoder ``model_cfg`` describes, randomly initialised (pretraining and its untrained baseline)."""
     m = model_cfg
     try:
-        return build_encoder(m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args)
+        return build_encoder(
+            m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args, m.group_channels
+        )
     except ValueError as e:  # a backbone these options cannot build: the message names the option
         raise ByolError(str(e)) from None
 
@@ -93,6 +97,7 @@ def build_from_meta(meta: dict[str, Any]) -> nn.Module:
     return build_encoder(
         meta["backbone"], width=meta["width"], image_size=meta["image_size"], small_images=meta["small_images"],
         norm=meta.get("norm", "batchnorm"), timm_args=meta.get("timm_args"),
+        group_channels=meta.get("group_channels", 1),  # encoders saved before it was recorded: gcd(32, C) groups
     ).module  # fmt: skip
 
 

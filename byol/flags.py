@@ -41,6 +41,7 @@ FLAGS: tuple[Flag, ...] = (
     _S("--temperature", "model.temperature", float, "simclr: NT-Xent temperature"),
     _S("--head-norm", "model.norm", str, "norm in projector and predictor: batchnorm, layernorm, groupnorm, none"),
     _S("--encoder-norm", "model.encoder_norm", str, "norm in the encoder: batchnorm or groupnorm-ws"),
+    _S("--encoder-init", "model.encoder_init", str, "groupnorm-ws: default, or bn-mimic (set on the first batch)"),
     _S("--width", "model.width", float, "channel multiplier of the backbone (e.g. 0.25 on a CPU)"),
     _S("--image-size", "data.image_size", int, "side of the training views in pixels"),
     _S("--workers", "data.workers", int, "data loader workers for streamed images"),

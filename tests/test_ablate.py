@@ -12,7 +12,7 @@ from byol.presets import resolve
 
 def test_suites_name_known_variants_and_a_wrong_name_is_one_clear_error():
     assert [v.name for v in suite_variants("collapse")] == ["baseline", "no_predictor", "tau_0", "tau_1"]
-    assert len(suite_variants("paper")) == 28 and all(v.name in VARIANTS for v in suite_variants("paper"))
+    assert len(suite_variants("paper")) == 29 and all(v.name in VARIANTS for v in suite_variants("paper"))
     assert set(v.name for v in suite_variants("claims")) <= set(v.name for v in suite_variants("paper"))
     with pytest.raises(ByolError, match="unknown variant tau_2.*suites: paper"):
         suite_variants("baseline,tau_2")
@@ -28,6 +28,9 @@ def test_small_batches_accumulate_up_to_the_base_batch_as_the_paper_emulated_the
     assert timed.run.time_budget == 2.5
     gn = variant_config(base, VARIANTS["encoder_gn_ws"], epochs=1)
     assert (gn.model.encoder_norm, gn.model.norm) == ("groupnorm-ws", "groupnorm")  # no batch statistics at all
+    assert (gn.model.group_channels, gn.model.encoder_init) == (8, "default")
+    mimic = variant_config(base, VARIANTS["encoder_gn_ws_mimic"], epochs=1).to_dict()["model"]
+    assert [(k, v) for k, v in mimic.items() if gn.to_dict()["model"][k] != v] == [("encoder_init", "bn-mimic")]
 
 
 def test_batch_variants_at_equal_steps_train_the_real_batch_for_as_many_steps():

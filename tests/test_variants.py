@@ -12,8 +12,8 @@ from byol import build_encoder
 from byol.encoder_io import encoder_meta, load_encoder, save_encoder
 from byol.losses import nt_xent_loss
 from byol.method import BYOL, SimCLR, build_method
-from byol.models.backbones import WSConv2d
 from byol.models.heads import MLP
+from byol.models.norms import WSConv2d, group_count, mimic_batchnorm
 from byol.presets import resolve
 from byol.schedules import tau_schedule
 
@@ -153,7 +153,7 @@ def test_groupnorm_ws_refuses_timm_layers_it_would_strip_and_converts_plain_timm
     from timm.layers import BatchNormAct2d
     from timm.layers.conv2d_same import Conv2dSame
 
-    from byol.models.backbones import WSConv2d, groupnorm_ws
+    from byol.models.norms import WSConv2d, groupnorm_ws
 
     for layer, kind in ((BatchNormAct2d(8), "BatchNormAct2d"), (Conv2dSame(3, 8, 3), "Conv2dSame")):
         net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Sequential(layer))
@@ -175,3 +175,77 @@ def test_a_backbone_groupnorm_ws_cannot_convert_is_a_one_line_error(synthetic, t
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "BatchNormAct2d; use --encoder-norm batchnorm" in err, err
+
+
+def test_groupnorm_groups_hold_at_least_eight_channels_and_old_encoders_keep_their_groups(tmp_path):
+    """Wu & He's 32 groups where the channels allow, never under 8 channels a group (gcd(32, C) gave
+    the cpu convnet 1–4, InstanceNorm in all but name); an encoder saved without ``group_channels``
+    is rebuilt with the groups it was trained with."""
+    assert [group_count(c) for c in (64, 128, 256, 512)] == [8, 16, 32, 32]  # ResNet-18
+    assert [group_count(c) for c in (8, 12, 16, 48)] == [1, 1, 2, 4]
+    assert all(group_count(c, 1) == math.gcd(32, c) for c in range(1, 600))
+    enc = build_encoder("convnet", 0.25, 32, norm="groupnorm-ws").module
+    norms = [m for m in enc.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and all(m.num_channels // m.num_groups >= 8 for m in norms)
+    cfg = resolve("cpu", {"model": {"encoder_norm": "groupnorm-ws", "width": 0.25}})
+    meta = encoder_meta(cfg.model, 32, cfg.augment.mean, cfg.augment.std, 64)
+    assert meta["group_channels"] == 8
+    old = build_encoder("convnet", 0.25, 32, norm="groupnorm-ws", group_channels=1).module
+    del meta["group_channels"]
+    save_encoder(old, meta, tmp_path)
+    groups = [m.num_groups for m in load_encoder(tmp_path).modules() if isinstance(m, nn.GroupNorm)]
+    assert groups == [math.gcd(32, m.num_channels) for m in norms] and groups != [m.num_groups for m in norms]
+
+
+def test_bn_mimicking_start_gives_every_channel_batchnorms_start_statistics():
+    """After ``mimic_batchnorm`` on a batch, each GroupNorm's output has zero mean and unit variance
+    per channel over that batch, as a BatchNorm layer's at its start; fresh GroupNorms do not
+    (their statistics are per sample and group, not per channel)."""
+    torch.manual_seed(0)
+    enc = build_encoder("resnet18", 0.25, 32, norm="groupnorm-ws").module
+    images = torch.randn(64, 3, 32, 32) * 0.5 + 0.2
+    stats = []
+
+    def record(_m, _i, out):
+        var, mean = torch.var_mean(out, dim=(0, 2, 3), unbiased=False)
+        stats.append((mean.abs().max().item(), (var - 1).abs().max().item()))
+
+    def measure():
+        stats.clear()
+        handles = [m.register_forward_hook(record) for m in enc.modules() if isinstance(m, nn.GroupNorm)]
+        with torch.no_grad():
+            out = enc(images)
+        for h in handles:
+            h.remove()
+        return out
+
+    measure()
+    assert max(m for m, _ in stats) > 0.1 or max(v for _, v in stats) > 0.1
+    assert mimic_batchnorm(enc, images) == len(stats) == 20  # 1 + 8 blocks × 2 + 3 shortcuts
+    measure()
+    assert max(m for m, _ in stats) < 1e-3 and max(v for _, v in stats) < 1e-2, stats
+    x = images[:1]  # and still no batch statistics: a sample's output is its own
+    torch.testing.assert_close(enc(x), measure()[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path):
+    from helpers import tiny_config
+
+    from byol.dist import DistInfo
+    from byol.errors import ByolError
+    from byol.train.pretrain import pretrain
+    from byol.train.setup import build_model
+
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=1)
+    cfg.model.encoder_norm, cfg.model.encoder_init = "groupnorm-ws", "bn-mimic"
+    views = torch.randn(32, 3, 32, 32)
+    method, *_ = build_model(cfg.validate(), torch.device("cpu"), DistInfo(), torch.contiguous_format, lambda: views)
+    online = [m.weight for m in method.online_encoder.modules() if isinstance(m, nn.GroupNorm)]
+    target = [m.weight for m in method.target_encoder.modules() if isinstance(m, nn.GroupNorm)]
+    assert online and not all(torch.all(w == 1) for w in online)  # moved from GroupNorm's ones
+    assert all(torch.equal(a, b) for a, b in zip(online, target, strict=True))  # the target starts there too
+    result = pretrain(cfg, tmp_path / "run", progress=False)
+    assert result.steps > 0 and math.isfinite(result.final_loss)
+    cfg.model.encoder_norm = "batchnorm"
+    with pytest.raises(ByolError, match=r"--encoder-init bn-mimic sets GroupNorm layers: it needs --encoder-norm"):
+        cfg.validate()

@@ -146,7 +146,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
         both(verdict(worse), verdict(learns)),
         f"{ref} − it: {spread(worse)}; it − its untrained: {spread(learns)}",
     )
-    for name in ("encoder_gn_ws", "encoder_gn_ws_8"):
+    for name in ("encoder_gn_ws", "encoder_gn_ws_mimic"):
         if name == "encoder_gn_ws" or seed_rows(results, name):
             gn = per_seed(results, (name,), g)
             claim(f"GroupNorm + weight standardisation ({name}) learns: above its untrained encoder",

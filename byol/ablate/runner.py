@@ -120,7 +120,8 @@ class AblationRunner:
         ev = EncoderEval.load(run_dir, device=_device(self.device), seed=seed)
         score = lambda e: knn_evaluate(e, cfg.data.path, self.test, cfg.run.knn_k, cfg.run.knn_temperature)  # noqa: E731
         meta = ev.meta
-        key = f"{meta['backbone']}|{meta['width']}|{meta['small_images']}|{meta.get('norm')}|{meta.get('timm_args')}"
+        key = "|".join(str(meta.get(k)) for k in ("backbone", "width", "small_images", "norm", "timm_args"))
+        key += f"|{meta['group_channels']}" if "group_channels" in meta else ""
         cache = results.setdefault("untrained_by_architecture", {}).setdefault(key, {})
         if str(seed) not in cache:
             cache[str(seed)] = score(ev.untrained())["top1"]

@@ -107,8 +107,15 @@ VARIANTS: dict[str, Variant] = {
         Variant("heads_groupnorm", "heads with GroupNorm", {"model": {"norm": "groupnorm"}}),
         Variant(
             "encoder_gn_ws",
-            "GroupNorm + weight standardisation, no batch statistics",
+            "GroupNorm (≥ 8 channels a group) + weight standardisation, no batch statistics",
             {"model": {"encoder_norm": "groupnorm-ws", "norm": "groupnorm"}},
+            73.9,
+            "Richemond et al. 2020",
+        ),  # fmt: skip
+        Variant(
+            "encoder_gn_ws_mimic",
+            "GroupNorm + WS started as BatchNorm starts (affines set on the first batch)",
+            {"model": {"encoder_norm": "groupnorm-ws", "norm": "groupnorm", "encoder_init": "bn-mimic"}},
             73.9,
             "Richemond et al. 2020",
         ),  # fmt: skip
@@ -158,6 +165,7 @@ SUITES = {
         "heads_layernorm",
         "heads_groupnorm",
         "encoder_gn_ws",
+        "encoder_gn_ws_mimic",
         "simclr",
         "simclr_paper",
         "no_color",
@@ -188,6 +196,7 @@ SUITES = {
         "heads_none_lars",
         "heads_layernorm",
         "encoder_gn_ws",
+        "encoder_gn_ws_mimic",
         "simclr",
         "no_color",
         "simclr_no_color",

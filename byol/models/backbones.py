@@ -7,7 +7,6 @@ with ``strict=True`` into ``torchvision.models.resnetXX()`` once its ``fc`` is `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from byol.constants import is_small
+from byol.models.norms import GROUP_CHANNELS, groupnorm_ws
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ def build_encoder(
     small_images: bool | None = None,
     norm: str = "batchnorm",
     timm_args: dict | None = None,
+    group_channels: int = GROUP_CHANNELS,
 ) -> Encoder:
     """Build a registered backbone, or a timm model.
 
@@ -111,6 +112,8 @@ def build_encoder(
             weight-standardised, no batch statistics anywhere (Richemond et al. 2020).
         timm_args: keyword arguments of ``timm.create_model`` (timm backbones only; width and
             small_images apply to byol's own backbones).
+        group_channels: ``groupnorm-ws`` only: at least this many channels per GroupNorm group
+            (``byol.models.norms.group_count``).
     """
     check_backbone(name)
     if width <= 0:
@@ -124,58 +127,8 @@ def build_encoder(
     else:
         encoder = _REGISTRY[name](width=width, small_images=small_images)
     if norm == "groupnorm-ws":
-        encoder = Encoder(groupnorm_ws(encoder.module), encoder.feature_dim)
+        encoder = Encoder(groupnorm_ws(encoder.module, group_channels), encoder.feature_dim)
     return encoder
-
-
-class WSConv2d(nn.Conv2d):
-    """A convolution whose weights are standardised per output channel before use (Qiao et al. 2019):
-    ``ŵ = (w − mean(w)) / sqrt(var(w) + eps)`` over each filter's inputs and kernel."""
-
-    eps = 1e-5
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        var, mean = torch.var_mean(w, dim=(1, 2, 3), keepdim=True, unbiased=False)
-        return self._conv_forward(x, (w - mean) * torch.rsqrt(var + self.eps), self.bias)
-
-
-def group_count(channels: int, groups: int = 32) -> int:
-    """GroupNorm groups for ``channels``: 32 as Wu & He 2018 and Richemond et al. 2020, fewer when
-    the channels do not divide by 32 (narrow CPU-sized encoders)."""
-    return math.gcd(groups, channels)
-
-
-def groupnorm_ws(module: nn.Module, prefix: str = "") -> nn.Module:
-    """``module`` with every ``BatchNorm2d`` replaced by ``GroupNorm`` (same affine start) and every
-    ``Conv2d`` by a ``WSConv2d`` with the same weights, in place; module names are kept.
-
-    Layers that merely derive from them (timm's ``BatchNormAct2d``, which also holds the activation,
-    or its padding ``Conv2dSame``) would lose what they add: a ``ValueError`` names the first.
-    """
-    for name, child in module.named_children():
-        kind = type(child)
-        if kind not in (nn.BatchNorm2d, nn.Conv2d, WSConv2d) and isinstance(child, nn.BatchNorm2d | nn.Conv2d):
-            raise ValueError(
-                f"--encoder-norm groupnorm-ws converts plain BatchNorm2d and Conv2d layers, and {prefix}{name} is a "
-                f"{kind.__module__}.{kind.__name__}; use --encoder-norm batchnorm with this backbone"
-            )
-        if isinstance(child, nn.BatchNorm2d):
-            gn = nn.GroupNorm(group_count(child.num_features), child.num_features, eps=child.eps)
-            with torch.no_grad():
-                gn.weight.copy_(child.weight)
-                gn.bias.copy_(child.bias)
-            setattr(module, name, gn)
-        elif type(child) is nn.Conv2d:
-            ws = WSConv2d(
-                child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                child.dilation, child.groups, child.bias is not None, child.padding_mode,
-            )  # fmt: skip
-            ws.load_state_dict(child.state_dict())
-            setattr(module, name, ws)
-        else:
-            groupnorm_ws(child, f"{prefix}{name}.")
-    return module
 
 
 def _scaled(channels: int, width: float) -> int:

@@ -14,6 +14,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries
 from byol.flags import option_name
 from byol.method import Method, build_method
+from byol.models.norms import mimic_batchnorm
 from byol.optim import optimizer_for
 from byol.train import checkpoint as ckpt_io
+from byol.train.engine import augmentation_generator, make_views
 from byol.train.memory import Probe, fit_micro_batch, passes_per_batch
 from byol.train.monitor import OnlineClassifier
 
@@ -109,7 +112,8 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     data.keep_skip_log(run_dir / f"skipped-rank{info.rank}.txt")
     augment = cfg.augment.build(cfg.data.image_size, compile=_augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-    method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format)
+    first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
+    method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format, first_views)
     classifier = None
     if cfg.run.online_classifier and data.labelled:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
@@ -145,6 +149,14 @@ def _passes_per_batch(run: Run) -> int:
     else:
         log.info("micro-batch: the whole batch of %d in one forward pass (%s)", batch, how)
     return passes
+
+
+def _first_views(cfg: Config, data: TrainSource, augment: TwoViewAugment, device: torch.device) -> torch.Tensor:
+    """The first view of up to 256 images of the run's first batch (epoch 0, this rank's part), as
+    step 0 draws it: what a data-dependent start (``model.encoder_init bn-mimic``) is computed on."""
+    batch = next(iter(data.epoch(0)))
+    batch = batch.split(math.ceil(len(batch.indices) / 256))[0]
+    return make_views(augment, batch, device, augmentation_generator(cfg.run.seed, 0, 0, 0, device))[0]
 
 
 def make_views_for_probe(augment: TwoViewAugment, images: torch.Tensor, run: Run):
@@ -296,11 +308,22 @@ def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainSource, int]:
 
 
 def build_model(
-    cfg: Config, device: torch.device, info: DistInfo, memory_format: torch.memory_format
+    cfg: Config,
+    device: torch.device,
+    info: DistInfo,
+    memory_format: torch.memory_format,
+    first_views: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[Method, nn.Module, torch.optim.Optimizer, float]:
-    """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr."""
+    """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr.
+    ``first_views`` gives the images of a data-dependent start (``model.encoder_init bn-mimic``);
+    under DDP rank 0's start is every rank's (DDP broadcasts its weights when it wraps them)."""
     m = cfg.model
     enc = build_configured_encoder(m, cfg.data.image_size)
+    if m.encoder_init == "bn-mimic":  # before the method copies the encoder into its target
+        if first_views is None:
+            raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
+        layers = mimic_batchnorm(enc.module.to(device), first_views())
+        log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
     method = build_method(m, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
     optimizer = optimizer_for(cfg.optim, method.trained_modules(), peak_lr)
