@@ -2,7 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import cifar_subset, tiny_config
+from helpers import ForkServer, cifar_subset, tiny_config
 
 from byol.train.pretrain import pretrain
 
@@ -12,7 +12,7 @@ CIFAR = SHARED / "data" / "cifar10"
 
 # Tests that take these fixtures train real runs (tens to hundreds of steps): slow, like the tests
 # marked so by hand (child processes, compiles). `make test-fast` leaves them out.
-SLOW_FIXTURES = {"learned_run", "short_run", "reference", "trial_data"}
+SLOW_FIXTURES = {"learned_run", "short_run", "reference", "trial_data", "fork_server"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,6 +28,14 @@ def cold_image_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BYOL_CACHE_DIR", str(tmp_path_factory.mktemp("byol-cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def fork_server(tmp_path_factory, cold_image_cache):
+    """Children for the kill tests, forked from one warm Python (``helpers.ForkServer``)."""
+    server = ForkServer(tmp_path_factory.mktemp("children"))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -159,12 +159,12 @@ pretrain(cfg, {out!r}, progress=False, on_step=kill)
 
 
 @pytest.mark.slow
-def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(small, tmp_path):
+def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(small, tmp_path, fork_server):
     out = tmp_path / "killed"
     script = KILL_SCRIPT.format(
         tests=os.path.dirname(__file__), train=str(small["train"]), cache=str(small["cache"]), out=str(out)
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    proc = fork_server.run(script, dict(os.environ))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
     assert not list((out / "checkpoints").glob(".*tmp*"))  # no half-written file left behind

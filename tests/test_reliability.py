@@ -45,21 +45,19 @@ pretrain(tiny_config({train!r}, {cache!r}, epochs=3, knn_every=0, deterministic=
 """
 
 
-def run_child(small, out, **env):
+def run_child(fork_server, small, out, **env):
     script = SCRIPT.format(
         tests=os.path.dirname(__file__), train=str(small["train"]), cache=str(small["cache"]), out=str(out)
     )
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
-    )
+    return fork_server.run(script, {**os.environ, **env})
 
 
 @pytest.mark.parametrize("phase", ["mid-write", "before-rename"])
-def test_a_kill_inside_a_checkpoint_write_loses_nothing(small, tmp_path, reference, phase):
+def test_a_kill_inside_a_checkpoint_write_loses_nothing(small, tmp_path, reference, fork_server, phase):
     """SIGKILL while step 24's checkpoint is half written, or whole but not renamed: step 12's survives,
     the temporary file is removed at the next start, and the resumed run ends where an unbroken one does."""
     out = tmp_path / "run"
-    proc = run_child(small, out, **{FAULT_ENV: f"{phase}:step-000000024.pt"})
+    proc = run_child(fork_server, small, out, **{FAULT_ENV: f"{phase}:step-000000024.pt"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
     stale = list((out / "checkpoints").glob(".step-000000024.pt.tmp*"))
@@ -244,7 +242,7 @@ def _run_state(out):
     return tensors, [{k: v for k, v in r.items() if k not in ("images_per_sec", "elapsed")} for r in rows]
 
 
-def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(trial_data, tmp_path):
+def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(trial_data, tmp_path, fork_server):
     """18 steps (6 per epoch), a kNN monitor and a checkpoint at each epoch end. Each trial SIGKILLs
     the run at a random step inside a step, inside the monitor, or inside a checkpoint, encoder or
     summary write, then re-runs it: weights, target, optimiser state and metrics equal an unbroken run."""
@@ -283,8 +281,7 @@ def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(tri
             cache=str(trial_data["cache"]),
             out=str(out),
         )
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, FAULT_ENV: point})  # fmt: skip
+        proc = fork_server.run(script, {**os.environ, FAULT_ENV: point}, timeout=120)
         assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
         resumed.append(bool(ckpt_io.list_checkpoints(out)))  # the re-run goes on from there, not from 0
         pretrain(cfg(), out, progress=False)
