@@ -56,6 +56,11 @@ class BYOLModule(L.LightningModule):
         cfg = self.cfg
         if cfg.optim.accumulate != 1:
             raise ValueError("BYOLModule: accumulate with Trainer(accumulate_grad_batches=...), not optim.accumulate")
+        if cfg.model.encoder_init != "default":
+            raise ValueError(
+                f"BYOLModule: model.encoder_init {cfg.model.encoder_init} needs the run's first batch before the "
+                "target copies the encoder, which byol pretrain has and this module does not; use byol pretrain"
+            )
         enc = build_configured_encoder(cfg.model, cfg.data.image_size)
         self.method = build_method(cfg.model, enc.module, enc.feature_dim)
         self.augment = cfg.augment.build(cfg.data.image_size)

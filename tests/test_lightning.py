@@ -87,3 +87,8 @@ def test_with_accumulated_batches_the_target_moves_once_per_optimiser_step(small
         tau_schedule(1, 2, cfg.optim.tau_base),
     ]
     assert module.peak_lr() == pytest.approx(cfg.optim.base_lr * 32 / 256)  # 16 images × 2 accumulated
+
+
+def test_a_data_dependent_encoder_start_is_refused_rather_than_skipped():
+    with pytest.raises(ValueError, match="encoder_init bn-mimic needs the run's first batch"):
+        BYOLModule("cpu", {"model": {"encoder_norm": "groupnorm-ws", "encoder_init": "bn-mimic"}})
