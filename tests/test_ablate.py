@@ -101,6 +101,10 @@ def test_the_rule_gives_reproduced_not_reproduced_and_inconclusive_from_a_synthe
     assert got["Removing colour hurts BYOL less than SimCLR"] == "not run"
     res["variants"]["baseline"]["seeds"] = {i: _row(0.40, spread=0.001) for i in range(3)}
     assert by_claim(res)["Without the predictor BYOL collapses"] == "inconclusive"  # the baseline collapsed too
+    partial = _table(baseline=[_row(0.40)] * 3, tau_1=[_row(0.30, untrained=0.25)])  # 1 of the 3 seeds planned
+    assert by_claim(partial)["τ = 1"] == "inconclusive" and verdict([0.05], planned=3) == "inconclusive"
+    partial["setup"]["seeds"] = [0]
+    assert by_claim(partial)["τ = 1"] == "reproduced"
 
 
 def test_each_variant_is_compared_with_its_own_untrained_encoder():

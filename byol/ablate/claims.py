@@ -3,7 +3,8 @@
 The rule (``RULE``): an accuracy claim "A beats B" is **reproduced** when A − B has the claimed sign
 in every seed (paired: the same seed's runs) and the mean difference is above 2 points; **not
 reproduced** when it has the opposite sign in every seed with the same margin; **inconclusive**
-otherwise. A collapse claim is reproduced when the variant is collapsed by the centred diagnostics
+otherwise. A claim with fewer seeds run than the suite planned is inconclusive at most (a suite
+still running). A collapse claim is reproduced when the variant is collapsed by the centred diagnostics
 (``byol.train.monitor.is_collapsed``) in every seed and the baseline in none; not reproduced when
 it is collapsed in no seed; inconclusive otherwise. A claim that needs a variant not run is "not run".
 Each variant is compared with its *own* untrained encoder (same architecture and norm, same seed).
@@ -22,7 +23,7 @@ RULE = (
     f"reproduced: the claimed sign in every seed and a mean paired difference above {100 * MARGIN:g} points "
     f"(a collapse: spread < {SPREAD_COLLAPSED} or top-direction share > {TOP_SHARE_COLLAPSED} in every seed, the "
     "baseline in none); not reproduced: the opposite sign in every seed with the same margin (a collapse: in no "
-    "seed); inconclusive otherwise"
+    "seed); inconclusive otherwise, and while fewer seeds have run than the suite planned"
 )
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
 
@@ -59,9 +60,17 @@ def per_seed(results: dict[str, Any], names: tuple[str, ...], fn: Callable[..., 
     return [v for v in values if v is not None]
 
 
-def verdict(diffs: list[float], margin: float = MARGIN) -> str:
+def planned_seeds(results: dict[str, Any]) -> int:
+    """How many seeds the suite was asked for (``setup.seeds``)."""
+    return len(results.get("setup", {}).get("seeds") or [0])
+
+
+def verdict(diffs: list[float], margin: float = MARGIN, planned: int = 1) -> str:
+    """By ``RULE``; fewer seeds than ``planned`` (a suite still running) is at most inconclusive."""
     if not diffs:
         return "not run"
+    if len(diffs) < planned:
+        return "inconclusive"
     mean = sum(diffs) / len(diffs)
     if all(d > 0 for d in diffs) and mean > margin:
         return "reproduced"
@@ -70,9 +79,11 @@ def verdict(diffs: list[float], margin: float = MARGIN) -> str:
     return "inconclusive"
 
 
-def flags_verdict(flags: list[bool]) -> str:
+def flags_verdict(flags: list[bool], planned: int = 1) -> str:
     if not flags:
         return "not run"
+    if len(flags) < planned:
+        return "inconclusive"
     return "reproduced" if all(flags) else "not reproduced" if not any(flags) else "inconclusive"
 
 
@@ -116,6 +127,7 @@ def diff(a: Row, b: Row) -> float | None:
 def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The paper's findings, each with a verdict by ``RULE`` and the figures it rests on."""
     out: list[dict[str, Any]] = []
+    n = planned_seeds(results)
 
     def claim(text: str, v: str, figures: str) -> None:
         out.append({"claim": text, "verdict": v, "reproduced": {"reproduced": True, "not reproduced": False}.get(v),
@@ -125,17 +137,17 @@ def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     g = gain(results)
     base_t1, t1_gain = per_seed(results, ("baseline", "tau_1"), diff), per_seed(results, ("tau_1",), g)
     claim("τ = 1 (a frozen random target) learns a little: below BYOL, above its untrained encoder",
-          both(verdict(base_t1), verdict(t1_gain)),
+          both(verdict(base_t1, planned=n), verdict(t1_gain, planned=n)),
           f"baseline − τ=1: {spread(base_t1)}; τ=1 − its untrained: {spread(t1_gain)}")  # fmt: skip
     lo, hi = per_seed(results, ("tau_0.99", "tau_0.9"), diff), per_seed(results, ("tau_0.99", "tau_0.999"), diff)
-    claim("τ_base 0.99 beats 0.9 and 0.999", both(verdict(lo), verdict(hi)),
+    claim("τ_base 0.99 beats 0.9 and 0.999", both(verdict(lo, planned=n), verdict(hi, planned=n)),
           f"0.99 − 0.9: {spread(lo)}; 0.99 − 0.999: {spread(hi)}")  # fmt: skip
     for name, text in (("heads_none_sgd", "Heads without BatchNorm collapse (plain SGD)"),
                        ("heads_layernorm", "LayerNorm in the heads does not save it")):  # fmt: skip
         flags = per_seed(results, (name,), lambda r: bool(collapsed(r)) or (g(r) is not None and g(r) < MARGIN))
         claim(
             text,
-            flags_verdict(flags),
+            flags_verdict(flags, planned=n),
             f"collapsed or within {100 * MARGIN:g} points of its untrained encoder "
             f"in {sum(flags)} of {len(flags)} seeds; gain over untrained {spread(per_seed(results, (name,), g))}",
         )
@@ -143,36 +155,40 @@ def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     worse, learns = per_seed(results, (ref, "heads_none_lars"), diff), per_seed(results, ("heads_none_lars",), g)
     claim(
         f"Heads without norm under LARS + weight decay still learn, worse (than {ref})",
-        both(verdict(worse), verdict(learns)),
+        both(verdict(worse, planned=n), verdict(learns, planned=n)),
         f"{ref} − it: {spread(worse)}; it − its untrained: {spread(learns)}",
     )
     for name in ("encoder_gn_ws", "encoder_gn_ws_mimic"):
         if name == "encoder_gn_ws" or seed_rows(results, name):
             gn = per_seed(results, (name,), g)
             claim(f"GroupNorm + weight standardisation ({name}) learns: above its untrained encoder",
-                  verdict(gn), f"gain over its own untrained: {spread(gn)}")  # fmt: skip
+                  verdict(gn, planned=n), f"gain over its own untrained: {spread(gn)}")  # fmt: skip
     drop = per_seed(results, ("simclr", "simclr_batch_32", "baseline", "batch_32"), lambda s, s32, b, b32: None
                     if None in (diff(s, s32), diff(b, b32)) else diff(s, s32) - diff(b, b32))  # fmt: skip
     claim(
         "BYOL is more robust to small batches than SimCLR (base batch → 32)",
-        verdict(drop),
+        verdict(drop, planned=n),
         f"SimCLR's loss − BYOL's: {spread(drop)}",
     )
     color = per_seed(results, ("simclr", "simclr_no_color", "baseline", "no_color"), lambda s, sn, b, bn: None
                      if None in (diff(s, sn), diff(b, bn)) else diff(s, sn) - diff(b, bn))  # fmt: skip
-    claim("Removing colour hurts BYOL less than SimCLR", verdict(color), f"SimCLR's loss − BYOL's: {spread(color)}")
+    claim(
+        "Removing colour hurts BYOL less than SimCLR",
+        verdict(color, planned=n),
+        f"SimCLR's loss − BYOL's: {spread(color)}",
+    )
     return out
 
 
 def _collapse_claims(results: dict[str, Any], claim: Callable[[str, str, str], None]) -> None:
-    base = per_seed(results, ("baseline",), collapsed)
+    base, n = per_seed(results, ("baseline",), collapsed), planned_seeds(results)
     for name, text in (("no_predictor", "Without the predictor BYOL collapses"),
                        ("tau_0", "With τ = 0 BYOL collapses"),
                        ("tau_0_lars", "With τ = 0 BYOL collapses, under LARS")):  # fmt: skip
         if name == "tau_0_lars" and not seed_rows(results, name):
             continue
         flags = per_seed(results, (name,), collapsed)
-        v = flags_verdict(flags)
+        v = flags_verdict(flags, planned=n)
         if v == "reproduced" and any(base):
             v = "inconclusive"  # the baseline collapsed too: nothing told apart
         sp = per_seed(results, (name,), lambda r: r.get("spread"))
