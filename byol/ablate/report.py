@@ -71,10 +71,14 @@ def report_markdown(results: dict[str, Any]) -> str:
 
 
 def _budget(setup: dict[str, Any]) -> str:
-    epochs = setup.get("epochs") or 0
+    epochs, probe = setup.get("epochs") or 0, setup.get("probe_epochs")
     if setup.get("minutes") is None:
-        return f"every variant {epochs:.2f} epochs"
-    return f"the baseline trained {setup['minutes']} minutes ({epochs:.2f} epochs), every variant as many epochs"
+        text = f"every variant {epochs:.2f} epochs"
+    else:
+        text = f"the baseline trained {setup['minutes']} minutes ({epochs:.2f} epochs), every variant as many epochs"
+    if probe is not None and probe < epochs:
+        text += f", the collapse probes (no predictor, τ = 0) {probe:g}"
+    return text
 
 
 def plots(results: dict[str, Any], out: Path) -> None:

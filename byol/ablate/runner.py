@@ -35,6 +35,7 @@ class AblationRunner:
     epochs: float | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     scale_tau: bool = False  # τ variants' τ_base scaled to the run's length (variants.scale_tau)
+    probe_epochs: float | None = None  # the collapse probes' length (at most the others'); None: as the others
 
     def run(self, variants: list[Variant]) -> dict[str, Any]:
         """Seed by seed, the baseline first: the first seed's baseline trains ``minutes``, every other
@@ -48,7 +49,7 @@ class AblationRunner:
         setup.update({
             "data": self.base.data.path, "test": self.test, "minutes": self.minutes, "seeds": self.seeds,
             "preset": self.base.preset, "base_batch": self.base.optim.batch_size * self.base.optim.accumulate,
-            "tau_base": self.base.optim.tau_base, "scale_tau": self.scale_tau,
+            "tau_base": self.base.optim.tau_base, "scale_tau": self.scale_tau, "probe_epochs": self.probe_epochs,
         })  # fmt: skip
         if self.minutes is None:
             setup["epochs"] = self.epochs
@@ -73,7 +74,10 @@ class AblationRunner:
         if timed:
             cfg = variant_config(base, variant, minutes=self.minutes)
         else:
-            cfg = variant_config(base, variant, epochs=setup["epochs"], tau_steps=steps)
+            epochs = setup["epochs"]
+            if variant.probe and self.probe_epochs is not None:
+                epochs = min(epochs, self.probe_epochs)
+            cfg = variant_config(base, variant, epochs=epochs, tau_steps=steps)
         result = pretrain(cfg, run_dir, resume=True, progress=False)
         if timed:
             setup["epochs"] = result.epochs
@@ -175,12 +179,14 @@ def run_ablations(
     epochs: float | None = None,
     seeds: int = 1,
     scale_tau: bool = False,
+    probe_epochs: float | None = None,
 ) -> dict[str, Any]:
     """Run a suite (or a comma list of variants) under ``out`` for ``seeds`` seeds (the base config's
     seed and the ones after it); returns what ``ablations.json`` holds.
 
     The budget: the first seed's baseline trains ``minutes`` (then as many epochs for every other
-    run), or ``epochs`` for every run when ``minutes`` is None.
+    run), or ``epochs`` for every run when ``minutes`` is None. The collapse probes (no predictor,
+    τ = 0) train at most ``probe_epochs``: their verdict reads a collapse, which shows early.
     """
     if minutes is None and (epochs is None or epochs <= 0):
         raise ByolError("ablate: give --minutes, or --epochs for every variant")
@@ -188,6 +194,9 @@ def run_ablations(
         raise ByolError(f"--minutes must be positive, got {minutes}")
     if seeds < 1:
         raise ByolError(f"--seeds must be at least 1, got {seeds}")
+    if probe_epochs is not None and probe_epochs <= 0:
+        raise ByolError(f"--probe-epochs must be positive, got {probe_epochs}")
     variants = suite_variants(suite)
     seed_list = [base.run.seed + i for i in range(seeds)]
-    return AblationRunner(base, Path(out), minutes, test, base.run.device, epochs, seed_list, scale_tau).run(variants)
+    runner = AblationRunner(base, Path(out), minutes, test, base.run.device, epochs, seed_list, scale_tau, probe_epochs)
+    return runner.run(variants)

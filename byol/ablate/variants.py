@@ -25,6 +25,7 @@ class Variant:
     batch: int | None = None  # batch-size variants: the batch BatchNorm (and NT-Xent) sees
     method: str = "byol"
     equal: str = "images"  # batch variants: as many images as the base batch (accumulated), or as many "steps"
+    probe: bool = False  # a collapse probe: read by its collapse diagnostics, may train shorter (--probe-epochs)
 
 
 def _batch_variants() -> list[Variant]:
@@ -78,8 +79,12 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
         Variant("baseline", "BYOL (this preset)", {}, 72.5, f"{GRILL}, table 5a (τ_base 0.99)"),
-        Variant("no_predictor", "no predictor", {"model": {"use_predictor": False}}, 0.2, f"{GRILL}, table 5b"),
-        Variant("tau_0", "τ = 0 (target = online)", {"optim": {"tau_base": 0.0}}, 0.3, f"{GRILL}, table 5a"),
+        Variant(
+            "no_predictor", "no predictor", {"model": {"use_predictor": False}}, 0.2, f"{GRILL}, table 5b", probe=True
+        ),
+        Variant(
+            "tau_0", "τ = 0 (target = online)", {"optim": {"tau_base": 0.0}}, 0.3, f"{GRILL}, table 5a", probe=True
+        ),
         Variant("tau_1", "τ = 1 (frozen random target)", {"optim": {"tau_base": 1.0}}, 18.8, f"{GRILL}, table 5a"),
         Variant("tau_0.9", "τ_base 0.9", {"optim": {"tau_base": 0.9}}, 68.4, f"{GRILL}, table 5a"),
         Variant("tau_0.99", "τ_base 0.99", {"optim": {"tau_base": 0.99}}, 72.5, f"{GRILL}, table 5a"),
@@ -102,7 +107,14 @@ VARIANTS: dict[str, Variant] = {
             None,
             "the authors' reply: still learns, worse and brittle",
         ),  # fmt: skip
-        Variant("tau_0_lars", "τ = 0 under LARS", {"optim": {**LARS, "tau_base": 0.0}}, 0.3, f"{GRILL}, table 5a"),
+        Variant(
+            "tau_0_lars",
+            "τ = 0 under LARS",
+            {"optim": {**LARS, "tau_base": 0.0}},
+            0.3,
+            f"{GRILL}, table 5a",
+            probe=True,
+        ),
         Variant("heads_layernorm", "heads with LayerNorm", {"model": {"norm": "layernorm"}}, 29.4, STL10),
         Variant("heads_groupnorm", "heads with GroupNorm", {"model": {"norm": "groupnorm"}}),
         Variant(

@@ -32,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="scale the τ variants' τ_base to the run's length, the target's lag the same share of the run as in "
         "the paper (default: on for the claims and paper suites)",
     )  # fmt: skip
+    p.add_argument(
+        "--probe-epochs", type=float,
+        help="train the collapse probes (no predictor, τ = 0) at most this many epochs; their verdict reads a "
+        "collapse, which shows within 2 (default: as long as every other variant)",
+    )  # fmt: skip
     p.add_argument("--report-only", action="store_true", help="rewrite the report and plots from DIR's results")
 
 
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     claims_suite = args.suite in ("claims", "paper")
     seeds = args.seeds if args.seeds is not None else (3 if claims_suite else 1)
     scale = args.scale_tau if args.scale_tau is not None else claims_suite
-    results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs, seeds, scale)
+    results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs, seeds, scale, args.probe_epochs)
     verdicts = {c["claim"]: c["verdict"] for c in results.get("claims", [])}
     print(json.dumps({"out": args.out, "variants": list(results.get("variants", {})), "claims": verdicts}))
     return 0
