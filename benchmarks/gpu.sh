@@ -12,7 +12,7 @@
 # Everything lands in one JSON file (--out, default $OUT/gpu.json when $OUT is set, else gpu.json).
 #
 #   bash benchmarks/gpu.sh [--data DIR] [--out FILE] [--minutes 3] [--only a,b]   # on a GPU machine
-#   bash benchmarks/gpu.sh --smoke                       # tiny sizes on a CPU, in seconds (make test)
+#   bash benchmarks/gpu.sh --smoke                       # tiny sizes on a CPU, two sections at a time (make test)
 #
 # DATA is a folder with train/ and test/ (ImageFolder). Default: ../shared/data/cifar10, else the
 # archive .gpu-data/cifar10.tgz that `bash benchmarks/gpu_data.sh` packs (about 20 MB; carry it).
@@ -47,6 +47,7 @@ record() { record_to "$LINES" "$WORK" "$@"; }  # record NAME SECONDS COMMAND... 
 
 if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu
+  export OMP_NUM_THREADS=1  # two sections at a time, a core each
   smoke_data "$WORK/data" "${DATA:-}"
   DATA="$WORK/data"
   TINY=(--preset cpu --batch-size 16 --workers 0 --set model.projector_hidden=64 --set model.predictor_hidden=64
@@ -87,36 +88,66 @@ print(json.dumps({"section": sys.argv[1], "images_per_sec_median": sorted(ips)[l
 EOF
 }
 
-# Seconds per section: about 8 minutes in all with a 3-minute pretraining.
-want augment && record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"
-want step && record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
-if want step && [ ${#STEP_COMPILED[@]} -gt 0 ]; then
-  record step_compiled 75 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP_COMPILED[@]}"
-fi
-
-if [ -n "$DATA" ] && [ -d "$DATA/train" ] && want pretrain; then
-  RUN="$WORK/run"
-  record pretrain "$(( ${MINUTES%.*} * 60 + 50 ))" "$PY" -m byol.cli pretrain "$DATA/train" --out "$RUN" --device "$DEVICE" --no-progress "${PRETRAIN[@]}"
-  record knn 40 "$PY" -m byol.cli eval knn "$RUN" --train "$DATA/train" --test "$DATA/test" --device "$DEVICE" --json --baseline
-  speed pretrain_speed "$RUN"
+# Seconds per section: about 8 minutes in all with a 3-minute pretraining. Each group of sections
+# is a function; on a GPU they run one after another (nothing else on the machine while one is timed),
+# in a --smoke run two at a time (mostly Python start-ups: a CPU core each).
+sec_augment() { want augment && record augment 60 "$PY" "$ROOT/benchmarks/augment.py" "${AUG[@]}"; }
+sec_step() {
+  want step || return 0
+  record step 60 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP[@]}"
+  if [ ${#STEP_COMPILED[@]} -gt 0 ]; then
+    record step_compiled 75 "$PY" "$ROOT/benchmarks/step.py" --device "$DEVICE" "${STEP_COMPILED[@]}"
+  fi
+}
+has_data() { [ -n "$DATA" ] && [ -d "$DATA/train" ]; }
+sec_pretrain() {
+  want pretrain || return 0
+  if ! has_data; then
+    echo '{"section": "pretrain", "error": "no data: pass --data DIR or pack .gpu-data/cifar10.tgz (benchmarks/gpu_data.sh)"}' >>"$LINES"
+    return 0
+  fi
+  local run="$WORK/run"
+  record pretrain "$(( ${MINUTES%.*} * 60 + 50 ))" "$PY" -m byol.cli pretrain "$DATA/train" --out "$run" --device "$DEVICE" --no-progress "${PRETRAIN[@]}"
+  record knn 40 "$PY" -m byol.cli eval knn "$run" --train "$DATA/train" --test "$DATA/test" --device "$DEVICE" --json --baseline
+  speed pretrain_speed "$run"
+}
+sec_loop() {
+  want pretrain && has_data || return 0
   record loop 150 "$PY" "$ROOT/benchmarks/loop.py" --data "$DATA/train" --device "$DEVICE" "${LOOP[@]}"
+}
+sec_torchrun() {
+  want pretrain && has_data || return 0
   record torchrun 45 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol.cli pretrain "$DATA/train" \
     --out "$WORK/run-torchrun" --device "$DEVICE" --no-progress "${TORCHRUN[@]}"
-elif want pretrain; then
-  echo '{"section": "pretrain", "error": "no data: pass --data DIR or pack .gpu-data/cifar10.tgz (benchmarks/gpu_data.sh)"}' >>"$LINES"
-fi
-
+}
 # scale: the plain run on the folder, then torchrun on the same images as shards (a timm backbone).
-if [ -n "$DATA" ] && [ -d "$DATA/train" ] && want scale; then
+sec_scale_plain() {
+  want scale && has_data || return 0
   record scale_plain 110 "$PY" -m byol.cli pretrain "$DATA/train" --out "$WORK/run-plain" --device "$DEVICE" \
     --no-progress --set run.log_every=10 "${SCALE[@]}"
   speed scale_plain_speed "$WORK/run-plain"
+}
+sec_scale_shards() {
+  want scale && has_data || return 0
   "$PY" -m byol.cli shard "$DATA/train" --out "$WORK/shards" --shard-size "$SHARD_SIZE" >"$WORK/shard.log" 2>&1
-  PATTERN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pattern"])' "$WORK/shards/shards.json")
+  local pattern
+  pattern=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pattern"])' "$WORK/shards/shards.json")
   record scale_shards_torchrun 110 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m byol pretrain \
-    "$PATTERN" --out "$WORK/run-shards" --device "$DEVICE" --no-progress --set run.log_every=10 "${SCALE[@]}"
+    "$pattern" --out "$WORK/run-shards" --device "$DEVICE" --no-progress --set run.log_every=10 "${SCALE[@]}"
   speed scale_shards_speed "$WORK/run-shards"
-fi
+}
+
+ORDER="sec_augment sec_step sec_pretrain sec_loop sec_torchrun sec_scale_plain sec_scale_shards"
+[ "$SMOKE" = 0 ] || ORDER="sec_scale_shards sec_scale_plain sec_torchrun sec_pretrain sec_loop sec_step sec_augment"  # longest first
+for sec in $ORDER; do
+  if [ "$SMOKE" = 1 ]; then
+    [ "$(jobs -rp | wc -l)" -lt 2 ] || wait -n || true
+    "$sec" &
+  else
+    "$sec"
+  fi
+done
+wait
 
 mkdir -p "$(dirname "$OUTFILE")"
 "$PY" - "$LINES" "$OUTFILE" <<'EOF'
