@@ -338,60 +338,28 @@ from helpers import tiny_config
 from byol.train.pretrain import pretrain
 from byol.train.state import Schedule
 cfg = tiny_config({train!r}, {cache!r}, epochs=2, knn_every=1, deterministic=True, time_budget={budget})
-def crash(step):
-    if step == {crash_at}:
-        raise SystemExit(3)
 if os.environ["RANK"] == "1":
     time.sleep({rank1_late})  # a late rank: its clock differs from rank 0's
-result = pretrain(cfg, {out!r}, progress=False, on_step=crash)
+result = pretrain(cfg, {out!r}, progress=False)
 sys.stdout.write(f"steps {{result.steps}}\\n")  # one write: the ranks share the pipe
 sys.stdout.flush()
 """
 
 
-def _torchrun(small, tmp_path, out, crash_at=-1, budget=None, rank1_late=0) -> subprocess.CompletedProcess:
+def _torchrun(small, tmp_path, out, budget=None, rank1_late=0) -> subprocess.CompletedProcess:
     script = DDP_SCRIPT.format(
         tests=os.path.dirname(__file__),
         train=str(small["train"]),
         cache=str(small["cache"]),
         out=str(out),
-        crash_at=crash_at,
         budget=budget,
         rank1_late=rank1_late,
     )
-    path = tmp_path / f"ddp_{out.name}_{crash_at}.py"
+    path = tmp_path / f"ddp_{out.name}.py"
     path.write_text(script)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_split_the_data_only_rank_0_writes_and_resume_is_exact(small, tmp_path):
-    """DDP on CPU (gloo): each rank takes half of every step's batch; rank 0 alone logs and saves;
-    a run stopped mid-epoch and restarted under torchrun ends bit for bit where an unbroken one does."""
-    steps_per_epoch = 400 // (32 * 2)  # 400 images, batch 32 on each of 2 ranks
-    full = tmp_path / "full"
-    proc = _torchrun(small, tmp_path, full)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("steps ") == 2  # both ranks finished
-    assert f"steps {2 * steps_per_epoch}" in proc.stdout
-    rows = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in rows if "loss" in r]
-    assert steps == sorted(set(steps))  # one writer: no line twice
-    assert [round(r["epoch"]) for r in rows if "knn_top1" in r] == [1, 2]
-    online = [r["online_top1"] for r in rows if "online_top1" in r]
-    assert online and all(0 <= a <= 1 for a in online)
-    assert ckpt_io.list_checkpoints(full)[-1].name == f"step-{2 * steps_per_epoch:09d}.pt"
-
-    broken = tmp_path / "broken"
-    proc = _torchrun(small, tmp_path, broken, crash_at=steps_per_epoch + 2)
-    assert proc.returncode != 0
-    assert [p.name for p in ckpt_io.list_checkpoints(broken)] == [f"step-{steps_per_epoch:09d}.pt"]
-    proc = _torchrun(small, tmp_path, broken)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = _weights(full), _weights(broken)
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
@@ -448,31 +416,71 @@ def _torchrun_cli(launcher: list[str], small, out, extra_env=None) -> subprocess
         "pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--width", "0.25",
         "--batch-size", "32", "--epochs", "2", "--workers", "0", "--cache-dir", str(small["cache"]),
         "--no-progress", "--deterministic", "--set", "augment.compile=off", "--set", "model.projector_hidden=128",
-        "--set", "model.predictor_hidden=128", "--set", "run.knn_every=0", "--set", "run.log_every=2",
+        "--set", "model.predictor_hidden=128", "--set", "run.knn_every=1", "--set", "run.log_every=2",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launcher, *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
+TORCHRUN_STEPS_PER_EPOCH = 400 // (32 * 2)  # 400 images, batch 32 on each of 2 ranks
+
+
+@pytest.fixture(scope="module")
+def torchrun_unbroken(small, tmp_path_factory):
+    """One unbroken two-rank run of the CLI (the console script under ``torchrun --no-python``): the
+    reference the torchrun resume tests end on."""
+    out = tmp_path_factory.mktemp("torchrun") / "full"
+    proc = _torchrun_cli(["--no-python", str(Path(sys.executable).parent / "byol")], small, out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
 @pytest.mark.slow
-def test_torchrun_cli_restarts_a_group_whose_rank_was_killed_and_ends_where_an_unbroken_run_does(small, tmp_path):
-    """The CLI under torchrun: the console script with --no-python, and ``-m byol`` with an elastic
-    restart after SIGKILL of rank 1 mid-epoch; the restarted group resumes from the last checkpoint."""
-    steps_per_epoch = 400 // (32 * 2)
-    script = Path(sys.executable).parent / "byol"
-    full = _torchrun_cli(["--no-python", str(script)], small, tmp_path / "full")
-    assert full.returncode == 0, full.stderr[-3000:]
-    killed_at = steps_per_epoch + 2
+def test_torchrun_two_processes_split_the_data_only_rank_0_writes_and_resume_is_exact(
+    small, tmp_path, torchrun_unbroken
+):
+    """DDP on CPU (gloo): each rank takes half of every step's batch (the sampler's test in
+    test_data); rank 0 alone logs and saves; a run whose rank died mid-epoch, launched again under
+    torchrun, ends bit for bit where an unbroken one does."""
+    full, proc = torchrun_unbroken
+    n = TORCHRUN_STEPS_PER_EPOCH
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 2 * n  # rank 0's summary line
+    rows = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 2 * n  # one writer: no line twice
+    assert [round(r["epoch"]) for r in rows if "knn_top1" in r] == [1, 2]
+    online = [r["online_top1"] for r in rows if "online_top1" in r]
+    assert online and all(0 <= a <= 1 for a in online)
+    assert ckpt_io.list_checkpoints(full)[-1].name == f"step-{2 * n:09d}.pt"
+    assert "resumed from" not in proc.stderr
+
+    broken = tmp_path / "broken"
+    crash = _torchrun_cli(["-m", "byol"], small, broken, {"BYOL_FAULT": f"step:{n + 2}", "BYOL_FAULT_RANK": "1"})
+    assert crash.returncode != 0
+    assert [p.name for p in ckpt_io.list_checkpoints(broken)] == [f"step-{n:09d}.pt"]
+    again = _torchrun_cli(["-m", "byol"], small, broken)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from" in again.stderr
+    a, b = _weights(full), _weights(broken)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_torchrun_cli_restarts_a_group_whose_rank_was_killed_and_ends_where_an_unbroken_run_does(
+    small, tmp_path, torchrun_unbroken
+):
+    """``-m byol`` under torchrun with an elastic restart after SIGKILL of rank 1 mid-epoch: the
+    restarted group resumes from the last checkpoint and ends where the unbroken run does."""
+    n = TORCHRUN_STEPS_PER_EPOCH
     # TORCH_DISABLE_SHARE_RDZV_TCP_STORE: without it the restarted group reads its predecessors'
     # addresses and cannot connect (PyTorch issue 135712; byol warns, see the next test).
-    fault = {"BYOL_FAULT": f"step:{killed_at}", "BYOL_FAULT_RANK": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    fault = {"BYOL_FAULT": f"step:{n + 2}", "BYOL_FAULT_RANK": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     broken = _torchrun_cli(["--max-restarts", "1", "-m", "byol"], small, tmp_path / "broken", fault)
     assert broken.returncode == 0, broken.stderr[-3000:]
     # rank 1 died in the first attempt; the second resumed from the epoch-end checkpoint
-    assert "resumed from" in broken.stderr and f"step-{steps_per_epoch:09d}.pt" in broken.stderr, broken.stderr[-3000:]
-    assert "resumed from" not in full.stderr
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "broken")
+    assert "resumed from" in broken.stderr and f"step-{n:09d}.pt" in broken.stderr, broken.stderr[-3000:]
+    a, b = _weights(torchrun_unbroken[0]), _weights(tmp_path / "broken")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
