@@ -294,8 +294,9 @@ def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, t
     rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "lr" in r]  # the training lines (step 0's: the untrained network)
     # The first line's rate: the one timed step of its interval over the training clock, which had not
-    # run during the slow first step (counted, it would be 2 × 32 images / more than 3 s).
-    assert rows[0]["step"] == 2 and rows[0]["images_per_sec"] == pytest.approx(32 / rows[0]["elapsed"], rel=0.05)
+    # run during the slow first step (counted, it would be 2 × 32 images / more than 3 s: ≈ 20 times
+    # lower). Not to 5 %: the clock's few milliseconds before step 1 are a tenth of a step on a slow host.
+    assert rows[0]["step"] == 2 and rows[0]["images_per_sec"] == pytest.approx(32 / rows[0]["elapsed"], rel=0.2)
     # τ neared 1 at the end of the budget (over 1000 epochs it would still be 0.996). Not 0.999: a
     # machine that slows down mid-run (a shared CI host) ends the budget before the estimated last step.
     assert rows[-1]["tau"] > 0.998
