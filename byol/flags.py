@@ -39,6 +39,7 @@ FLAGS: tuple[Flag, ...] = (
     _S("--backbone", "model.backbone", str, "encoder: resnet18, resnet34, resnet50, convnet, or timm:<name>"),
     _S("--method", "model.method", str, "byol, or simclr (the contrastive baseline: same encoder, heads, views)"),
     _S("--temperature", "model.temperature", float, "simclr: NT-Xent temperature"),
+    _S("--simclr-recipe", "model.simclr_recipe", str, "simclr: byol (BYOL's heads and views) or paper (SimCLR's own)"),
     _S("--head-norm", "model.norm", str, "norm in projector and predictor: batchnorm, layernorm, groupnorm, none"),
     _S("--encoder-norm", "model.encoder_norm", str, "norm in the encoder: batchnorm or groupnorm-ws"),
     _S("--encoder-init", "model.encoder_init", str, "groupnorm-ws: default, or bn-mimic (set on the first batch)"),

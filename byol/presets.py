@@ -55,7 +55,7 @@ def imagenet_schedule_for(epochs: float) -> tuple[float, float, float]:
 
 def resolve(preset: str, overrides: dict[str, Any]) -> Config:
     """Preset, then the imagenet length rule for values the user did not set, then overrides (and, for
-    ``--method simclr --set model.simclr_recipe=paper``, SimCLR's views where the user set none)."""
+    ``--method simclr --simclr-recipe paper``, SimCLR's views where the user set none)."""
     values = preset_dict(preset)
     if values.get("preset") == "imagenet":
         epochs = overrides.get("run", {}).get("epochs", values.get("run", {}).get("epochs", 1000))

@@ -223,15 +223,21 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
 
 
 def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
-    """--method simclr --set model.simclr_recipe=paper: symmetric views at colour strength 1 without
+    """--method simclr --simclr-recipe paper: symmetric views at colour strength 1 without
     solarisation (blur 0.5, none on small images), SimCLR's 2-layer projector to 128-d with BN; the
     default recipe keeps BYOL's pipeline (its asymmetric views and projector)."""
+    import argparse
+
     from byol.ablate import VARIANTS, variant_config
+    from byol.flags import add_flags, flag_values
     from byol.method import build_method
     from byol.models.heads import MLP, SimCLRProjector
     from byol.presets import resolve
 
-    paper = {"model": {"method": "simclr", "simclr_recipe": "paper"}}
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    paper = flag_values(parser.parse_args(["--method", "simclr", "--simclr-recipe", "paper"]))
+    assert paper == {"model": {"method": "simclr", "simclr_recipe": "paper"}}
     cfg = resolve("cpu", paper)
     v1, v2 = cfg.augment.views()
     assert v1 == v2 and v1.solarize_p == 0.0 and v1.blur_p == 0.0 and v1.crop_scale == (0.2, 1.0)
