@@ -76,15 +76,15 @@ else
 fi
 
 "$PY" -c 'import json, platform, torch; print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.cuda.is_available(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))' >"$WORK/env.log"
-tail -n 1 "$WORK/env.log" | "$PY" -c 'import json,sys; print(json.dumps({"section": "env", **json.loads(sys.stdin.read())}))' >>"$LINES"
+tail -n 1 "$WORK/env.log" | "$PY" -c 'import json,sys; sys.stdout.write(json.dumps({"section": "env", **json.loads(sys.stdin.read())}) + "\n")' >>"$LINES"
 
 speed() {  # SECTION RUN_DIR: the median images/s of the steady part of a run's log
   "$PY" - "$1" "$2/metrics.jsonl" >>"$LINES" <<'EOF' || echo "{\"section\": \"$1\", \"error\": \"no metrics\"}" >>"$LINES"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[2]) if '"images_per_sec"' in line]
 ips = [r["images_per_sec"] for r in rows[len(rows) // 4 :]]
-print(json.dumps({"section": sys.argv[1], "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
-                  "log_lines": len(rows)}))
+sys.stdout.write(json.dumps({"section": sys.argv[1], "images_per_sec_median": sorted(ips)[len(ips) // 2] if ips else None,
+                             "log_lines": len(rows)}) + "\n")  # one write: sections run two at a time (gpu_lib.sh)
 EOF
 }
 

@@ -44,16 +44,19 @@ PYEOF
 # record_to LINES LOG_DIR NAME SECONDS COMMAND...: run it for at most SECONDS with its output in
 # LOG_DIR/NAME.log, and append its last line (a JSON object) to LINES under "section": NAME. A
 # failure or a time-out is recorded there, not fatal.
+# Sections may run two at a time (--smoke), appending to the same LINES: each line goes out in one
+# write() (print() writes the text and its newline apart, and with PYTHONUNBUFFERED a neighbour's
+# line could land between them: two objects on one line; CI saw it once).
 record_to() {
   local lines="$1" logs="$2" name="$3" limit="$4"; shift 4
   local log="$logs/$name.log" start=$SECONDS
   note "$name (at most ${limit}s): $*"
   if timeout -k 10 "$limit" "$@" >"$log" 2>&1; then
-    tail -n 1 "$log" | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); print(json.dumps({"section": sys.argv[1], "seconds": int(sys.argv[2]), **d}))' "$name" "$((SECONDS - start))" >>"$lines" \
+    tail -n 1 "$log" | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); sys.stdout.write(json.dumps({"section": sys.argv[1], "seconds": int(sys.argv[2]), **d}) + "\n")' "$name" "$((SECONDS - start))" >>"$lines" \
       || echo "{\"section\": \"$name\", \"error\": \"no JSON on the last line\"}" >>"$lines"
   else
     local code=$?
-    "$PY" -c 'import json,sys; print(json.dumps({"section": sys.argv[1], "exit": int(sys.argv[3]), "seconds": int(sys.argv[4]), "error": open(sys.argv[2]).read()[-1500:]}))' "$name" "$log" "$code" "$((SECONDS - start))" >>"$lines"
+    "$PY" -c 'import json,sys; sys.stdout.write(json.dumps({"section": sys.argv[1], "exit": int(sys.argv[3]), "seconds": int(sys.argv[4]), "error": open(sys.argv[2]).read()[-1500:]}) + "\n")' "$name" "$log" "$code" "$((SECONDS - start))" >>"$lines"
   fi
   tail -n 25 "$log" >&2
 }

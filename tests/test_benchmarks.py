@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,22 @@ def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
     assert calls["Checkpointer"] == calls["MetricsLog"] == calls["target update"] == 6
     assert figures["parts_max_ms"]["Checkpointer"] > 0 and abs(sum(figures["parts_share"].values()) - 1) < 0.01
     assert figures["bare_images_per_sec"] > 0 and figures["full_images_per_sec"] > 0
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the write() calls")
+def test_record_to_appends_each_section_line_in_one_write(tmp_path):
+    """Sections that run two at a time share one LINES file: a line written in two parts (the text,
+    then its newline) lets a neighbour's line in between, two objects on one line (CI, once)."""
+    script = (
+        f'source {ROOT}/benchmarks/gpu_lib.sh; '
+        f'record_to {tmp_path}/lines.jsonl {tmp_path} ok 30 echo \'{{"x": 1}}\'; '
+        f'record_to {tmp_path}/lines.jsonl {tmp_path} bad 30 false'
+    )  # fmt: skip
+    trace = tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-s", "4096", "-e", "trace=write", "-o", str(trace), "bash", "-c", script],
+                   check=True, capture_output=True)  # fmt: skip
+    writes = [w for w in trace.read_text().splitlines() if "write(" in w and '{\\"section\\"' in w]
+    assert len(writes) == 2, writes
+    assert all('}\\n"' in w for w in writes), writes  # the object and its newline in the same write
+    lines = [json.loads(line) for line in (tmp_path / "lines.jsonl").read_text().splitlines()]
+    assert [(d["section"], d.get("x"), "error" in d) for d in lines] == [("ok", 1, False), ("bad", None, True)]
