@@ -5,6 +5,7 @@
 #      eager and compiled, against the backbone alone: images/s and TFLOP/s
 #   3. byol pretrain of ResNet-18 on the CIFAR-10 folder for a 4-minute --time-budget, then kNN
 #   4. where the pretrain loop's time goes, part by part (benchmarks/loop.py, compiled, batch 512)
+#      and again with LARS's step compiled (optim.compiled_step: one graph, not a launch per tensor)
 #   5. the same CLI under torchrun --nproc_per_node 1 (NCCL), 15 seconds
 #   6. scale: a timm backbone on WebDataset shards under torchrun (NCCL, bf16) against the plain
 #      single-process run on the folder, images/s of each (issue 13); timm and webdataset come from
@@ -114,6 +115,9 @@ sec_pretrain() {
 sec_loop() {
   want pretrain && has_data || return 0
   record loop 150 "$PY" "$ROOT/benchmarks/loop.py" --data "$DATA/train" --device "$DEVICE" "${LOOP[@]}"
+  # the same loop with LARS's step as one compiled graph (optim.compiled_step), the model's graphs now cached
+  record loop_compiled_step 100 "$PY" "$ROOT/benchmarks/loop.py" --data "$DATA/train" --device "$DEVICE" "${LOOP[@]}" \
+    --set optim.optimizer=lars --set optim.compiled_step=true
 }
 sec_torchrun() {
   want pretrain && has_data || return 0

@@ -195,6 +195,8 @@ def main(argv=None) -> int:
                 "preset": args.preset,
                 "batch": run.images_per_step,
                 "compile": args.compile,
+                "optimizer": cfg.optim.optimizer,
+                "compiled_step": cfg.optim.compiled_step,
                 "steps": args.steps,
                 "bare_images_per_sec": round(images / bare, 1),
                 "full_images_per_sec": round(images / full, 1),

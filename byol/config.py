@@ -202,6 +202,10 @@ class OptimConfig(_Section):
     trust_coefficient: float = 1e-3
     clip_lr: bool = False
     """LARS: clip the adapted learning rate to the global one (the CIFAR recipe)."""
+    compiled_step: bool = False
+    """LARS: each step as one compiled graph (torch.compile; lr a device tensor, so one graph serves
+    every step): a few fused kernels instead of a launch per tensor. For a GPU; same result to float
+    tolerance. SGD and AdamW use PyTorch's fused kernels on CUDA instead."""
     warmup_epochs: float = 10.0
     """Linear warmup, then cosine decay to 0; capped at half of the run."""
     tau_base: float = 0.996
@@ -219,6 +223,11 @@ class OptimConfig(_Section):
         self._require("weight_decay", self.weight_decay >= 0, ">= 0")
         self._require("momentum", 0 <= self.momentum < 1, "in [0, 1)")
         self._require("trust_coefficient", self.trust_coefficient > 0, "positive")
+        self._require(
+            "compiled_step",
+            not self.compiled_step or self.optimizer == "lars",
+            "false with --optimizer sgd or adamw (PyTorch's fused kernels serve them on CUDA)",
+        )
         self._require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")
 

@@ -27,7 +27,7 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     smoke("gpu.sh", out)
     figures = json.loads(out.read_text())
     assert set(figures) == {
-        "env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "torchrun",
+        "env", "augment", "step", "pretrain", "knn", "pretrain_speed", "loop", "loop_compiled_step", "torchrun",
         "scale_plain", "scale_plain_speed", "scale_shards_torchrun", "scale_shards_speed",
     }  # fmt: skip
     assert not [k for k, v in figures.items() if "error" in v]
@@ -36,6 +36,8 @@ def test_gpu_script_smoke_run_fills_every_section(tmp_path):
     assert figures["pretrain"]["steps"] > 0 and 0 <= figures["knn"]["top1"] <= 1
     assert figures["torchrun"]["steps"] > 0 and figures["pretrain_speed"]["images_per_sec_median"] > 0
     assert figures["loop"]["parts_calls"]["step (fwd+bwd+opt)"] == 3 and figures["loop"]["full_images_per_sec"] > 0
+    assert figures["loop_compiled_step"]["parts_calls"]["step (fwd+bwd+opt)"] == 3
+    assert figures["loop_compiled_step"]["compiled_step"] and not figures["loop"]["compiled_step"]
     assert figures["scale_plain"]["steps"] > 0 and figures["scale_shards_torchrun"]["steps"] > 0
 
 

@@ -84,3 +84,60 @@ def test_lars_validates_arguments(kwargs, match):
 def test_unknown_optimizer_name():
     with pytest.raises(ValueError, match="unknown optimizer"):
         build_optimizer("adagrad", [], lr=1.0, weight_decay=0.0)
+
+
+def _tiny_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_the_eager_one_over_lrs_and_a_skipped_step_without_recompiling():
+    """``compiled=True`` (optim.compiled_step): the same parameters and momentum as the eager step at
+    every step, lr from 0 (warm-up's start, where clipping must not divide by it) up and down, a
+    step flagged by ``found_inf`` whose gradients hold NaN leaving everything as it was; one graph per
+    group, never recompiled for a new lr."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    models = [_tiny_model(0), _tiny_model(0)]
+    opts = [
+        LARS(param_groups(m, 1e-3), lr=0.0, weight_decay=1e-3, trust_coefficient=0.02, clip=True, compiled=c)
+        for m, c in zip(models, (False, True))
+    ]
+    gen = torch.Generator().manual_seed(1)
+    for step, lr in enumerate([0.0, 0.5, 1.0, 0.7, 0.3, 0.1]):
+        x = torch.randn(8, 6, generator=gen)
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            if step == 3:  # a step the engine flags as non-finite
+                model[0].weight.grad[0, 0] = float("nan")
+                opt.found_inf = torch.ones(())
+            for group in opt.param_groups:
+                group["lr"] = lr
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.step()
+            if step == 3:
+                del opt.found_inf
+                assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        if step == 1:
+            graphs = counters["stats"]["unique_graphs"]
+            assert graphs >= 2  # the adapted group and the excluded one
+        for a, b in zip(models[0].parameters(), models[1].parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(opts[0].state[a]["momentum_buffer"], opts[1].state[b]["momentum_buffer"])
+        assert not torch.equal(models[0][0].weight, _tiny_model(0)[0].weight) or lr == 0.0
+    assert counters["stats"]["unique_graphs"] == graphs  # lr and the skip flag are tensors: no new graph
+
+
+def test_compiled_step_is_for_lars_only():
+    from byol.config import Config
+    from byol.errors import ByolError
+
+    cfg = Config()
+    cfg.optim.optimizer, cfg.optim.compiled_step = "sgd", True
+    with pytest.raises(ByolError, match="optim.compiled_step must be false with --optimizer sgd or adamw"):
+        cfg.optim.validate()
+    cfg.optim.optimizer = "lars"
+    cfg.optim.validate()

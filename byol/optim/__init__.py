@@ -62,6 +62,7 @@ def build_optimizer(
     momentum: float = 0.9,
     trust_coefficient: float = 1e-3,
     clip: bool = False,
+    compiled: bool = False,
 ) -> torch.optim.Optimizer:
     """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``."""
     if name == "lars":
@@ -72,6 +73,7 @@ def build_optimizer(
             weight_decay=weight_decay,
             trust_coefficient=trust_coefficient,
             clip=clip,
+            compiled=compiled,
         )
     # On a GPU the fused kernels are the fast ones, and they skip a flagged step on the device.
     fused = bool(groups) and all(p.is_cuda for g in groups for p in g["params"]) or None
@@ -93,4 +95,5 @@ def optimizer_for(optim_cfg, modules: nn.Module | list[nn.Module], lr: float) ->
         momentum=optim_cfg.momentum,
         trust_coefficient=optim_cfg.trust_coefficient,
         clip=optim_cfg.clip_lr,
+        compiled=optim_cfg.compiled_step,
     )
