@@ -59,7 +59,11 @@ class DataConfig(_Section):
     workers: int = field(default_factory=default_workers)
     """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
-    """Part of a labelled folder held out as kNN queries for the monitor."""
+    """Part of a labelled folder held out as kNN queries for the monitor (when knn_test is not set)."""
+    knn_test: str = ""
+    """Labelled folder of test images (<class>/*.jpg, the training folder's classes): the kNN monitor then
+    takes every training image as its bank and these as its queries, the protocol of byol eval knn, lightly
+    and solo-learn. Unset: a held-out part of the training folder (monitor_fraction) is scored instead."""
     allow_changed: bool = False
     """Resume on images other than those the run was trained on (refused by default)."""
     eval_crop: float = PAPER_EVAL_CROP

@@ -52,6 +52,7 @@ FLAGS: tuple[Flag, ...] = (
     _S("--precision", "run.precision", str, "auto (bf16 autocast on CUDA and AMX CPUs, else fp32), fp32 or bf16"),
     _S("--log-every", "run.log_every", int, "steps between metrics lines"),
     _S("--knn-every", "run.knn_every", float, "epochs between kNN monitor runs when labels exist (0: off)"),
+    _S("--knn-test", "data.knn_test", str, "labelled test folder: kNN monitor queries, all train images its bank"),
     _S("--checkpoint-every", "run.checkpoint_every_minutes", float, "minutes between checkpoints inside an epoch"),
     _S("--compile", "run.compile", None, "torch.compile the model (CUDA)", switch=True),
     _S("--deterministic", "run.deterministic", None, "deterministic kernels (exact resume)", switch=True),

@@ -241,6 +241,65 @@ def test_knn_monitor_split_is_disjoint_and_fixed_by_the_seed(run):
     assert len(small_bank) == 100
 
 
+def test_knn_monitor_with_a_test_folder_is_byol_eval_knn_and_summary_keeps_final_and_max(synthetic, tmp_path):
+    """--knn-test: every training image in the bank, the test folder as queries: the figure byol eval knn gives."""
+    from byol.eval.runner import EncoderEval, knn_evaluate
+    from byol.train.pretrain import pretrain
+
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=3, knn_every=1)
+    cfg.data.knn_test = str(synthetic["test"])
+    pretrain(cfg, tmp_path / "run", progress=False)
+    lines = [r for r in read_metrics(tmp_path / "run") if "knn_top1" in r]
+    assert [r["step"] for r in lines] == [12, 24, 36] and {r["knn_protocol"] for r in lines} == {"test"}
+    assert all(r["knn_seconds"] > 0 for r in lines)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    final, best = summary["knn_final"], summary["knn_max"]
+    scored = knn_evaluate(EncoderEval.load(tmp_path / "run"), str(synthetic["train"]), str(synthetic["test"]), k=20)
+    assert final["top1"] == pytest.approx(scored["top1"], abs=1e-6) == summary["knn_top1"]
+    assert final["step"] == 36 and final["epoch"] == 3 and final["protocol"] == "test"
+    assert best["top1"] == max(r["knn_top1"] for r in lines) and best["step"] in (12, 24, 36)
+    assert best["epoch"] == best["step"] / 12
+
+
+def test_knn_monitor_with_a_test_folder_banks_every_training_image(run, synthetic):
+    run.cfg.data.knn_test = str(synthetic["test"])
+    hook = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+    assert hook.protocol == "test" and hook.query_idx is None and torch.equal(hook.bank_idx, torch.arange(400))
+    knn = hook.evaluate()
+    assert knn["knn_protocol"] == "test" and 0 <= knn["knn_top1"] <= knn["knn_top5"] <= 1
+
+
+def test_knn_test_folder_that_does_not_fit_is_refused_in_one_line(run, synthetic, tmp_path):
+    for name in ("class0", "zebra"):
+        (tmp_path / "odd" / name).mkdir(parents=True)
+        (tmp_path / "odd" / name / "a.png").write_bytes((synthetic["test"] / "class0" / "0.png").read_bytes())
+    for folder, message in (
+        (tmp_path / "missing", "--knn-test .*missing: data folder .* does not exist"),
+        (tmp_path / "odd", "--knn-test .*odd: its classes must be .* \\(10\\), got 2 \\(zebra not in"),
+    ):
+        run.cfg.data.knn_test = str(folder)
+        with pytest.raises(ByolError, match=message):
+            KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+
+
+def test_knn_summary_keeps_the_last_pass_and_the_best_of_the_last_protocol():
+    from byol.train.hooks.knn import knn_summary
+
+    rows = [
+        {"step": 5, "epoch": 1, "knn_top1": 0.9, "knn_top5": 1.0},  # an older held-out line: another protocol
+        {"step": 8, "loss": 1.0},
+        {"step": 10, "epoch": 2, "knn_top1": 0.4, "knn_top5": 0.8, "knn_protocol": "test"},
+        {"step": 15, "epoch": 3, "knn_top1": 0.5, "knn_top5": 0.9, "knn_protocol": "test"},
+        {"step": 20, "epoch": 4, "knn_top1": 0.5, "knn_top5": 0.9, "knn_protocol": "test"},
+        {"step": 25, "epoch": 5, "knn_top1": 0.45, "knn_top5": 0.9, "knn_protocol": "test"},
+    ]
+    out = knn_summary(rows)
+    assert (out["knn_final"]["top1"], out["knn_final"]["step"]) == (0.45, 25)
+    assert (out["knn_max"]["top1"], out["knn_max"]["step"], out["knn_max"]["epoch"]) == (0.5, 15, 3)
+    assert out["knn_max"]["protocol"] == "test" and "4 passes" in out["knn_max"]["what"]
+    assert knn_summary([{"step": 1, "loss": 2.0}]) == {}
+
+
 def test_checkpointer_saves_at_epoch_ends_on_time_and_at_the_end_keeping_the_newest(run):
     state = TrainState(0, Schedule(30, 0, 12))
     hook = Checkpointer(run)

@@ -18,7 +18,9 @@ from byol.encoder_io import ENCODER_FILE, run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
 from byol.train.checkpoint import list_checkpoints
 from byol.train.hooks import default_hooks
+from byol.train.hooks.knn import knn_summary
 from byol.train.loop import train_loop
+from byol.train.monitor import read_metrics
 from byol.train.preempt import Preempted, SignalCatcher
 from byol.train.setup import LOCK_FILE, Run, build_run
 from byol.train.state import TrainState, start_state
@@ -107,6 +109,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "images": len(run.data),  # the training set's size (the model card says it)
             **({"extended": state.extensions} if state.extensions else {}),
             **result.knn,
+            **knn_summary(read_metrics(run.run_dir)),  # knn_final and knn_max, with their step and protocol
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
             "micro_batch": math.ceil(cfg.optim.batch_size / run.passes_per_batch),
             "skipped_images": len(run.data.skipped),

@@ -49,7 +49,8 @@ LENGTH_CHANGES = ("run.epochs", "run.time_budget")
 # Values that may differ when a run is resumed; the saved config keeps the others.
 RESUMABLE_CHANGES = (
     "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
-    "data.allow_changed", "data.cache_on_device", "optim.base_lr", "optim.compiled_step", "run.compile_mode",
+    "data.allow_changed", "data.cache_on_device", "data.knn_test", "optim.base_lr", "optim.compiled_step",
+    "run.compile_mode",
     *LENGTH_CHANGES,
 )  # fmt: skip
 HISTORY_FILE = "config_history.jsonl"  # one line per resume that changed any of them
