@@ -67,3 +67,25 @@ def extract_features(
     if return_indices:
         return (*out, torch.cat(indices) if indices else empty)
     return out
+
+
+@torch.no_grad()
+def adapt_batchnorm(
+    encoder: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, ...]],
+    device: torch.device | str = "cpu",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> nn.Module:
+    """Re-estimate ``encoder``'s BatchNorm running statistics on ``batches`` (images first), in place.
+
+    Forward passes in train mode, no optimiser step: the statistics become the exact average over
+    the images (``torch.optim.swa_utils.update_bn``). An untrained encoder so adapted is the baseline
+    that isolates what BatchNorm alone gains on these images from what training learned. The
+    encoder's train/eval mode is restored afterwards; an encoder without BatchNorm is unchanged.
+    """
+    from torch.optim.swa_utils import update_bn
+
+    normalised = (normalize_images(batch[0].to(device), mean, std) for batch in batches)
+    update_bn(normalised, encoder)
+    return encoder

@@ -20,7 +20,7 @@ from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
 from byol.encoder_io import build_from_meta, load_encoder_with_meta
 from byol.errors import ByolError
-from byol.eval.features import extract_features
+from byol.eval.features import adapt_batchnorm, extract_features
 from byol.eval.knn import knn_accuracy
 
 
@@ -55,6 +55,19 @@ class EncoderEval:
         """The same backbone with fresh random weights (``seed``): the baseline every evaluation compares with."""
         torch.manual_seed(self.seed)
         return dataclasses.replace(self, encoder=build_from_meta(self.meta).eval().to(self.device))
+
+    def bn_adapted(self, folder: str) -> EncoderEval:
+        """The untrained baseline with its BatchNorm statistics adapted to ``folder``'s evaluation views.
+
+        Its weights are ``untrained()``'s; only the running statistics are re-estimated on every image of
+        ``folder`` (``byol.eval.features.adapt_batchnorm``). The gap between it and ``untrained()`` is what
+        BatchNorm alone gains on these images: a trained encoder must beat this one to show learning.
+        """
+        base = self.untrained()
+        images = list_images(folder)
+        batches = eval_images(images, self.meta["image_size"], self.meta["eval_crop"], workers=self.workers)
+        adapt_batchnorm(base.encoder, batches, self.device, self.meta["mean"], self.meta["std"])
+        return dataclasses.replace(base, encoder=base.encoder.eval())
 
     def labelled(self, folder: str) -> ImageList:
         images = list_images(folder)
