@@ -276,3 +276,30 @@ def test_evaluation_on_an_unlabelled_folder_is_a_one_line_error(short_run, tmp_p
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "has no class folders" in err and len(err.splitlines()) == 1
+
+
+def test_bn_adapted_baseline_has_untrained_weights_and_the_folders_batch_statistics(synthetic):
+    """The baseline that isolates BatchNorm: untrained()'s weights, running statistics measured on the images."""
+    enc = build_encoder("convnet", width=0.25, image_size=32)
+    meta = encoder_meta(ModelConfig(backbone="convnet", width=0.25), 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0)
+    ev = EncoderEval(enc.module, meta, seed=3, workers=0)
+    plain, adapted = ev.untrained(), ev.bn_adapted(str(synthetic["train"]))
+    assert not adapted.encoder.training
+    for (name, p), q in zip(plain.encoder.named_parameters(), adapted.encoder.parameters()):
+        assert torch.equal(p, q), name  # no optimiser step: the weights are the seed's
+    bn_plain = next(m for m in plain.encoder.modules() if isinstance(m, nn.BatchNorm2d))
+    bn = next(m for m in adapted.encoder.modules() if isinstance(m, nn.BatchNorm2d))
+    assert torch.equal(bn_plain.running_mean, torch.zeros_like(bn.running_mean))  # the untrained one: BN's init
+    # the first BatchNorm's mean is exactly the mean of its input over all 400 images (update_bn: cumulative)
+    first_conv = next(m for m in adapted.encoder.modules() if isinstance(m, nn.Conv2d))
+    seen = []
+    handle = first_conv.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    from byol.data.eval_stream import eval_images
+    from byol.data.folder import list_images
+    from byol.eval.features import normalize_images
+
+    for images, _, _ in eval_images(list_images(synthetic["train"]), 32, 1.0, workers=0):
+        adapted.encoder(normalize_images(images, meta["mean"], meta["std"]))
+    handle.remove()
+    mean = torch.cat(seen).mean(dim=(0, 2, 3))
+    assert sum(len(s) for s in seen) == 400 and torch.allclose(bn.running_mean, mean, atol=1e-4)
