@@ -83,28 +83,17 @@ def run_byol(args) -> float:
 
 
 def run_lightly(args) -> float:
-    import copy
-
     import torch
     import torchvision
     from lightly.loss import NegativeCosineSimilarity
-    from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
-    from lightly.models.utils import deactivate_requires_grad, update_momentum
-    from lightly.transforms.byol_transform import BYOLTransform, BYOLView1Transform, BYOLView2Transform
+    from lightly_recipe import PeerBYOL, peer_transform
 
     from byol.dist import default_workers
     from byol.models.backbones import build_encoder
 
     cfg = config(args)
-    size, (v1, v2), m = cfg.data.image_size, (cfg.augment.view1, cfg.augment.view2), cfg.model
-
-    def view(cls, p):
-        return cls(
-            input_size=size, min_scale=p.crop_scale[0], gaussian_blur=p.blur_p, solarization_prob=p.solarize_p,
-            cj_prob=p.jitter_p, random_gray_scale=p.grayscale_p, hf_prob=p.flip_p,
-        )  # fmt: skip
-
-    transform = BYOLTransform(view(BYOLView1Transform, v1), view(BYOLView2Transform, v2))
+    size, m = cfg.data.image_size, cfg.model
+    transform = peer_transform(size, cfg.augment.view1, cfg.augment.view2)
     dataset = torchvision.datasets.ImageFolder(str(args.data), transform=transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.optim.batch_size, shuffle=True, drop_last=True, num_workers=default_workers(),
@@ -112,28 +101,16 @@ def run_lightly(args) -> float:
     )  # fmt: skip
     device = torch.device(args.device)
     enc = build_encoder(m.backbone, m.width, size, m.small_images)
-    backbone = enc.module.to(device)
-    proj = BYOLProjectionHead(enc.feature_dim, m.projector_hidden, m.projection_dim).to(device)
-    pred = BYOLPredictionHead(m.projection_dim, m.predictor_hidden, m.projection_dim).to(device)
-    backbone_m, proj_m = copy.deepcopy(backbone), copy.deepcopy(proj)
-    deactivate_requires_grad(backbone_m)
-    deactivate_requires_grad(proj_m)
+    model = PeerBYOL(enc.module, enc.feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden)
+    model = model.to(device).train()
     criterion = NegativeCosineSimilarity()
-    params = [*backbone.parameters(), *proj.parameters(), *pred.parameters()]
-    optimizer = torch.optim.SGD(params, lr=0.06)
+    optimizer = torch.optim.SGD(model.online_parameters(), lr=0.06)
     clock = Clock(args.warmup, args.steps, args.device)
     step = 0
     try:
         while True:
             for (x0, x1), _ in loader:
-                update_momentum(backbone, backbone_m, m=0.99)
-                update_momentum(proj, proj_m, m=0.99)
-                x0, x1 = x0.to(device), x1.to(device)
-                p0, p1 = pred(proj(backbone(x0))), pred(proj(backbone(x1)))
-                with torch.no_grad():
-                    z0, z1 = proj_m(backbone_m(x0)), proj_m(backbone_m(x1))
-                loss = 0.5 * (criterion(p0, z1) + criterion(p1, z0))
-                loss.backward()
+                model.training_step(x0.to(device), x1.to(device), 0.99, criterion).backward()
                 optimizer.step()
                 optimizer.zero_grad()
                 step += 1

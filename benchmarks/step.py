@@ -33,8 +33,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import lightly_recipe  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
-from torch import nn
 
 from byol.dist import DistInfo
 from byol.models.backbones import build_encoder
@@ -93,45 +93,22 @@ def floor_step(cfg, device: torch.device, views, channels_last: bool) -> Callabl
 
 
 def lightly_step(cfg, device: torch.device, views) -> Callable[[], None] | None:
-    """lightly's examples/pytorch/byol.py step, at byol's backbone and head sizes."""
-    try:
-        from lightly.loss import NegativeCosineSimilarity
-        from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
-        from lightly.models.utils import deactivate_requires_grad, update_momentum
-    except ImportError:
+    """lightly's BYOL step (``lightly_recipe.PeerBYOL``: its heads, loss, ``update_momentum``), SGD, at byol's sizes."""
+    if not lightly_recipe.available():
         return None
-    enc = build_encoder(cfg.model.backbone, cfg.model.width, cfg.data.image_size, cfg.model.small_images)
-    m = cfg.model
+    from lightly.loss import NegativeCosineSimilarity
 
-    class PeerBYOL(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.backbone = enc.module
-            self.projection_head = BYOLProjectionHead(enc.feature_dim, m.projector_hidden, m.projection_dim)
-            self.prediction_head = BYOLPredictionHead(m.projection_dim, m.predictor_hidden, m.projection_dim)
-            self.backbone_momentum = copy.deepcopy(self.backbone)
-            self.projection_head_momentum = copy.deepcopy(self.projection_head)
-            deactivate_requires_grad(self.backbone_momentum)
-            deactivate_requires_grad(self.projection_head_momentum)
-
-        def forward(self, x):
-            return self.prediction_head(self.projection_head(self.backbone(x).flatten(start_dim=1)))
-
-        def forward_momentum(self, x):
-            return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1)).detach()
-
-    model = PeerBYOL().to(device).train()
+    enc, m = build_encoder(cfg.model.backbone, cfg.model.width, cfg.data.image_size, cfg.model.small_images), cfg.model
+    model = lightly_recipe.PeerBYOL(
+        enc.module, enc.feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden
+    )
+    model = model.to(device).train()
     criterion = NegativeCosineSimilarity()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.06)
     x0, x1 = views
 
     def step():
-        update_momentum(model.backbone, model.backbone_momentum, m=0.99)
-        update_momentum(model.projection_head, model.projection_head_momentum, m=0.99)
-        p0, z0 = model(x0), model.forward_momentum(x0)
-        p1, z1 = model(x1), model.forward_momentum(x1)
-        loss = 0.5 * (criterion(p0, z1) + criterion(p1, z0))
-        loss.backward()
+        model.training_step(x0, x1, 0.99, criterion).backward()
         optimizer.step()
         optimizer.zero_grad()
 
