@@ -15,33 +15,9 @@ from byol.config import ModelConfig
 from byol.encoder_io import encoder_meta, load_encoder, load_encoder_with_meta, save_encoder
 from byol.errors import ByolError
 from byol.eval.linear import linear_probe
-from byol.eval.protocols import class_balanced_subset, linear_fast
+from byol.eval.protocols import class_balanced_subset
 from byol.eval.runner import EncoderEval
 from byol.models import build_encoder
-
-
-def test_fast_linear_probe_beats_the_untrained_encoder(learned_run):
-    run_dir, train, test = learned_run
-    ev = EncoderEval.load(run_dir, workers=0)
-    trained = linear_fast(ev, str(train), str(test))
-    untrained = linear_fast(ev.untrained(), str(train), str(test))
-    assert trained["top1"] > untrained["top1"] + 0.03, (trained, untrained)  # 3 standard errors (5,000 images)
-    assert trained["top1"] <= trained["top5"] and trained["weight_decay"] in (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
-
-
-def test_the_papers_linear_protocol_beats_the_untrained_encoder(learned_run):
-    """The augmented linear protocol (crop + flip, SGD, lr picked on held-out train), one epoch: the
-    pretrained encoder's head beats the untrained one's by 3 standard errors on 5,000 test images
-    (measured when written: 34.1% vs 10.5%). Fine-tuning is not compared: at this scale (a width-0.25
-    convnet, 940 steps) fine-tuned on 1,000–2,000 labels it matched or trailed the untrained encoder
-    (32.9% vs 35.6%)."""
-    from byol.eval.protocols import linear_augmented
-
-    run_dir, train, test = learned_run
-    ev = EncoderEval.load(run_dir, workers=0)
-    run = lambda e: linear_augmented(e, str(train), str(test), epochs=1, lrs=(0.1,), batch_size=256)  # noqa: E731
-    trained, untrained = run(ev), run(ev.untrained())
-    assert trained["top1"] > untrained["top1"] + 0.03, (trained, untrained)
 
 
 def test_linear_probe_learns_a_separable_problem_and_picks_regularisation_on_held_out_data():
@@ -135,11 +111,14 @@ def test_eval_table_prints_the_figures_of_the_json_output(short_run, small, caps
     assert cli([*args, "--workers", "0", "--baseline", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert cli([*args, "--workers", "0", "--baseline"]) == 0
-    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[2:]}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
     assert rows == {
         "trained": [f"{result['top1']:.2%}", f"{result['top5']:.2%}"],
         "untrained": [f"{result['baseline_top1']:.2%}", f"{result['baseline_top5']:.2%}"],
+        "bn-adapted": [f"{result['bn_adapted_top1']:.2%}", f"{result['bn_adapted_top5']:.2%}"],
     }
+    assert lines[-1] == f"bn-adapted: untrained, BatchNorm statistics re-estimated on {small['train']} (no training)"
 
 
 def test_embed_writes_one_row_per_image_in_order(short_run, small, tmp_path, capsys):

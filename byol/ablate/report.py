@@ -29,7 +29,9 @@ def report_markdown(results: dict[str, Any]) -> str:
         "",
         "Paper figures: ImageNet, ResNet-50, 300 epochs, linear top-1 (%) unless the source says otherwise; ours: "
         "weighted kNN top-1 (%), mean ± std over seeds. Compare directions, not values. Every variant is also "
-        "scored untrained (same architecture, norm and seed): the gain is over that.",
+        "scored untrained (same architecture, norm and seed): the gain is over that; \"its BN-adapted\" is that "
+        "untrained encoder with its BatchNorm statistics adapted to the training images, no training (what "
+        "BatchNorm alone gains; — in runs made before it was scored).",
         "",
         f"The rule, fixed before the runs: {RULE}.",
         "",
@@ -37,9 +39,10 @@ def report_markdown(results: dict[str, Any]) -> str:
     if not any(knn(r) is not None for n in variants for r in seed_rows(results, n).values()):
         lines += ["No labels (or no `--test`): collapse diagnostics only, no accuracy.", ""]
     lines += [
-        "| variant | kNN top-1 | its untrained | gain | paper | source | spread (step 0 → end) | top-direction share "
-        "| collapsed (seeds) | uncentred std × √d | rank of projections | rank of representations |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| variant | kNN top-1 | its untrained | its BN-adapted | gain | paper | source | spread (step 0 → end) "
+        "| top-direction share | collapsed (seeds) | uncentred std × √d | rank of projections "
+        "| rank of representations |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, v in variants.items():
         rows = seed_rows(results, name)
@@ -48,6 +51,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         untrained = per_seed(results, (name,), lambda r: untrained_top1(results, r))
         lines.append(
             f"| {name}: {v.get('label', '')} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
+            f"{_column(results, name, 'bn_adapted_top1')} | "
             f"{spread(per_seed(results, (name,), gain(results)))} | {'—' if v.get('paper') is None else v['paper']} | "
             f"{v.get('source', '')} | {start} → {_column(results, name, 'spread', 1)} | "
             f"{_column(results, name, 'top_share', 1)} | {sum(flags)} of {len(rows)} | "

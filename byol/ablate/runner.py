@@ -116,8 +116,9 @@ class AblationRunner:
         return row
 
     def _knn(self, run_dir: Path, seed: int, results: dict[str, Any]) -> dict[str, Any]:
-        """kNN of the trained encoder and of its own untrained one (same architecture, norm and seed;
-        computed once per architecture and seed)."""
+        """kNN of the trained encoder, of its own untrained one (same architecture, norm and seed) and of
+        that one with its BatchNorm statistics adapted to the training images (``with_baselines``'s two;
+        both computed once per architecture and seed)."""
         from byol.eval.runner import EncoderEval, knn_evaluate
 
         cfg = self.base
@@ -129,7 +130,11 @@ class AblationRunner:
         cache = results.setdefault("untrained_by_architecture", {}).setdefault(key, {})
         if str(seed) not in cache:
             cache[str(seed)] = score(ev.untrained())["top1"]
-        return {"knn_top1": score(ev)["top1"], "knn_on": "test", "untrained_top1": cache[str(seed)]}
+        adapted = results.setdefault("bn_adapted_by_architecture", {}).setdefault(key, {})
+        if str(seed) not in adapted:
+            adapted[str(seed)] = score(ev.bn_adapted(cfg.data.path))["top1"]
+        return {"knn_top1": score(ev)["top1"], "knn_on": "test", "untrained_top1": cache[str(seed)],
+                "bn_adapted_top1": adapted[str(seed)]}  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         """Write the report and plots again from ``ablations.json`` (after the claims changed, say)."""

@@ -1,7 +1,8 @@
 """``byol eval {knn,linear,finetune} RUN_DIR --train DIR --test DIR``: evaluate a pretrained encoder.
 
 Every protocol prints a table, or one JSON object with ``--json``; ``--baseline`` adds the same
-backbone untrained, scored the same way.
+backbone untrained and untrained with its BatchNorm statistics adapted to ``--train`` (what BatchNorm
+alone gains, no training), scored the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder, or an encoder file (.safetensors / .pt)")
     p.add_argument("--train", required=True, help="labelled folder (<class>/*.jpg) to fit on")
     p.add_argument("--test", required=True, help="labelled folder to report on")
-    p.add_argument("--baseline", action="store_true", help="also score the same backbone untrained")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also score the same backbone untrained, and untrained with its BatchNorm statistics adapted to "
+        "--train's images (JSON: baseline_*, bn_adapted_*)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_workers_argument(p)
     p.add_argument("--seed", type=int, default=0)
@@ -82,7 +88,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from byol.dist import resolve_device
-    from byol.eval.runner import EncoderEval
+    from byol.eval.runner import EncoderEval, with_baselines
     from byol.hub import eval_record
 
     _validate(args)
@@ -91,11 +97,10 @@ def run(args: argparse.Namespace) -> int:
     protocol = args.protocol + (" (augmented)" if getattr(args, "augment", False) else "")
     result: dict[str, Any] = {"protocol": protocol, "run": args.run, "train": args.train, "test": args.test}
     result["backbone"] = ev.meta["backbone"]
-    scores = {"trained": _evaluate(args, ev)}
-    if args.baseline:
-        scores["untrained"] = _evaluate(args, ev.untrained())
+    evaluate = lambda e: _evaluate(args, e)  # noqa: E731
+    scores = with_baselines(ev, args.train, evaluate) if args.baseline else {"trained": evaluate(ev)}
     for name, values in scores.items():
-        prefix = "" if name == "trained" else "baseline_"
+        prefix = {"trained": "", "untrained": "baseline_", "bn-adapted": "bn_adapted_"}[name]
         result.update({f"{prefix}{k}": v for k, v in values.items()})
     record = eval_record(Path(args.run), args.protocol + ("-augmented" if "augmented" in protocol else ""),
                          result, getattr(args, "argv", []))  # fmt: skip
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
     for name, values in scores.items():
         print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")
+    if args.baseline:
+        print(f"bn-adapted: untrained, BatchNorm statistics re-estimated on {args.train} (no training)")
     if record is not None:
         log.info("kept in %s (byol export --hub puts it in the model card)", record)
     return 0

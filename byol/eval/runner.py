@@ -9,6 +9,7 @@ protocol asks.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,21 @@ class EncoderEval:
             encoder, batches, self.device, self.meta["mean"], self.meta["std"], self.progress, f"features {folder}"
         )
         return feats, labels, len(images.classes)
+
+
+BASELINES = ("untrained", "bn-adapted")  # what a trained encoder is measured against, in that order
+
+
+def with_baselines(ev: EncoderEval, folder: str, evaluate: Callable[[EncoderEval], dict]) -> dict[str, dict]:
+    """``evaluate`` of the trained encoder and of its two baselines: the same backbone untrained, and
+    untrained with its BatchNorm statistics adapted to ``folder`` (the images the protocol fits on;
+    ``EncoderEval.bn_adapted``). The gap between the baselines is BatchNorm's alone; learning is what a
+    trained encoder gains over both. Without BatchNorm the two baselines are the same encoder, scored once.
+    """
+    scores = {"trained": evaluate(ev), "untrained": evaluate(ev.untrained())}
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ev.encoder.modules())
+    scores["bn-adapted"] = evaluate(ev.bn_adapted(folder)) if has_bn else scores["untrained"]
+    return scores
 
 
 def knn_evaluate(ev: EncoderEval, train: str, test: str, k: int = 200, temperature: float = 0.1) -> dict[str, float]:
