@@ -114,3 +114,73 @@ class ForkServer:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+# Resume, proved. A deterministic run that silently restarts from step 0 ends on the same weights as
+# one that resumed, so comparing final weights with an unbroken run shows nothing about resuming. The
+# two checks below take the resumed sitting's own word and count (its result or JSON line, the steps
+# it ran, its log, the first metrics line it wrote), and every resume test goes through one of them
+# (test_structure checks that).
+
+
+def resume(cfg, run_dir, at: int, **kwargs):
+    """``pretrain(cfg, run_dir)`` again on a folder an earlier sitting left at checkpoint step ``at``,
+    asserting that this sitting went on from there: its result says ``resumed_at == at``, it ran exactly
+    steps ``at + 1 … total`` (counted by ``on_step``, not taken from the result), its log says
+    ``resumed from …step-{at}.pt at step {at}`` and its first metrics line (if it trained) ``resumed_at:
+    at``; each failed check is named. Returns the ``RunResult``."""
+    import logging
+
+    from byol.train.pretrain import pretrain
+
+    ran, records = [], []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("byol")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = pretrain(cfg, run_dir, progress=False, on_step=ran.append, **kwargs)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    problems = []
+    if result.resumed_at != at:
+        problems.append(f"its result says resumed_at {result.resumed_at}, not {at}")
+    if ran != list(range(at + 1, result.steps + 1)):
+        problems.append(f"it ran {len(ran)} steps ({ran[:1]}…{ran[-1:]}), not {result.steps - at} from step {at + 1}")
+    problems += [_resume_not_logged("\n".join(records), at)]
+    if result.steps > at:  # a sitting that resumed at the last step (to write the encoder) logs no line
+        problems += [_resume_not_in_metrics(run_dir, at)]
+    problems = [p for p in problems if p]
+    assert not problems, f"not resumed from the checkpoint of step {at}: {'; '.join(problems)}"
+    return result
+
+
+def assert_resume_logged(log_text: str, at: int, summary_line: str | None = None, run_dir=None) -> None:
+    """The log of a sitting (a child's stderr, a CLI run's output) says it resumed from the checkpoint of
+    step ``at``; ``summary_line``, the CLI's JSON line, says ``resumed_at == at``; ``run_dir``'s metrics,
+    that the first line after step ``at`` is where a sitting resumed at ``at``."""
+    import json
+
+    problems = [p for p in (_resume_not_logged(log_text, at), run_dir and _resume_not_in_metrics(run_dir, at)) if p]
+    assert not problems, "; ".join(problems)
+    if summary_line is not None:
+        assert json.loads(summary_line)["resumed_at"] == at, summary_line
+
+
+def _resume_not_logged(log_text: str, at: int) -> str:
+    said = f"step-{at:09d}.pt at step {at}"
+    return "" if "resumed from " in log_text and said in log_text else f"its log has no 'resumed from …{said}'"
+
+
+def _resume_not_in_metrics(run_dir, at: int) -> str:
+    import json
+
+    lines = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    after = [r for r in lines if r["step"] > at]
+    if not after or after[0].get("resumed_at") != at:
+        first = after[0] if after else None
+        return f"its first metrics line after step {at} does not say resumed_at {at}: {first}"
+    return ""

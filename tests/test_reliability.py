@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import assert_resume_logged, resume, tiny_config
 from safetensors.torch import load_file
 
 from byol.cli.__main__ import main as cli
@@ -53,7 +53,9 @@ def run_child(fork_server, small, out, **env):
 
 
 @pytest.mark.parametrize("phase", ["mid-write", "before-rename"])
-def test_a_kill_inside_a_checkpoint_write_loses_nothing(small, tmp_path, reference, fork_server, phase):
+def test_a_kill_inside_a_checkpoint_write_loses_nothing_and_the_rerun_resumes_from_the_one_before(
+    small, tmp_path, reference, fork_server, phase
+):
     """SIGKILL while step 24's checkpoint is half written, or whole but not renamed: step 12's survives,
     the temporary file is removed at the next start, and the resumed run ends where an unbroken one does."""
     out = tmp_path / "run"
@@ -63,7 +65,7 @@ def test_a_kill_inside_a_checkpoint_write_loses_nothing(small, tmp_path, referen
     stale = list((out / "checkpoints").glob(".step-000000024.pt.tmp*"))
     assert len(stale) == 1 and stale[0].stat().st_size > 0
     ckpt_io.load_checkpoint(out / "checkpoints" / "step-000000012.pt")  # the previous one reads
-    result = pretrain(config(small), out, progress=False)
+    result = resume(config(small), out, at=12)
     assert result.steps == 36 and not list((out / "checkpoints").glob(".*tmp*"))
     resumed = load_file(str(out / "encoder.safetensors"))
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
@@ -134,7 +136,9 @@ def _copy_run(run_dir, dest):
     return dest
 
 
-def test_a_checkpoint_of_another_model_falls_back_to_the_one_before(short_run, tmp_path, caplog):
+def test_a_checkpoint_of_another_model_is_passed_over_and_the_run_resumes_from_the_one_before(
+    short_run, tmp_path, caplog
+):
     """The newest checkpoint reads but does not fit (e.g. another backbone's): a warning names both
     files and the run resumes from the one before; when none fits, a one-line error."""
     from byol.config_io import load_yaml
@@ -152,7 +156,7 @@ def test_a_checkpoint_of_another_model_falls_back_to_the_one_before(short_run, t
 
     spoil(newest)
     with caplog.at_level(logging.WARNING):
-        resumed = pretrain(cfg, copy, progress=False)
+        resumed = resume(cfg, copy, at=ckpt_io.load_checkpoint(older)["step"])
     warning = next(r.getMessage() for r in caplog.records if "resuming from the checkpoint before" in r.getMessage())
     assert newest.name in warning and older.name in warning and "does not match" in warning
     assert resumed.steps == result.steps  # it trained from the older checkpoint to the end again
@@ -187,7 +191,7 @@ def test_resuming_on_other_images_is_refused_unless_allowed(small, tmp_path):
     assert "other data (400 images" in message and "(399 images" in message and "data.allow_changed=true" in message
     assert "\n" not in message
     moved.data.allow_changed = True
-    assert pretrain(moved, out, progress=False).steps == 24
+    assert resume(moved, out, at=12).steps == 24
 
 
 def test_a_config_without_checkpoints_is_not_overwritten_and_no_resume_says_what_to_do(
@@ -239,13 +243,13 @@ def _run_state(out):
         tensors.update({f"optim.{i}.{k}": v for k, v in state.items() if torch.is_tensor(v)})
     tensors.update({f"encoder.{k}": v for k, v in load_file(str(out / "encoder.safetensors")).items()})
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return tensors, [{k: v for k, v in r.items() if not _is_timing(k)} for r in rows]
+    return tensors, [{k: v for k, v in r.items() if not _volatile(k)} for r in rows]
 
 
-def _is_timing(key: str) -> bool:
-    """Wall-clock fields of a metrics line (throughput, elapsed time, the monitor's seconds): the only
-    fields two runs of the same deterministic config may disagree on."""
-    return key in ("images_per_sec", "elapsed") or key.endswith("_seconds")
+def _volatile(key: str) -> bool:
+    """Fields of a metrics line that two runs of the same deterministic config may disagree on: wall-clock
+    ones (throughput, elapsed time, the monitor's seconds) and the mark of where a sitting resumed."""
+    return key in ("images_per_sec", "elapsed", "resumed_at") or key.endswith("_seconds")
 
 
 def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(trial_data, tmp_path, fork_server):
@@ -268,17 +272,17 @@ def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(tri
     points += [f"knn:{rng.choice([6, 12, 18])}" for _ in range(2)]
     points += [f"{rng.choice(['mid-write', 'before-rename'])}:{name}" for name in rng.sample(files, 5)]
 
-    def checkpoint_left(point: str) -> bool:
-        """Whether a checkpoint is on disk when the kill at ``point`` comes (epochs end at 6, 12, 18;
-        the kNN monitor runs before the epoch's checkpoint is written)."""
+    def checkpoint_left(point: str) -> int | None:
+        """The step of the newest whole checkpoint on disk when the kill at ``point`` comes (epochs end
+        at 6, 12, 18; the kNN monitor runs before the epoch's checkpoint is written); None: none yet."""
         kind, where = point.split(":")
-        if kind == "step":
-            return int(where) > 6
-        if kind == "knn":
-            return int(where) > 6
-        return where != "step-000000006.pt"
+        if kind == "step":  # killed inside step k: the epochs that ended before it are saved
+            return 6 * ((int(where) - 1) // 6) or None
+        if kind == "knn" or where.startswith("step-"):  # inside epoch N's monitor or checkpoint write
+            return int(where.removeprefix("step-").removesuffix(".pt")) - 6 or None
+        return 18  # inside the encoder's or the summary's write: every checkpoint is there
 
-    survived, resumed, expected_resumed = [], [], [checkpoint_left(p) for p in points]
+    survived, resumed = [], []
     for trial, point in enumerate(points):
         out = tmp_path / f"trial{trial}"
         script = TRIAL_SCRIPT.format(
@@ -289,17 +293,21 @@ def test_ten_kills_at_random_steps_and_phases_all_resume_to_the_unbroken_run(tri
         )
         proc = fork_server.run(script, {**os.environ, FAULT_ENV: point}, timeout=120)
         assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
-        resumed.append(bool(ckpt_io.list_checkpoints(out)))  # the re-run goes on from there, not from 0
-        pretrain(cfg(), out, progress=False)
+        at = checkpoint_left(point)
+        if at is None:  # killed before its first checkpoint: the re-run starts over, as it must
+            assert pretrain(cfg(), out, progress=False).resumed_at is None, point
+        else:  # the re-run goes on from that checkpoint, not from 0
+            resume(cfg(), out, at=at)
+            resumed.append(point)
         tensors, rows = _run_state(out)
         assert rows == expected_rows, point  # no duplicated or missing step
         assert tensors.keys() == expected_tensors.keys()
         assert all(torch.equal(tensors[k], expected_tensors[k]) for k in tensors), point
         survived.append(point)
     print(f"{len(survived)} kill trials survived: {', '.join(survived)}")
-    # Every trial killed after the first checkpoint found it and went on from there (random.Random(11)
-    # draws step:4 first, before any checkpoint: 9 of the 10); none lost its checkpoints to the kill.
-    assert resumed == expected_resumed and sum(resumed) == 9
+    # Every trial killed after the first checkpoint went on from its newest one (random.Random(11) draws
+    # step:4 first, before any checkpoint: 9 of the 10); none lost its checkpoints to the kill.
+    assert len(resumed) == 9, resumed
 
 
 @pytest.mark.slow
@@ -328,10 +336,40 @@ def test_non_finite_steps_are_skipped_then_stop_the_run_which_resumes_with_a_low
     monkeypatch.setattr(BYOL, "forward", real_forward)
     lower = tiny_config(small["train"], small["cache"], epochs=3, knn_every=0, log_every=4, max_skipped_steps=3)
     lower.optim.base_lr = cfg.optim.base_lr / 2
-    assert pretrain(lower, tmp_path / "run", progress=False).steps == 36
+    assert resume(lower, tmp_path / "run", at=12).steps == 36
     history = [json.loads(line) for line in (tmp_path / "run" / "config_history.jsonl").read_text().splitlines()]
     assert history[-1]["optim.base_lr"] == [cfg.optim.base_lr, cfg.optim.base_lr / 2]
     assert history[-1]["from_step"] == 12
+
+
+def test_a_resume_that_restarts_from_step_0_fails_every_resume_check_though_its_weights_match(
+    small, tmp_path, reference, monkeypatch
+):
+    """The break the resume tests must catch: the re-run finds no checkpoint and starts over. Being
+    deterministic it still ends on the unbroken run's weights bit for bit, so the weights prove nothing;
+    ``helpers.resume`` (which every resume test goes through, test_structure checks) fails on each of
+    its four checks: the result's resumed_at, the steps the sitting ran, its log, its first metrics line."""
+
+    class Crash(Exception):
+        pass
+
+    def crash(step):
+        if step == 17:  # mid-epoch 2, after the step-12 checkpoint
+            raise Crash
+
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        pretrain(config(small), out, progress=False, on_step=crash)
+    assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
+    monkeypatch.setattr(ckpt_io, "latest_checkpoint", lambda *args, **kwargs: None)  # the break
+    with pytest.raises(AssertionError) as e:
+        resume(config(small), out, at=12)
+    message = str(e.value)
+    assert "resumed_at None, not 12" in message and "ran 36 steps ([1]…[36]), not 24 from step 13" in message
+    assert "its log has no 'resumed from …step-000000012.pt at step 12'" in message, message
+    assert "its first metrics line after step 12 does not say resumed_at 12" in message, message
+    resumed = load_file(str(out / "encoder.safetensors"))
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)  # what the old tests compared
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGUSR1"])
@@ -357,13 +395,18 @@ def test_a_signal_mid_epoch_checkpoints_that_step_and_the_resumed_run_equals_the
     assert signal.getsignal(number) == before  # the handlers are put back
     assert [p.name for p in ckpt_io.list_checkpoints(out)][-1] == "step-000000018.pt"
     assert not (out / "encoder.safetensors").exists() and not (out / "summary.json").exists()
-    result = pretrain(config(small), out, progress=False)
+    result = resume(config(small), out, at=18)
     assert result.steps == 36
     resumed = load_file(str(out / "encoder.safetensors"))
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
-def test_byol_pretrain_sent_sigterm_from_outside_exits_143_with_one_line_and_resumes(small, tmp_path):
+def test_byol_pretrain_sent_sigterm_from_outside_exits_143_with_one_line_and_the_same_command_resumes(
+    small, tmp_path, capsys, caplog
+):
+    """A real ``byol pretrain`` process, SIGTERMed while it trains: exit 143, one line naming the step and
+    its checkpoint; the same command (its length shortened to end within an epoch of that step, to stay
+    short) then goes on from that checkpoint, as its log and JSON line say."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "byol", "pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu"]
     args += ["--set", f"data.cache_dir={small['cache']}", "--set", "augment.compile=off", "--width", "0.25"]
@@ -388,3 +431,7 @@ def test_byol_pretrain_sent_sigterm_from_outside_exits_143_with_one_line_and_res
     assert 0 < step < 240 and ckpt_io.list_checkpoints(out)[-1].name == f"step-{step:09d}.pt"
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
     assert state["step"] == step and state["schedule"]["total_steps"] == 240  # the schedule kept its length
+    again = [*args[3:], "--epochs", str(step // 12 + 1)]  # the same flags after `byol`; the later --epochs wins
+    with caplog.at_level(logging.INFO, logger="byol"):
+        assert cli(again) == 0
+    assert_resume_logged(caplog.text, step, capsys.readouterr().out.strip().splitlines()[-1], out)

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"run": str(result.run_dir), "steps": result.steps, "epochs": round(result.epochs, 3)}
     summary.update({"images_seen": result.images_seen, "minutes": round(result.seconds / 60, 2)})
     summary.update({"compile_seconds": round(result.compile_seconds, 1), "images_per_sec": result.images_per_sec})
-    summary.update({"final_loss": result.final_loss, **result.knn})
+    summary.update({"final_loss": result.final_loss, "resumed_at": result.resumed_at, **result.knn})
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
     return 0

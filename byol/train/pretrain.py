@@ -41,6 +41,7 @@ class RunResult:
     knn: dict[str, float] = field(default_factory=dict)
     compile_seconds: float = 0.0  # time to the first step, all sittings
     images_per_sec: float | None = None  # over the timed steps: what the hardware sustains
+    resumed_at: int | None = None  # the checkpoint step this sitting went on from; None: it started at step 0
 
 
 def pretrain(
@@ -88,6 +89,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
         run.run_dir, state.step, state.epoch, state.step * run.images_per_step, seconds, state.final_loss,
         state.knn, state.compile_seconds,
         state.timed_steps * run.images_per_step / seconds if state.timed_steps and seconds > 0 else None,
+        state.sitting_step or None,
     )  # fmt: skip
     log.info(
         "trained %d steps (%.2f epochs) in %.1f s after %.1f s of compilation and warm-up: %s images/s",
@@ -129,5 +131,5 @@ def _stored_result(run_dir: Path) -> RunResult:
     knn = {k: done[k] for k in ("knn_top1", "knn_top5") if k in done}
     return RunResult(
         run_dir, done["steps"], done["epochs"], done["images_seen"], done["seconds"], done["final_loss"], knn,
-        done.get("compile_seconds", 0.0), done.get("images_per_sec"),
+        done.get("compile_seconds", 0.0), done.get("images_per_sec"), done["steps"],  # resumed at its end
     )  # fmt: skip

@@ -58,7 +58,8 @@ class MetricsLog(Hook):
     host: logging never stalls the device. More than ``run.max_skipped_steps`` skipped steps in a
     row stop the run with a one-line error naming the last good checkpoint; the first
     collapsed-looking batch gets one warning. With an ``OnlineProbe`` (run before this hook), its
-    accuracy over the interval is in the line.
+    accuracy over the interval is in the line. A sitting that resumed from a checkpoint says so in its
+    first line (``resumed_at``: the checkpoint's step), so the file shows where each sitting began.
     """
 
     def __init__(self, run: Run, logger: MetricsLogger, start_step: int, probe: OnlineProbe | None = None):
@@ -70,6 +71,7 @@ class MetricsLog(Hook):
         self.since: tuple[float, int] | None = None  # (training seconds, timed steps) at the last line
         self.pending: _Pending | None = None
         self.collapse_warned = False
+        self.resumed_at = start_step or None  # said in this sitting's first line, then cleared
 
     def after_step(self, event: StepEvent) -> None:
         run, result = self.run, event.result
@@ -149,6 +151,8 @@ class MetricsLog(Hook):
         }
         if pending.labelled:
             values["online_top1"] = correct / pending.labelled
+        if self.resumed_at is not None:
+            values["resumed_at"], self.resumed_at = self.resumed_at, None
         self.logger.log(step, values)
         if is_collapsed(values) and not self.collapse_warned:
             log.warning(
