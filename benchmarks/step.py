@@ -36,11 +36,11 @@ from collections.abc import Callable
 import lightly_recipe  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
-from byol.dist import DistInfo
+from byol.dist import DistInfo, autocast_for, resolve_precision
 from byol.models.backbones import build_encoder
 from byol.presets import resolve
 from byol.train.engine import train_step
-from byol.train.setup import autocast_for, build_model, resolve_precision
+from byol.train.setup import build_model
 
 # name -> (preset, overrides of the preset, batch); every model as byol pretrain builds it.
 CONFIGS = {

@@ -1,5 +1,6 @@
-"""Where a run executes: the device, the CPU cores, and process-group facts as values (rank,
-world size), with a no-op path for one process.
+"""Where a run executes: the device and its settings (precision, compiled augmentation, SyncBatchNorm,
+seeds and determinism), the CPU cores, and process-group facts as values (rank, world size), with a
+no-op path for one process.
 
 ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK; nothing here mutates arguments or patches print.
 """
@@ -10,6 +11,7 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +60,56 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    """``run.precision``: auto is bf16 autocast on CUDA and on CPUs with bf16 matrix units (Intel AMX),
+    fp32 on other CPUs (bf16 matmuls are slower than fp32 there)."""
+    if setting == "auto":
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_units()) else "fp32"
+    return setting
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX tiles), as PyTorch reports it."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe()) if probe is not None else False
+
+
+def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast of the forward passes (the loss is computed in fp32), or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_device(device: torch.device, info: DistInfo, seed: int, deterministic: bool) -> torch.device:
+    """This process's device (under torchrun on CUDA: its local rank's GPU), seeded, with the kernel
+    settings a run asks for (``deterministic``; TF32 matmuls and cuDNN autotuning otherwise on CUDA)."""
+    if device.type == "cuda" and info.distributed:
+        device = torch.device("cuda", info.local_rank)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def augment_compile(setting: str, device: torch.device) -> bool:
+    """``augment.compile``: auto compiles the augmentation on CUDA and where a C++ compiler is found."""
+    if setting == "auto":
+        return device.type == "cuda" or shutil.which("c++") is not None or shutil.which("g++") is not None
+    return setting == "on"
+
+
+def sync_bn(setting: str, device: torch.device) -> bool:
+    """``model.sync_bn``: auto is SyncBatchNorm on CUDA; on is refused on a CPU."""
+    if setting == "on" and device.type != "cuda":
+        raise ByolError("model.sync_bn=on needs CUDA (SyncBatchNorm runs on GPUs only); use auto or off on CPU")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def elastic_restart_warning(env=os.environ) -> str | None:

@@ -32,7 +32,7 @@ from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_enc
 from byol.method import build_method
 from byol.optim import optimizer_for
 from byol.presets import resolve
-from byol.schedules import lr_schedule, tau_schedule, warmup_steps
+from byol.schedules import Plan, warmup_steps
 from byol.train.engine import augmentation_generator
 
 try:
@@ -66,8 +66,7 @@ class BYOLModule(L.LightningModule):
         self.augment = cfg.augment.build(cfg.data.image_size)
         self.memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
-        self.total_steps = 0
-        self.warmup_steps = 0
+        self.plan = Plan(0)  # laid once the Trainer knows its length (configure_optimizers, on_train_start)
         self.save_hyperparameters({"config": cfg.to_dict()})
 
     @property
@@ -88,9 +87,18 @@ class BYOLModule(L.LightningModule):
         accumulate, world = (trainer.accumulate_grad_batches, trainer.world_size) if trainer is not None else (1, 1)
         return dataclasses.replace(self.cfg.optim, accumulate=accumulate).peak_lr(world)
 
+    @property
+    def total_steps(self) -> int:
+        return self.plan.total_steps
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.plan.warmup_steps
+
     def lr_factor(self, step: int) -> float:
-        """The lr schedule as a fraction of the peak: linear warmup, then cosine to 0."""
-        return lr_schedule(step, self.total_steps, 1.0, self.warmup_steps)
+        """The lr as a fraction of the peak (``byol.schedules.Plan``, as ``byol pretrain``): linear warmup,
+        then cosine to 0."""
+        return self.plan.lr_at(step)
 
     def configure_optimizers(self):
         cfg = self.cfg.optim
@@ -99,7 +107,7 @@ class BYOLModule(L.LightningModule):
             raise ValueError(
                 "BYOLModule: give the Trainer max_epochs or max_steps (the lr and τ schedules need an end)"
             )
-        self.total_steps = int(total)
+        self.plan = Plan(int(total))
         optimizer = optimizer_for(cfg, self.method.trained_modules(), self.peak_lr())
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -117,7 +125,8 @@ class BYOLModule(L.LightningModule):
         # The warmup, in steps, once the loader's length is known (epochs × batches per epoch).
         batches = self.trainer.num_training_batches
         per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches) if batches != float("inf") else 0
-        self.warmup_steps = warmup_steps(self.cfg.optim.warmup_epochs, per_epoch, self.total_steps)
+        total = self.plan.total_steps
+        self.plan = Plan(total, warmup_steps(self.cfg.optim.warmup_epochs, per_epoch, total), max(per_epoch, 1))
         for group in self.optimizers().optimizer.param_groups:  # LambdaLR set the first lr before this was known
             group["lr"] = group["initial_lr"] * self.lr_factor(self.global_step)
         self._target_step = self.global_step
@@ -136,7 +145,7 @@ class BYOLModule(L.LightningModule):
         if self.global_step == self._target_step:
             return
         self._target_step = self.global_step
-        tau = tau_schedule(self.global_step - 1, self.total_steps, self.cfg.optim.tau_base)
+        tau = self.plan.tau_at(self.global_step - 1, self.cfg.optim.tau_base)
         self.method.after_step(tau)
         self.log("train/tau", tau)
 

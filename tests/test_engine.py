@@ -190,7 +190,7 @@ def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, monkeypatch):
-    from byol.train.setup import autocast_for, resolve_precision
+    from byol.dist import autocast_for, resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if amx else "fp32")

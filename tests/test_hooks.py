@@ -1,5 +1,6 @@
 """Each periodic concern of the training loop, alone: fed made-up steps, checked by what it wrote."""
 
+import dataclasses
 import json
 import logging
 import math
@@ -12,6 +13,7 @@ from helpers import tiny_config
 from byol.dist import DistInfo
 from byol.errors import ByolError
 from byol.method import MethodOutput
+from byol.schedules import Plan
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import StepResult
 from byol.train.hooks import (
@@ -27,7 +29,7 @@ from byol.train.hooks import (
 )
 from byol.train.monitor import MetricsLogger, read_metrics
 from byol.train.setup import build_run
-from byol.train.state import Schedule, TrainState
+from byol.train.state import TrainState
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def advance(state, hook, losses, **kw):
 
 
 def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accuracy(run):
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     logger = MetricsLogger(run.run_dir, tensorboard=False)
     probe = OnlineProbe(run)
     hooks = [probe, MetricsLog(run, logger, start_step=0, probe=probe)]
@@ -82,14 +84,14 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
 
 
 def test_metrics_log_without_a_probe_writes_no_online_accuracy(run):
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [1.0] * 4)
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [0, 4] and "online_top1" not in rows[-1]
 
 
 def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
     for loss in (1.0, math.nan, 3.0, 2.0, math.inf, math.nan, math.nan, math.nan):
         state.step += 1
@@ -102,7 +104,7 @@ def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
 
 def test_metrics_log_stops_after_too_many_skipped_steps_in_a_row(run):
     run.cfg.run.max_skipped_steps = 2
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     ckpt_io.atomic_save({"x": torch.zeros(1)}, ckpt_io.checkpoint_path(run.run_dir, 2))
     hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
     nan = (math.nan, True)
@@ -117,7 +119,7 @@ def test_metrics_log_stops_after_too_many_skipped_steps_in_a_row(run):
 
 
 def test_metrics_log_warns_once_when_the_projections_collapse(run, caplog):
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
     with caplog.at_level(logging.WARNING):
         advance(state, hook, [1.0] * 4, out=output(spread=1.0))
@@ -137,7 +139,7 @@ class Clock:
 
 def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(run):
     budget, spe = 100.0, 40
-    state = TrainState(0, Schedule(spe * 1000, 20, spe, budget_seconds=budget))
+    state = TrainState(0, Plan(spe * 1000, 20, spe, budget_seconds=budget))
     state.elapsed = clock = Clock()  # the training clock (the first step's compilation is not on it)
     hook = TimeBudget(run, start_step=0)
     while not state.finished:
@@ -145,30 +147,30 @@ def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(r
         state.step += 1
         hook.after_step(event(state, 1.0))
         if state.step == 22:
-            assert not state.schedule.estimated
+            assert not state.plan.estimated
         if state.step == 23:  # 3 warm-up steps, then 20 timed ones: the first estimate
-            assert state.schedule.estimated and state.schedule.total_steps == 23 + int((budget - 23.0) / 1.0)
+            assert state.plan.estimated and state.plan.total_steps == 23 + int((budget - 23.0) / 1.0)
         if state.step == spe:  # re-estimated at the epoch's end, from the slower speed
             per_step = (clock.now - 3.0) / (spe - 3)
-            assert state.schedule.total_steps == spe + int((budget - clock.now) / per_step)
+            assert state.plan.total_steps == spe + int((budget - clock.now) / per_step)
     assert state.stop and clock.now >= budget and state.step == 62  # 23 s at step 23, then 2 s per step
-    assert state.schedule.total_steps == state.step  # τ and lr reach their ends at the stop
+    assert state.plan.total_steps == state.step  # τ and lr reach their ends at the stop
 
 
 def budget_sequence(run, spe, warmup, seconds_per_step, budget=300.0):
     """lr (peak 1) and τ of every step of a budget run whose speed changes as ``seconds_per_step(step)``."""
-    state = TrainState(0, Schedule(spe * 1000, warmup, spe, budget_seconds=budget))
+    state = TrainState(0, Plan(spe * 1000, warmup, spe, budget_seconds=budget))
     state.elapsed = clock = Clock()
     hook = TimeBudget(run, start_step=0)
     lrs, taus, warmups = [], [], set()
     while not state.finished:
-        lrs.append(state.schedule.lr(state.step, 1.0))  # as the loop reads them, before the step
-        taus.append(state.schedule.tau(state.step, 0.99))
+        lrs.append(state.plan.lr_at(state.step))  # as the loop reads them, before the step
+        taus.append(state.plan.tau_at(state.step, 0.99))
         clock.now += seconds_per_step(state.step)
         state.step += 1
         hook.after_step(event(state, 1.0))
-        if state.schedule.estimated:
-            warmups.add(state.schedule.warmup_steps)
+        if state.plan.estimated:
+            warmups.add(state.plan.warmup_steps)
     return lrs, taus, warmups, state
 
 
@@ -200,15 +202,15 @@ def test_time_budget_lr_rises_through_its_warm_up_then_only_falls_without_jumps(
 
 
 def test_time_budget_does_nothing_for_a_run_of_fixed_length(run):
-    state = TrainState(0, Schedule(50, 5, 12))
+    state = TrainState(0, Plan(50, 5, 12))
     state.elapsed = lambda: 1e9
     hook = TimeBudget(run, start_step=0)
     advance(state, hook, [1.0] * 30)
-    assert not state.stop and state.schedule.total_steps == 50 and not state.schedule.estimated
+    assert not state.stop and state.plan.total_steps == 50 and not state.plan.estimated
 
 
 def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
-    state = TrainState(0, Schedule(30, 0, 12))
+    state = TrainState(0, Plan(30, 0, 12))
     hook = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
     assert hook.every == 12  # knn_every = 1 epoch
     advance(state, hook, [1.0] * 30)
@@ -220,7 +222,7 @@ def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
 def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run, monkeypatch):
     import byol.train.hooks.knn as hooks
 
-    run.precision = "bf16"  # what auto is on a GPU; CPU autocast stands in for it here
+    run = dataclasses.replace(run, precision="bf16")  # what auto is on a GPU; CPU autocast stands in for it here
     dtypes, devices = [], []
     handle = run.method.online_encoder.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     real = hooks.knn_accuracy
@@ -301,7 +303,7 @@ def test_knn_summary_keeps_the_last_pass_and_the_best_of_the_last_protocol():
 
 
 def test_checkpointer_saves_at_epoch_ends_on_time_and_at_the_end_keeping_the_newest(run):
-    state = TrainState(0, Schedule(30, 0, 12))
+    state = TrainState(0, Plan(30, 0, 12))
     hook = Checkpointer(run)
     advance(state, hook, [1.0] * 13)
     assert [p.name for p in ckpt_io.list_checkpoints(run.run_dir)] == ["step-000000012.pt"]
@@ -326,7 +328,7 @@ def test_background_checkpoints_hold_the_weights_of_their_step_and_raise_write_e
         real_save(obj, path)
 
     monkeypatch.setattr(ckpt_io, "atomic_save", held_save)
-    state = TrainState(11, Schedule(30, 0, 12))
+    state = TrainState(11, Plan(30, 0, 12))
     hook = Checkpointer(run, background=True)
     first = next(run.method.online_encoder.parameters())
     before = first.detach().clone()
@@ -354,14 +356,14 @@ def test_the_data_fingerprint_is_hashed_once_a_run_not_at_every_checkpoint(run, 
     calls = []
     real = type(run.data.image_list).fingerprint
     monkeypatch.setattr(type(run.data.image_list), "fingerprint", lambda self: calls.append(1) or real(self))
-    state = TrainState(0, Schedule(36, 0, 12))
+    state = TrainState(0, Plan(36, 0, 12))
     advance(state, Checkpointer(run), [1.0] * 36)  # three checkpoints
     saved = [ckpt_io.load_checkpoint(p)["data"] for p in ckpt_io.list_checkpoints(run.run_dir)]
     assert len(calls) == 1 and saved[0] == saved[-1] == real(run.data.image_list)
 
 
 def test_checkpointer_refuses_to_write_non_finite_weights(run):
-    state = TrainState(11, Schedule(30, 0, 12))
+    state = TrainState(11, Plan(30, 0, 12))
     with torch.no_grad():
         next(run.method.online_encoder.parameters()).fill_(math.inf)
     with pytest.raises(ByolError, match="non-finite at step 12"):
@@ -370,9 +372,9 @@ def test_checkpointer_refuses_to_write_non_finite_weights(run):
 
 
 def test_progress_bar_follows_the_steps_and_shows_the_last_figures():
-    state = TrainState(5, Schedule(100, 0, 12))
+    state = TrainState(5, Plan(100, 0, 12))
     hook = ProgressBar(state)
-    state.schedule.total_steps = 40  # the run's length changed
+    state.plan = dataclasses.replace(state.plan, total_steps=40)  # the run's length changed
     state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": 321.0}
     advance(state, hook, [1.0])
     assert hook.bar.total == 40 and hook.bar.n == 6
@@ -381,11 +383,11 @@ def test_progress_bar_follows_the_steps_and_shows_the_last_figures():
 
 
 def test_progress_bar_of_a_time_budget_counts_training_seconds_and_shows_the_time_left(capsys):
-    state = TrainState(0, Schedule(12_000, 10, 12, budget_seconds=120.0))
+    state = TrainState(0, Plan(12_000, 10, 12, budget_seconds=120.0))
     state.elapsed = clock = Clock()
     hook = ProgressBar(state)
     assert hook.bar.total == 120 and hook.bar.unit == "s"  # not the provisional 1000 epochs of steps
-    state.schedule.total_steps = 300  # an estimate
+    state.plan = dataclasses.replace(state.plan, total_steps=300)  # an estimate
     state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": None}
     for _ in range(3):
         clock.now += 15.0
@@ -397,26 +399,26 @@ def test_progress_bar_of_a_time_budget_counts_training_seconds_and_shows_the_tim
 
 
 def test_step_callback_gets_every_step():
-    state = TrainState(0, Schedule(10, 0, 5))
+    state = TrainState(0, Plan(10, 0, 5))
     seen = []
     advance(state, StepCallback(seen.append), [1.0] * 3)
     assert seen == [1, 2, 3]
 
 
 def test_metrics_file_has_no_lines_after_the_resumed_step(run):
-    from byol.train.state import truncate_metrics
+    from byol.train.run_folder import truncate_metrics
 
     logger = MetricsLogger(run.run_dir, tensorboard=False)
     for step in (4, 8, 12, 16):
         logger.log(step, {"loss": 1.0})
-    truncate_metrics(run, 12)
+    truncate_metrics(run.run_dir, 12)
     assert [json.loads(line)["step"] for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()] == [4, 8, 12]
 
 
 def test_long_run_warning_says_once_when_the_run_would_take_days(run, caplog):
     from byol.train.hooks import LongRunWarning
 
-    state = TrainState(0, Schedule(100_000, 0, 12))
+    state = TrainState(0, Plan(100_000, 0, 12))
     state.elapsed = clock = Clock()
     hook = LongRunWarning(run, start_step=0)
     with caplog.at_level(logging.WARNING):
@@ -427,7 +429,7 @@ def test_long_run_warning_says_once_when_the_run_would_take_days(run, caplog):
     warnings = [r.getMessage() for r in caplog.records if "days on this machine" in r.getMessage()]
     assert len(warnings) == 1 and "at 2.0 s per step the 99992 steps left take about 2.3 days" in warnings[0]
     assert "--preset cpu" in warnings[0]
-    quick = TrainState(0, Schedule(1_000, 0, 12))
+    quick = TrainState(0, Plan(1_000, 0, 12))
     quick.elapsed = clock
     hook = LongRunWarning(run, start_step=0)
     caplog.clear()
@@ -460,7 +462,7 @@ def test_the_centred_diagnostics_tell_a_shared_mean_from_a_collapse():
 
 
 def test_metrics_start_with_a_step_0_line_of_the_untrained_network(run):
-    state = TrainState(0, Schedule(100, 0, 12))
+    state = TrainState(0, Plan(100, 0, 12))
     advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [2.5] * 4)
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [0, 4] and rows[0]["loss"] == 2.5 and "lr" not in rows[0]

@@ -54,8 +54,9 @@ def _probe(image_size: int):
     enc = build_encoder("convnet", width=0.5, image_size=image_size)
     method = BYOL(enc.module, enc.feature_dim, 512, 64, 512)
     augment = TwoViewAugment(image_size, *default_views(image_size))
-    views = lambda images: augment(images, torch.Generator().manual_seed(0))  # noqa: E731
-    return method, Probe(method, views, image_size, torch.device("cpu"), contextlib.nullcontext)
+    return method, Probe(
+        method, augment, image_size, torch.device("cpu"), torch.contiguous_format, contextlib.nullcontext
+    )
 
 
 def test_on_a_cpu_the_micro_batch_is_sized_to_the_memory_available(monkeypatch):

@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 from byol.cli.__main__ import main as cli
 from byol.encoder_io import load_encoder_with_meta
 from byol.eval.runner import EncoderEval, knn_evaluate
+from byol.schedules import Plan
 from byol.train import checkpoint as ckpt_io
 from byol.train.pretrain import pretrain
-from byol.train.state import Schedule
 
 
 def test_run_writes_config_metrics_checkpoints_and_encoder(short_run):
@@ -140,7 +140,6 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
-from byol.train.state import Schedule
 cfg = tiny_config({train!r}, {cache!r}, epochs=3, knn_every=0, deterministic=True)
 def kill(step):
     if step == 14:
@@ -330,7 +329,6 @@ import os, sys, time
 sys.path.insert(0, {tests!r})
 from helpers import tiny_config
 from byol.train.pretrain import pretrain
-from byol.train.state import Schedule
 cfg = tiny_config({train!r}, {cache!r}, epochs=2, knn_every=1, deterministic=True, time_budget={budget})
 if os.environ["RANK"] == "1":
     time.sleep({rank1_late})  # a late rank: its clock differs from rank 0's
@@ -513,7 +511,7 @@ def test_extending_a_finished_run_to_more_epochs_goes_on_from_its_last_step(synt
     tau_jumps = [abs(b - a) for a, b in zip(tau, tau[1:])]
     assert tau_jumps[23] <= max(tau_jumps[24:]) and tau[23] > 0.999 and tau[-1] > 0.999
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
-    assert Schedule(**state["schedule"]).tau(48, 0.99) == 1.0  # τ reaches 1 at the run's new end
+    assert Plan.from_dict(state["schedule"]).tau_at(48, 0.99) == 1.0  # τ reaches 1 at the run's new end
     assert "extended the run at step 24: from_epochs 2, to_epochs 4" in caplog.text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 48 and summary["extended"] == [{"at_step": 24, "from_epochs": 2.0, "to_epochs": 4.0}]

@@ -33,8 +33,8 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                     make_views(run.augment, micro, run.device, generator, run.memory_format)
                     for generator, micro in zip(_generators(run, state.step, len(micro_batches)), micro_batches)
                 ]
-                lr = state.schedule.lr(state.step, run.peak_lr)
-                tau = state.schedule.tau(state.step, cfg.optim.tau_base)
+                lr = state.plan.lr_at(state.step, run.peak_lr)
+                tau = state.plan.tau_at(state.step, cfg.optim.tau_base)
                 if cfg.run.compile:  # CUDA graphs (reduce-overhead): a new iteration, last outputs done with
                     torch.compiler.cudagraph_mark_step_begin()
                 result = train_step(run.model, run.optimizer, views, lr, run.autocast())

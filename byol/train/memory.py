@@ -27,7 +27,10 @@ from pathlib import Path
 
 import torch
 
+from byol.data.loader import Batch
+from byol.dist import DistInfo, from_rank0
 from byol.errors import ByolError
+from byol.train.engine import make_views
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +98,21 @@ def _release_freed_memory() -> None:
 
 
 class Probe:
-    """One forward and backward pass of ``micro`` random images, leaving the model as it was.
+    """One forward and backward pass of ``micro`` random images through ``augment``'s views, leaving
+    the model as it was.
 
     The method module runs itself (no DDP, no compiled wrapper) in eval mode, so that no process
     waits for another (SyncBatchNorm's collectives) and no BatchNorm statistic moves.
     """
 
-    def __init__(self, method: torch.nn.Module, make_views, size: int, device, autocast):
-        self.method, self.make_views = method, make_views
+    def __init__(self, method: torch.nn.Module, augment, size: int, device, memory_format, autocast):
+        self.method, self.augment, self.memory_format = method, augment, memory_format
         self.size, self.device, self.autocast = size, device, autocast
+
+    def make_views(self, images: torch.Tensor):
+        batch = Batch(images, None, None, torch.arange(len(images)))
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        return make_views(self.augment, batch, self.device, generator, self.memory_format)
 
     def __call__(self, micro: int) -> None:
         saved = copy.deepcopy(self.method.state_dict())
@@ -112,7 +121,7 @@ class Probe:
             self.method.eval()
             g = torch.Generator().manual_seed(0)
             images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
-            view1, view2 = self.make_views(images.to(self.device))
+            view1, view2 = self.make_views(images)
             with self.autocast():
                 loss = self.method(view1, view2)
             loss.backward()
@@ -169,3 +178,24 @@ def fit_micro_batch(batch: int, probe: Probe, device: torch.device) -> tuple[int
         )
     micro = min(batch, fits)
     return micro, f"{per_image / MIB:,.1f} MiB per image measured, {room / MIB:,.0f} MiB free"
+
+
+def choose_passes(batch: int, micro_batch: int | str, probe: Probe, info: DistInfo) -> int:
+    """Forward passes per batch: ``optim.micro_batch`` (``micro_batch``), or as many as fit (``auto``,
+    ``fit_micro_batch``; every rank takes rank 0's, so that all split their batches alike)."""
+    if micro_batch != "auto":
+        micro, how = min(int(micro_batch), batch), "--micro-batch"
+    else:
+        micro, how = fit_micro_batch(batch, probe, probe.device)
+        micro = from_rank0(micro, info, probe.device)
+    passes = passes_per_batch(batch, micro)
+    if passes > 1:
+        log.warning(
+            "micro-batch: the batch of %d images per process runs as %d forward passes of about %d (%s); their "
+            "gradients are accumulated, and BatchNorm statistics are per pass, as in the paper's emulation of "
+            "large batches",
+            batch, passes, math.ceil(batch / passes), how,
+        )  # fmt: skip
+    else:
+        log.info("micro-batch: the whole batch of %d in one forward pass (%s)", batch, how)
+    return passes

@@ -22,7 +22,8 @@ from byol.train.hooks.knn import knn_summary
 from byol.train.loop import train_loop
 from byol.train.monitor import read_metrics
 from byol.train.preempt import Preempted, SignalCatcher
-from byol.train.setup import LOCK_FILE, Run, build_run
+from byol.train.run_folder import LOCK_FILE
+from byol.train.setup import Run, build_run
 from byol.train.state import TrainState, start_state
 
 log = logging.getLogger(__name__)

@@ -87,7 +87,7 @@ class MetricsLog(Hook):
         self.longest_streak = torch.maximum(self.longest_streak, self.streak)
         if self.pending is not None and (event.last or self.pending.ready()):
             self._write(self.pending, event.state)
-        if event.step % self.log_every == 0 or event.step == event.state.schedule.total_steps:
+        if event.step % self.log_every == 0 or event.step == event.state.plan.total_steps:
             self._start(event)
             if event.last or self.run.device.type != "cuda":
                 self._write(self.pending, event.state)

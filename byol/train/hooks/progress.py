@@ -17,10 +17,10 @@ class ProgressBar(Hook):
     def __init__(self, state: TrainState):
         from tqdm import tqdm
 
-        self.budget = state.schedule.budget_seconds
+        self.budget = state.plan.budget_seconds
         options = dict(dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
         if self.budget is None:
-            self.bar = tqdm(total=state.schedule.total_steps, initial=state.step, unit="step", **options)
+            self.bar = tqdm(total=state.plan.total_steps, initial=state.step, unit="step", **options)
         else:
             self.bar = tqdm(
                 total=round(self.budget), initial=min(round(state.elapsed()), round(self.budget)), unit="s",
@@ -41,8 +41,8 @@ class ProgressBar(Hook):
                 lr=f"{logs['lr']:.2e}", tau=f"{logs['tau']:.4f}", ips="-" if ips is None else f"{ips:.0f}",
             )  # fmt: skip
         if self.budget is None:
-            if self.bar.total != state.schedule.total_steps:
-                self.bar.total = state.schedule.total_steps
+            if self.bar.total != state.plan.total_steps:
+                self.bar.total = state.plan.total_steps
                 self.bar.refresh()
             self.bar.set_postfix(refresh=False, **self.figures)
             self.bar.update(1)
@@ -50,7 +50,7 @@ class ProgressBar(Hook):
         elapsed = min(state.elapsed(), self.budget)
         left = max(self.budget - elapsed, 0.0)
         self.bar.set_postfix_str(
-            f"{int(left // 60)}:{int(left % 60):02d} left, step {state.step}/~{state.schedule.total_steps}"
+            f"{int(left // 60)}:{int(left % 60):02d} left, step {state.step}/~{state.plan.total_steps}"
             + "".join(f", {k}={v}" for k, v in self.figures.items()),
             refresh=False,
         )
