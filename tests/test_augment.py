@@ -200,11 +200,11 @@ def test_flip_and_crop_in_one_pass_equal_crop_then_flip():
     plain = K.resized_crop(x, boxes, 24)
     flipped = torch.where(flip.view(-1, 1, 1, 1), plain.flip(-1), plain)
     for gather in (True, False):  # the compiled kernel's gather and the eager roi_align
-        ours = torch.stack(K._crop_channels(x, boxes, 24, flip, gather=gather), dim=1)
+        ours = torch.stack(K.crop_channels(x, boxes, 24, flip, gather=gather), dim=1)
         torch.testing.assert_close(ours, flipped, atol=1e-5, rtol=0)
     # The gather is exact for the identity box (pre-cropped images).
     identity = torch.tensor([[0, 0, 40, 40]]).expand(4, 4)
-    assert torch.equal(torch.stack(K._crop_channels(x, identity, 40, gather=True), dim=1), x)
+    assert torch.equal(torch.stack(K.crop_channels(x, identity, 40, gather=True), dim=1), x)
     # uint8 input is scaled to [0, 1] on the way.
     x8 = (x * 255).round().to(torch.uint8)
     torch.testing.assert_close(K.resized_crop(x8, boxes, 24), K.resized_crop(x8.float() / 255, boxes, 24))
@@ -321,7 +321,7 @@ def _np_official_op(x, op, value):
 
 
 def test_official_colour_jitter_equals_a_numpy_transcription_of_tensorflows_ops():
-    from byol.data.official_jitter import _colour_jitter_official
+    from byol.data.official_jitter import colour_jitter_official
 
     g = torch.Generator().manual_seed(0)
     n = 6
@@ -331,7 +331,7 @@ def test_official_colour_jitter_equals_a_numpy_transcription_of_tensorflows_ops(
                            torch.empty(n).uniform_(0.6, 1.4, generator=g),  # contrast
                            torch.empty(n).uniform_(0.8, 1.2, generator=g)], 1).double()  # fmt: skip
     shift = torch.empty(n).uniform_(-0.1, 0.1, generator=g).double()
-    got = torch.stack(_colour_jitter_official(tuple(x.unbind(1)), order, factors, shift), 1)
+    got = torch.stack(colour_jitter_official(tuple(x.unbind(1)), order, factors, shift), 1)
     for i in range(n):
         y = x[i].permute(1, 2, 0).numpy()
         for op in order[i].tolist():

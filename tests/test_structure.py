@@ -46,6 +46,67 @@ def test_no_module_imports_from_the_package_face(path):
     assert not face_imports(path.read_text())
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(source: str, modules: set[str]) -> tuple[set[str], list[str]]:
+    """The byol modules ``source`` imports (at any depth: a deferred import is still an arrow), and its
+    imports of another module's private names (``from byol.x import _y``)."""
+    targets, private = set(), []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("byol"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                targets.add(full if full in modules else node.module)
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    private.append(f"line {node.lineno}: {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            targets |= {a.name for a in node.names if a.name in modules}
+    return targets, private
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (module → modules it imports): each strongly connected
+    component of more than one module (Tarjan), sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_no_import_cycles_and_no_private_name_imported_across_modules():
+    modules = {_module_name(p): p for p in MODULES}
+    graph, private = {}, []
+    for name, path in modules.items():
+        targets, found = imports_of(path.read_text(), set(modules))
+        graph[name] = targets - {name, "byol"} if name != "byol" else set()  # the face imports everything
+        private += [f"{name}: {p}" for p in found]
+    assert not import_cycles(graph)
+    assert not private
+
+
 def test_the_checks_catch_what_they_forbid():
     assert face_imports("from byol import BYOL\nimport byol\nfrom byol import faults\n") == [
         "line 1: BYOL",
@@ -53,6 +114,15 @@ def test_the_checks_catch_what_they_forbid():
     ]
     assert long_functions("def f():\n" + "    x = 1\n" * 60) == ["f (61 lines)"]
     assert long_functions("def f():\n" + "    x = 1\n" * 59) == []
+    modules = {"byol.a", "byol.b", "byol.c", "byol.x"}
+    assert imports_of("from byol.x import _hidden, shown\nimport byol.a\n", modules) == (
+        {"byol.x", "byol.a"},
+        ["line 1: byol.x._hidden"],
+    )
+    assert imports_of("from byol import a\n", modules)[0] == {"byol.a"}  # a submodule by name
+    cycle = {"byol.a": {"byol.b"}, "byol.b": {"byol.c"}, "byol.c": {"byol.a"}, "byol.x": {"byol.a"}}
+    assert import_cycles(cycle) == [["byol.a", "byol.b", "byol.c"]]
+    assert import_cycles({**cycle, "byol.c": set()}) == []
 
 
 TESTS = Path(__file__).resolve().parent

@@ -34,18 +34,18 @@ import torch
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, is_small
 from byol.data.kernels import (
     BLURS,
-    _blur_drawn,
-    _colour_jitter,
-    _crop_channels,
-    _gray,
-    _per_sample,
-    _split,
-    _where,
+    blur_drawn,
     blur_kernel_size,
+    colour_jitter_channels,
+    crop_channels,
     gaussian_blur_taps,
+    gray_channels,
+    per_sample,
     resized_crop,
+    split_channels,
+    where_channels,
 )
-from byol.data.official_jitter import _colour_jitter_official
+from byol.data.official_jitter import colour_jitter_official
 
 # Colour jitter: torchvision's ops (brightness multiplies, contrast and saturation blend with luma), as
 # the PyTorch peers; or the official release's, TensorFlow's (brightness adds, contrast per channel,
@@ -292,21 +292,21 @@ def apply_view_params(
     box = params.get("box")
     if box is None:  # the identity box: exact, and the flip still rides on the sampling grid
         box = torch.tensor([0, 0, h, w], device=x.device).expand(n, 4)
-    c = _crop_channels(x, box, size, params["flip"])
+    c = crop_channels(x, box, size, params["flip"])
     if "jitter_order" in params:
-        jitter_fn = _colour_jitter_official if jitter == "official" else _colour_jitter
+        jitter_fn = colour_jitter_official if jitter == "official" else colour_jitter_channels
         c = jitter_fn(c, params["jitter_order"], params["jitter_factors"], params["hue_shift"])
     if "grayscale" in params:
-        gray = _gray(c)
-        c = _where(params["grayscale"], (gray, gray, gray), c)
+        gray = gray_channels(c)
+        c = where_channels(params["grayscale"], (gray, gray, gray), c)
     if blur_kernel and "blur_sigma" in params:
         padding = "zeros" if jitter == "official" else "reflect"
         x = torch.stack(c, dim=1)
         in_graph = blur == "taps" or (blur == "auto" and x.device.type == "cuda" and torch.compiler.is_compiling())
-        blur_fn = gaussian_blur_taps if in_graph else _blur_drawn
-        c = _split(blur_fn(x, params["blur_sigma"], blur_kernel, padding))
+        blur_fn = gaussian_blur_taps if in_graph else blur_drawn
+        c = split_channels(blur_fn(x, params["blur_sigma"], blur_kernel, padding))
     if "solarize" in params:
-        solarize = _per_sample(params["solarize"], 2)
+        solarize = per_sample(params["solarize"], 2)
         c = tuple(torch.where(solarize & (ch >= 0.5), 1 - ch, ch) for ch in c)
     if mean is not None:
         c = tuple((ch - m) * (1 / s) for ch, m, s in zip(c, mean, std))

@@ -24,7 +24,7 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, mode: str
     ``grid_sample`` over the batch. Float output (uint8 input is scaled to [0, 1]).
     """
     if mode == "bilinear":
-        return torch.stack(_crop_channels(images, boxes, size), dim=1)
+        return torch.stack(crop_channels(images, boxes, size), dim=1)
     images = to_float(images)
     n, _, height, width = images.shape
     boxes = boxes.to(images.dtype)
@@ -45,11 +45,11 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, mode: str
 Channels = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _per_sample(v: torch.Tensor, dims: int = 3) -> torch.Tensor:
+def per_sample(v: torch.Tensor, dims: int = 3) -> torch.Tensor:
     return v.view(-1, *([1] * dims))
 
 
-def _crop_channels(
+def crop_channels(
     src: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor | None = None, gather: bool | None = None
 ) -> Channels:
     """Bilinear crop of ``src`` (N×3×H×W, uint8 or float) to ``size`` per box, flipped where ``flip``.
@@ -68,7 +68,7 @@ def _crop_channels(
         out = roi_align(x, rois, size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
         if flip is not None:
             out = torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
-        return _split(out)
+        return split_channels(out)
     top, left, h, w = boxes.to(device=src.device, dtype=torch.float32).unbind(1)
     centres = torch.arange(size, device=src.device, dtype=torch.float32) + 0.5
     ys = (top[:, None] + centres * (h[:, None] / size) - 0.5).clamp(0, height - 1)
@@ -89,18 +89,18 @@ def _crop_channels(
     return out[0], out[1], out[2]
 
 
-def _gray(c: Channels) -> torch.Tensor:
+def gray_channels(c: Channels) -> torch.Tensor:
     return LUMA[0] * c[0] + LUMA[1] * c[1] + LUMA[2] * c[2]
 
 
 def _linear(c: Channels, a: torch.Tensor, b: torch.Tensor, gray: torch.Tensor | None = None) -> Channels:
     """``clamp(a·x + b·gray, 0, 1)`` with per-sample ``a``, ``b``; ``gray`` defaults to each pixel's luma."""
-    gray = _gray(c) if gray is None else gray
-    a, b = _per_sample(a, 2), _per_sample(b, 2)
+    gray = gray_channels(c) if gray is None else gray
+    a, b = per_sample(a, 2), per_sample(b, 2)
     return tuple((a * ch + b * gray).clamp(0, 1) for ch in c)
 
 
-def _hue(c: Channels, shift: torch.Tensor) -> Channels:
+def hue_channels(c: Channels, shift: torch.Tensor) -> Channels:
     """Rotate the hue by ``shift`` (fraction of a turn) in HSV space, as torchvision's ``adjust_hue``.
 
     Value and chroma are kept; the hexagonal hue ``H ∈ [0, 6)`` moves by ``6·shift`` and RGB is
@@ -115,7 +115,7 @@ def _hue(c: Channels, shift: torch.Tensor) -> Channels:
     num = torch.where(is_r, g - b, torch.where(is_g, b - r, r - g))
     base = torch.where(is_r, 0.0, torch.where(is_g, 2.0, 4.0))
     h6 = torch.where(delta > 0, num / delta.clamp(min=1e-12) + base, torch.zeros_like(delta))
-    h6 = h6 + 6 * _per_sample(shift, 2)  # in [-4, 9): wrap into [0, 6) without a division
+    h6 = h6 + 6 * per_sample(shift, 2)  # in [-4, 9): wrap into [0, 6) without a division
     h6 = torch.where(h6 < 0, h6 + 6, h6)
     h6 = torch.where(h6 >= 6, h6 - 6, h6)
     out = []
@@ -126,18 +126,18 @@ def _hue(c: Channels, shift: torch.Tensor) -> Channels:
     return out[0], out[1], out[2]
 
 
-def _where(mask: torch.Tensor, a: Channels, b: Channels) -> Channels:
-    m = _per_sample(mask, 2)
+def where_channels(mask: torch.Tensor, a: Channels, b: Channels) -> Channels:
+    m = per_sample(mask, 2)
     return tuple(torch.where(m, x, y) for x, y in zip(a, b))
 
 
-def _split(x: torch.Tensor) -> Channels:
+def split_channels(x: torch.Tensor) -> Channels:
     return x[:, 0], x[:, 1], x[:, 2]
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """Luma ``(N, 1, H, W)`` of float RGB images, as ``torchvision``'s ``rgb_to_grayscale``."""
-    return _gray(_split(x)).unsqueeze(1)
+    return gray_channels(split_channels(x)).unsqueeze(1)
 
 
 def linear_colour(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -145,9 +145,9 @@ def linear_colour(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Te
 
     Brightness f is (f, 0, 0), contrast (f, 0, 1 − f), saturation (f, 1 − f, 0), identity (1, 0, 0).
     """
-    ch = _split(x)
-    gray = _gray(ch)
-    mix = _per_sample(b, 2) * gray + _per_sample(c, 2) * gray.mean(dim=(1, 2), keepdim=True)
+    ch = split_channels(x)
+    gray = gray_channels(ch)
+    mix = per_sample(b, 2) * gray + per_sample(c, 2) * gray.mean(dim=(1, 2), keepdim=True)
     return torch.stack(_linear(ch, a, torch.ones_like(b), mix), dim=1)
 
 
@@ -165,7 +165,7 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate the hue of each image (N×3×H×W floats) by ``shift`` ∈ [-0.5, 0.5] of a turn."""
-    return torch.stack(_hue(_split(x), shift), dim=1)
+    return torch.stack(hue_channels(split_channels(x), shift), dim=1)
 
 
 def _blur_weights(sigma: torch.Tensor, kernel_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -211,7 +211,7 @@ BLURS = ("auto", "conv", "taps")  # TwoViewAugment(blur=...): how the drawn blur
 
 
 @torch.compiler.disable
-def _blur_drawn(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect") -> torch.Tensor:
+def blur_drawn(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, padding: str = "reflect") -> torch.Tensor:
     """``gaussian_blur`` of the samples drawn for it (σ > 0); the others are returned unchanged.
 
     Kept out of compiled graphs: a compiled grouped convolution is slower than the eager one on a
@@ -238,7 +238,7 @@ def blur_kernel_size(image_size: int, fraction: float = 0.1, jitter: str = "torc
     return max(3, k + 1 - k % 2)
 
 
-def _colour_jitter(c: Channels, order: torch.Tensor, factors: torch.Tensor, shift: torch.Tensor) -> Channels:
+def colour_jitter_channels(c: Channels, order: torch.Tensor, factors: torch.Tensor, shift: torch.Tensor) -> Channels:
     """Brightness (0), contrast (1), saturation (2), hue (3) in each sample's ``order``, with one reduction.
 
     Only contrast needs an image statistic (the mean luma just before it), so the chain is cut there:
@@ -258,7 +258,7 @@ def _colour_jitter(c: Channels, order: torch.Tensor, factors: torch.Tensor, shif
         return _linear(c, a, b)
 
     def hue(c: Channels, active: torch.Tensor) -> Channels:
-        return _where(active & (shift != 0), _hue(c, shift), c)
+        return where_channels(active & (shift != 0), hue_channels(c, shift), c)
 
     # A slot r before `first` or after `last` holds brightness or saturation; so do the slots between.
     for r in (0, 1):
@@ -267,7 +267,7 @@ def _colour_jitter(c: Channels, order: torch.Tensor, factors: torch.Tensor, shif
     for r in (1, 2):
         c = slot(c, r, (hue_at < r) & (r < contrast_at))
     f = factors[:, 1]
-    c = _linear(c, f, 1 - f, _gray(c).mean(dim=(1, 2), keepdim=True))
+    c = _linear(c, f, 1 - f, gray_channels(c).mean(dim=(1, 2), keepdim=True))
     for r in (1, 2):
         c = slot(c, r, (contrast_at < r) & (r < hue_at))
     c = hue(c, hue_at > contrast_at)
