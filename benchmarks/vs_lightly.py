@@ -82,7 +82,7 @@ def train_lightly(args, run_dir: Path) -> dict:
     from byol.dist import default_workers
     from byol.encoder_io import build_configured_encoder
     from byol.schedules import lr_schedule, tau_schedule
-    from byol.train.monitor import centred_diagnostics, effective_rank
+    from byol.train.diagnostics import centred_diagnostics, effective_rank
 
     cfg = config(args)
     torch.manual_seed(args.seed)

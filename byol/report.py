@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from byol.errors import ByolError  # noqa: E402
 from byol.files import atomic_write  # noqa: E402
-from byol.train.monitor import read_metrics  # noqa: E402
+from byol.train.metrics_file import read_metrics  # noqa: E402
 
 
 def _series(rows: list[dict[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:

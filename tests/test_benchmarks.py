@@ -103,10 +103,10 @@ def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
     assert loop.main([*argv, "--set", "augment.compile=off"]) == 0  # compiling would take a minute here
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     calls = figures["parts_calls"]
-    # 400 images / 64 = 6 steps an epoch: each part once a step, the Checkpointer's file once (max > 0).
+    # 400 images / 64 = 6 steps an epoch: each part once a step, the CheckpointCadence's file once (max > 0).
     assert calls["step (fwd+bwd+opt)"] == calls["data (batch)"] == calls["views (augment)"] == 6
-    assert calls["Checkpointer"] == calls["MetricsLog"] == calls["target update"] == 6
-    assert figures["parts_max_ms"]["Checkpointer"] > 0 and abs(sum(figures["parts_share"].values()) - 1) < 0.01
+    assert calls["CheckpointCadence"] == calls["MetricsLog"] == calls["target update"] == 6
+    assert figures["parts_max_ms"]["CheckpointCadence"] > 0 and abs(sum(figures["parts_share"].values()) - 1) < 0.01
     assert figures["bare_images_per_sec"] > 0 and figures["full_images_per_sec"] > 0
 
 

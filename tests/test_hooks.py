@@ -17,17 +17,19 @@ from byol.schedules import Plan
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import StepResult
 from byol.train.hooks import (
-    Checkpointer,
+    CheckpointCadence,
+    CollapseWatch,
     KnnMonitor,
     MetricsLog,
-    OnlineProbe,
+    NonFiniteGuard,
+    OnlineClassifierHook,
     ProgressBar,
     StepCallback,
     StepEvent,
     TimeBudget,
     monitor_split,
 )
-from byol.train.monitor import MetricsLogger, read_metrics
+from byol.train.metrics_file import MetricsWriter, read_metrics
 from byol.train.setup import build_run
 from byol.train.state import TrainState
 
@@ -58,8 +60,8 @@ def advance(state, hook, losses, **kw):
 
 def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accuracy(run):
     state = TrainState(0, Plan(100, 0, 12))
-    logger = MetricsLogger(run.run_dir, tensorboard=False)
-    probe = OnlineProbe(run)
+    logger = MetricsWriter(run.run_dir, tensorboard=False)
+    probe = OnlineClassifierHook(run)
     hooks = [probe, MetricsLog(run, logger, start_step=0, probe=probe)]
     labels = torch.arange(8) % 10
     out = output()
@@ -85,14 +87,14 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
 
 def test_metrics_log_without_a_probe_writes_no_online_accuracy(run):
     state = TrainState(0, Plan(100, 0, 12))
-    advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [1.0] * 4)
+    advance(state, MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0), [1.0] * 4)
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [0, 4] and "online_top1" not in rows[-1]
 
 
 def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
     state = TrainState(0, Plan(100, 0, 12))
-    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
+    hook = MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0)
     for loss in (1.0, math.nan, 3.0, 2.0, math.inf, math.nan, math.nan, math.nan):
         state.step += 1
         skipped = torch.tensor(not math.isfinite(loss))
@@ -102,30 +104,48 @@ def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
     assert state.final_loss == 2.0  # the last mean that had steps
 
 
-def test_metrics_log_stops_after_too_many_skipped_steps_in_a_row(run):
+def _skips(state, hook, flags):
+    for skip in flags:
+        state.step += 1
+        loss = torch.tensor(math.nan if skip else 1.0)
+        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(loss, output(), torch.tensor(skip)), None))
+
+
+@pytest.mark.parametrize("every", [1, 2])  # a CPU looks every step; a GPU every max_skipped_steps (here 2)
+def test_the_non_finite_guard_stops_the_run_after_too_many_skipped_steps_in_a_row(run, every):
     run.cfg.run.max_skipped_steps = 2
     state = TrainState(0, Plan(100, 0, 12))
     ckpt_io.atomic_save({"x": torch.zeros(1)}, ckpt_io.checkpoint_path(run.run_dir, 2))
-    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
-    nan = (math.nan, True)
-    steps = [(1.0, False), nan, nan, (1.0, False), nan, nan, nan, (1.0, False)]  # 2 in a row, then 3
-    for loss, skip in steps[:-1]:
-        state.step += 1
-        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(loss), output(), torch.tensor(skip)), None))
-    state.step += 1
-    message = r"not finite for 3 steps in a row \(up to step 8\); the last good checkpoint is .*step-000000002\.pt; "
+    guard = NonFiniteGuard(run)
+    assert guard.every == 1  # on this CPU
+    guard.every = every
+    _skips(state, guard, [False, True, True, False, True, True])  # 2 in a row, twice: allowed
+    stop_at = 7 if every == 1 else 8  # the third in a row, or the next step the guard looks
+    message = (
+        rf"not finite for 3 steps in a row \(up to step {stop_at}\); the last good checkpoint is .*step-000000002\.pt; "
+    )
     with pytest.raises(ByolError, match=message + "resume with a lower learning rate: the same command with --lr"):
-        hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(1.0), output(), torch.tensor(False)), None))
+        _skips(state, guard, [True, True])
+    assert state.step == stop_at
 
 
-def test_metrics_log_warns_once_when_the_projections_collapse(run, caplog):
+def test_metrics_lines_do_not_stop_a_run_the_guard_does_not_stop(run):
+    """Safety is the guard's: MetricsLog writes a line of skipped steps and goes on, whatever the streak."""
+    run.cfg.run.max_skipped_steps = 0
     state = TrainState(0, Plan(100, 0, 12))
-    hook = MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0)
+    _skips(state, MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0), [True] * 8)
+    assert [r["skipped_steps"] for r in read_metrics(run.run_dir) if r["step"] > 0] == [4, 4]
+
+
+def test_the_collapse_watch_warns_once_at_the_first_collapsed_metrics_line(run, caplog):
+    state = TrainState(0, Plan(100, 0, 12))
+    metrics, watch = MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0), CollapseWatch()
+    both = type("Both", (), {"after_step": lambda self, e: (metrics.after_step(e), watch.after_step(e))})()
     with caplog.at_level(logging.WARNING):
-        advance(state, hook, [1.0] * 4, out=output(spread=1.0))
+        advance(state, both, [1.0] * 4, out=output(spread=1.0))
         assert "collapsed" not in caplog.text
-        advance(state, hook, [1.0] * 8, out=output(spread=1e-6))
-    assert caplog.text.count("looks collapsed") == 1
+        advance(state, both, [1.0] * 8, out=output(spread=1e-6))
+    assert caplog.text.count("looks collapsed") == 1 and "step 8: the representation looks collapsed" in caplog.text
     assert read_metrics(run.run_dir)[-1]["projection_std_ratio"] < 0.1
 
 
@@ -211,7 +231,7 @@ def test_time_budget_does_nothing_for_a_run_of_fixed_length(run):
 
 def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
     state = TrainState(0, Plan(30, 0, 12))
-    hook = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+    hook = KnnMonitor(run, MetricsWriter(run.run_dir, tensorboard=False))
     assert hook.every == 12  # knn_every = 1 epoch
     advance(state, hook, [1.0] * 30)
     knn_steps = [r["step"] for r in read_metrics(run.run_dir) if "knn_top1" in r]
@@ -227,7 +247,7 @@ def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run,
     handle = run.method.online_encoder.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     real = hooks.knn_accuracy
     monkeypatch.setattr(hooks, "knn_accuracy", lambda *a, **k: devices.extend(t.device for t in a[:4]) or real(*a, **k))
-    knn = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False)).evaluate()
+    knn = KnnMonitor(run, MetricsWriter(run.run_dir, tensorboard=False)).evaluate()
     handle.remove()
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert devices == [run.device] * 4 and 0 <= knn["knn_top1"] <= knn["knn_top5"] <= 1
@@ -265,7 +285,7 @@ def test_knn_monitor_with_a_test_folder_is_byol_eval_knn_and_summary_keeps_final
 
 def test_knn_monitor_with_a_test_folder_banks_every_training_image(run, synthetic):
     run.cfg.data.knn_test = str(synthetic["test"])
-    hook = KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+    hook = KnnMonitor(run, MetricsWriter(run.run_dir, tensorboard=False))
     assert hook.protocol == "test" and hook.query_idx is None and torch.equal(hook.bank_idx, torch.arange(400))
     knn = hook.evaluate()
     assert knn["knn_protocol"] == "test" and 0 <= knn["knn_top1"] <= knn["knn_top5"] <= 1
@@ -281,7 +301,7 @@ def test_knn_test_folder_that_does_not_fit_is_refused_in_one_line(run, synthetic
     ):
         run.cfg.data.knn_test = str(folder)
         with pytest.raises(ByolError, match=message):
-            KnnMonitor(run, MetricsLogger(run.run_dir, tensorboard=False))
+            KnnMonitor(run, MetricsWriter(run.run_dir, tensorboard=False))
 
 
 def test_knn_summary_keeps_the_last_pass_and_the_best_of_the_last_protocol():
@@ -304,7 +324,7 @@ def test_knn_summary_keeps_the_last_pass_and_the_best_of_the_last_protocol():
 
 def test_checkpointer_saves_at_epoch_ends_on_time_and_at_the_end_keeping_the_newest(run):
     state = TrainState(0, Plan(30, 0, 12))
-    hook = Checkpointer(run)
+    hook = CheckpointCadence(run)
     advance(state, hook, [1.0] * 13)
     assert [p.name for p in ckpt_io.list_checkpoints(run.run_dir)] == ["step-000000012.pt"]
     hook.last_time -= run.cfg.run.checkpoint_every_minutes * 60  # the interval has passed
@@ -329,7 +349,7 @@ def test_background_checkpoints_hold_the_weights_of_their_step_and_raise_write_e
 
     monkeypatch.setattr(ckpt_io, "atomic_save", held_save)
     state = TrainState(11, Plan(30, 0, 12))
-    hook = Checkpointer(run, background=True)
+    hook = CheckpointCadence(run, background=True)
     first = next(run.method.online_encoder.parameters())
     before = first.detach().clone()
     advance(state, hook, [1.0])  # step 12, an epoch end: the write is in flight
@@ -346,7 +366,7 @@ def test_background_checkpoints_hold_the_weights_of_their_step_and_raise_write_e
         raise WriteFailed(f"cannot write {path}: No space left on device")
 
     monkeypatch.setattr(ckpt_io, "atomic_save", failing_save)
-    hook = Checkpointer(run, background=True)
+    hook = CheckpointCadence(run, background=True)
     advance(state, hook, [1.0] * 12)  # step 24: the write fails in the background
     with pytest.raises(WriteFailed, match="step-000000024.pt: No space"):
         hook.close()
@@ -357,7 +377,7 @@ def test_the_data_fingerprint_is_hashed_once_a_run_not_at_every_checkpoint(run, 
     real = type(run.data.image_list).fingerprint
     monkeypatch.setattr(type(run.data.image_list), "fingerprint", lambda self: calls.append(1) or real(self))
     state = TrainState(0, Plan(36, 0, 12))
-    advance(state, Checkpointer(run), [1.0] * 36)  # three checkpoints
+    advance(state, CheckpointCadence(run), [1.0] * 36)  # three checkpoints
     saved = [ckpt_io.load_checkpoint(p)["data"] for p in ckpt_io.list_checkpoints(run.run_dir)]
     assert len(calls) == 1 and saved[0] == saved[-1] == real(run.data.image_list)
 
@@ -367,7 +387,7 @@ def test_checkpointer_refuses_to_write_non_finite_weights(run):
     with torch.no_grad():
         next(run.method.online_encoder.parameters()).fill_(math.inf)
     with pytest.raises(ByolError, match="non-finite at step 12"):
-        advance(state, Checkpointer(run), [1.0])
+        advance(state, CheckpointCadence(run), [1.0])
     assert ckpt_io.list_checkpoints(run.run_dir) == []
 
 
@@ -408,7 +428,7 @@ def test_step_callback_gets_every_step():
 def test_metrics_file_has_no_lines_after_the_resumed_step(run):
     from byol.train.run_folder import truncate_metrics
 
-    logger = MetricsLogger(run.run_dir, tensorboard=False)
+    logger = MetricsWriter(run.run_dir, tensorboard=False)
     for step in (4, 8, 12, 16):
         logger.log(step, {"loss": 1.0})
     truncate_metrics(run.run_dir, 12)
@@ -444,7 +464,7 @@ def test_the_centred_diagnostics_tell_a_shared_mean_from_a_collapse():
     """Two batches: outputs that vary around a large shared mean, and outputs that are one vector (up
     to float noise); and a third that varies along one direction only. The uncentred ratio calls the
     first two collapsed; the centred diagnostics only the second, and the third a dimensional collapse."""
-    from byol.train.monitor import centred_diagnostics, is_collapsed, projection_std
+    from byol.train.diagnostics import centred_diagnostics, is_collapsed, projection_std
 
     g = torch.Generator().manual_seed(0)
     shared_mean = torch.full((256, 64), 20.0) + torch.randn(256, 64, generator=g)
@@ -463,7 +483,7 @@ def test_the_centred_diagnostics_tell_a_shared_mean_from_a_collapse():
 
 def test_metrics_start_with_a_step_0_line_of_the_untrained_network(run):
     state = TrainState(0, Plan(100, 0, 12))
-    advance(state, MetricsLog(run, MetricsLogger(run.run_dir, tensorboard=False), start_step=0), [2.5] * 4)
+    advance(state, MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0), [2.5] * 4)
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [0, 4] and rows[0]["loss"] == 2.5 and "lr" not in rows[0]
     assert {"centred_std_ratio", "spread", "top_share", "projection_std_ratio", "effective_rank"} <= set(rows[0])

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from byol.data.loader import Batch
 from byol.errors import ByolError
 from byol.train import memory
-from byol.train.memory import Probe, fit_micro_batch
+from byol.train.memory import MemoryProbe, fit_micro_batch
 from byol.train.pretrain import pretrain
 
 
@@ -54,7 +54,7 @@ def _probe(image_size: int):
     enc = build_encoder("convnet", width=0.5, image_size=image_size)
     method = BYOL(enc.module, enc.feature_dim, 512, 64, 512)
     augment = TwoViewAugment(image_size, *default_views(image_size))
-    return method, Probe(
+    return method, MemoryProbe(
         method, augment, image_size, torch.device("cpu"), torch.contiguous_format, contextlib.nullcontext
     )
 

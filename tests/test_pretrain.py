@@ -492,7 +492,7 @@ def test_extending_a_finished_run_to_more_epochs_goes_on_from_its_last_step(synt
     import logging
 
     from byol.errors import ByolError
-    from byol.train.monitor import read_metrics
+    from byol.train.metrics_file import read_metrics
 
     out = tmp_path / "run"
 
@@ -526,7 +526,7 @@ def test_extending_a_finished_run_to_more_epochs_goes_on_from_its_last_step(synt
 
 @pytest.mark.slow
 def test_a_time_budget_run_given_more_minutes_resumes_and_trains_on(synthetic, tmp_path):
-    from byol.train.monitor import read_metrics
+    from byol.train.metrics_file import read_metrics
 
     out = tmp_path / "run"
     config = lambda minutes: tiny_config(  # noqa: E731

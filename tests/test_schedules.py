@@ -74,7 +74,7 @@ def test_a_cli_run_lightning_and_a_resumed_then_extended_run_follow_one_lr_and_t
     from byol.config_io import load_yaml
     from byol.lightning import BYOLModule
     from byol.train import checkpoint as ckpt_io
-    from byol.train.monitor import read_metrics
+    from byol.train.metrics_file import read_metrics
     from byol.train.pretrain import pretrain
 
     args = ["pretrain", str(synthetic["train"]), "--preset", "cpu", "--backbone", "convnet", "--width", "0.25"]

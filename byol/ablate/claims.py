@@ -5,7 +5,7 @@ in every seed (paired: the same seed's runs) and the mean difference is above 2 
 reproduced** when it has the opposite sign in every seed with the same margin; **inconclusive**
 otherwise. A claim with fewer seeds run than the suite planned is inconclusive at most (a suite
 still running). A collapse claim is reproduced when the variant is collapsed by the centred diagnostics
-(``byol.train.monitor.is_collapsed``) in every seed and the baseline in none; not reproduced when
+(``byol.train.diagnostics.is_collapsed``) in every seed and the baseline in none; not reproduced when
 it is collapsed in no seed; inconclusive otherwise. A claim that needs a variant not run is "not run".
 Each variant is compared with its *own* untrained encoder (same architecture and norm, same seed).
 """
@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from byol.train.monitor import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED, is_collapsed
+from byol.train.diagnostics import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED, is_collapsed
 
 MARGIN = 0.02  # the mean paired difference a claim needs (2 points of top-1)
 RULE = (

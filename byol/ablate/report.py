@@ -7,7 +7,7 @@ from typing import Any
 
 from byol.ablate.claims import RULE, collapsed, gain, knn, per_seed, seed_rows, spread, untrained_top1
 from byol.report import save_figure
-from byol.train.monitor import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED
+from byol.train.diagnostics import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED
 
 COLLAPSED = COLLAPSE_RATIO  # the uncentred ratio's threshold (projection std × √d), kept beside the centred
 
@@ -65,7 +65,7 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Collapsed: spread around the batch mean below {SPREAD_COLLAPSED}, or more than {TOP_SHARE_COLLAPSED} of "
-        "it along one direction (byol.train.monitor.centred_diagnostics); the uncentred std × √d (below "
+        "it along one direction (byol.train.diagnostics.centred_diagnostics); the uncentred std × √d (below "
         f"{COLLAPSED}: collapsed) reads a shared mean as a collapse and is shown for comparison.",
         "",
         "Plots: `collapse.png` (spread and top-direction share over steps, first seed), `accuracy.png`, `batch.png`.",

@@ -15,7 +15,7 @@ from byol.ablate.variants import VARIANTS, Variant, suite_variants, variant_conf
 from byol.config import Config
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.train.monitor import read_metrics
+from byol.train.metrics_file import read_metrics
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    micro_batches: list[Views],
+    view_pairs: list[Views],
     lr: float,
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> StepResult:
-    """One gradient step over ``micro_batches`` (each a pair of views), their gradients averaged.
+    """One gradient step over ``view_pairs`` (one pair of views per micro-batch), their gradients averaged.
 
     ``model`` is the method module (``BYOL``), or its DDP / compiled wrapper; it is called as
     ``model(view1, view2, return_outputs=True)``. Under DDP the gradients are all-reduced once, on
@@ -47,10 +47,10 @@ def train_step(
     """
     set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=micro_batches[0][0].device)
-    n = len(micro_batches)
+    total = torch.zeros((), device=view_pairs[0][0].device)
+    n = len(view_pairs)
     out = None
-    for i, (view1, view2) in enumerate(micro_batches):
+    for i, (view1, view2) in enumerate(view_pairs):
         sync = contextlib.nullcontext()
         if i < n - 1 and hasattr(model, "no_sync"):  # DDP: all-reduce only on the last micro-batch
             sync = model.no_sync()

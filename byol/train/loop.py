@@ -54,7 +54,8 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
 
 
 def step_batches(run: Run, step: int) -> Iterator[list[Batch]]:
-    """The rest of the epoch that ``step`` falls in, as lists of ``accumulate`` micro-batches."""
+    """The rest of the epoch that ``step`` falls in, one list of ``accumulate`` batches per step (the loop
+    splits each into ``passes_per_batch`` micro-batches)."""
     accumulate = run.cfg.optim.accumulate
     epoch = step // run.steps_per_epoch
     start_batch = (step - epoch * run.steps_per_epoch) * accumulate

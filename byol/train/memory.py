@@ -97,7 +97,7 @@ def _release_freed_memory() -> None:
         pass
 
 
-class Probe:
+class MemoryProbe:
     """One forward and backward pass of ``micro`` random images through ``augment``'s views, leaving
     the model as it was.
 
@@ -136,7 +136,7 @@ class Probe:
                 torch.cuda.empty_cache()
 
 
-def fit_micro_batch(batch: int, probe: Probe, device: torch.device) -> tuple[int, str]:
+def fit_micro_batch(batch: int, probe: MemoryProbe, device: torch.device) -> tuple[int, str]:
     """The largest micro-batch (at most ``batch``) that fits, and how it was chosen."""
     if device.type == "cuda":
         micro = batch
@@ -180,7 +180,7 @@ def fit_micro_batch(batch: int, probe: Probe, device: torch.device) -> tuple[int
     return micro, f"{per_image / MIB:,.1f} MiB per image measured, {room / MIB:,.0f} MiB free"
 
 
-def choose_passes(batch: int, micro_batch: int | str, probe: Probe, info: DistInfo) -> int:
+def choose_passes(batch: int, micro_batch: int | str, probe: MemoryProbe, info: DistInfo) -> int:
     """Forward passes per batch: ``optim.micro_batch`` (``micro_batch``), or as many as fit (``auto``,
     ``fit_micro_batch``; every rank takes rank 0's, so that all split their batches alike)."""
     if micro_batch != "auto":

@@ -20,10 +20,10 @@ from byol.train.checkpoint import list_checkpoints
 from byol.train.hooks import default_hooks
 from byol.train.hooks.knn import knn_summary
 from byol.train.loop import train_loop
-from byol.train.monitor import read_metrics
-from byol.train.preempt import Preempted, SignalCatcher
+from byol.train.metrics_file import read_metrics
 from byol.train.run_folder import LOCK_FILE
 from byol.train.setup import Run, build_run
+from byol.train.signals import Preempted, SignalCatcher
 from byol.train.state import TrainState, start_state
 
 log = logging.getLogger(__name__)

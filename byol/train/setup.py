@@ -28,8 +28,8 @@ from byol.method import Method, build_method
 from byol.models.norms import mimic_batchnorm
 from byol.optim import optimizer_for
 from byol.train.engine import augmentation_generator, make_views
-from byol.train.memory import Probe, choose_passes
-from byol.train.monitor import OnlineClassifier
+from byol.train.memory import MemoryProbe, choose_passes
+from byol.train.online_classifier import OnlineClassifier
 from byol.train.run_folder import prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, in
     precision = resolve_precision(cfg.run.precision, device)
     log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
     eager = cfg.augment.build(cfg.data.image_size)  # the probe's: no compile for a step or two
-    probe = Probe(method, eager, cfg.data.image_size, device, memory_format, lambda: autocast_for(precision, device))
+    probe = MemoryProbe(
+        method, eager, cfg.data.image_size, device, memory_format, lambda: autocast_for(precision, device)
+    )
     passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, probe, info)
     return Run(
         cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,

@@ -40,7 +40,7 @@ class TrainState:
     compile_before: float = 0.0  # seconds to the first step in earlier sittings
     timed_steps_before: int = 0  # steps counted by the clock in earlier sittings
     stop: bool = False  # set when the time budget runs out, or a signal stops the run
-    preempted: str | None = None  # the signal that stopped the run (byol.train.preempt)
+    preempted: str | None = None  # the signal that stopped the run (byol.train.signals)
     final_loss: float = math.nan  # the last logged mean loss
     knn: dict[str, float] = field(default_factory=dict)  # the last kNN monitor figures
     last_logs: dict[str, Any] | None = None  # the last metrics line

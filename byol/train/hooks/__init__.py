@@ -5,13 +5,17 @@ whether this step is its step. In the order the loop calls them:
 
 - ``TimeBudget``: with ``--time-budget``, lays the schedule over the steps the budget allows
   (estimated from measured speed) and stops the run when the time is up.
-- ``OnlineProbe``: trains the online linear classifier beside the run (labelled data).
+- ``NonFiniteGuard``: stops the run when more than ``run.max_skipped_steps`` steps in a row were
+  skipped for a non-finite loss or gradient (looked at every step on a CPU, every
+  ``max_skipped_steps`` steps on a GPU).
+- ``OnlineClassifierHook``: trains the online linear classifier beside the run (labelled data).
 - ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
-  every ``run.log_every`` steps and at the last (the only host syncs), to metrics.jsonl and TensorBoard.
+  every ``run.log_every`` steps and at the last, to metrics.jsonl and TensorBoard.
+- ``CollapseWatch``: one warning at the first metrics line that looks collapsed.
 - ``Preemption``: after SIGTERM, SIGINT or SIGUSR1, stops the run at the step it is at (checkpointed next).
 - ``LongRunWarning``: says once when a run of fixed length would take days on this machine.
 - ``KnnMonitor``: kNN accuracy of a held-out part of a labelled training set, every ``knn_every`` epochs.
-- ``Checkpointer``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
+- ``CheckpointCadence``: a checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the end.
 - ``ProgressBar``: the tqdm bar.
 - ``StepCallback``: a user's ``on_step(step)`` (tests interrupt runs with it).
 """
@@ -21,15 +25,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from byol.train.hooks.base import Hook, StepEvent
-from byol.train.hooks.checkpointing import Checkpointer
+from byol.train.hooks.checkpointing import CheckpointCadence
+from byol.train.hooks.guard import NonFiniteGuard
 from byol.train.hooks.knn import KnnMonitor, monitor_split
-from byol.train.hooks.metrics import MetricsLog, OnlineProbe
+from byol.train.hooks.metrics import CollapseWatch, MetricsLog, OnlineClassifierHook
 from byol.train.hooks.preemption import Preemption
 from byol.train.hooks.progress import ProgressBar, StepCallback
 from byol.train.hooks.timing import LongRunWarning, TimeBudget
-from byol.train.monitor import MetricsLogger
-from byol.train.preempt import SignalCatcher
+from byol.train.metrics_file import MetricsWriter
 from byol.train.setup import Run
+from byol.train.signals import SignalCatcher
 from byol.train.state import TrainState
 
 
@@ -41,19 +46,21 @@ def default_hooks(
     signals: SignalCatcher | None = None,
 ) -> list[Hook]:
     """The hooks of ``byol pretrain``, in the order they run after each step."""
-    logger = MetricsLogger(run.run_dir, enabled=run.info.is_main)
+    logger = MetricsWriter(run.run_dir, enabled=run.info.is_main)
     # What ends the run first: then the metrics of its last step are logged, and the step checkpointed.
-    probe = OnlineProbe(run) if OnlineProbe.wanted(run) else None
+    probe = OnlineClassifierHook(run) if OnlineClassifierHook.wanted(run) else None
     hooks: list[Hook] = [Preemption(run, signals)] if signals is not None else []
     hooks.append(TimeBudget(run, state.step))
+    hooks.append(NonFiniteGuard(run))
     if probe is not None:
         hooks.append(probe)  # before the metrics line that reports its accuracy
     hooks.append(MetricsLog(run, logger, state.step, probe))
+    hooks.append(CollapseWatch())
     if run.info.is_main:
         hooks.append(LongRunWarning(run, state.step))
     if KnnMonitor.wanted(run):
         hooks.append(KnnMonitor(run, logger))
-    hooks.append(Checkpointer(run))
+    hooks.append(CheckpointCadence(run))
     if progress and run.info.is_main:
         hooks.append(ProgressBar(state))
     if on_step is not None:
@@ -62,12 +69,14 @@ def default_hooks(
 
 
 __all__ = [
-    "Checkpointer",
+    "CheckpointCadence",
+    "CollapseWatch",
     "Hook",
     "KnnMonitor",
     "LongRunWarning",
     "MetricsLog",
-    "OnlineProbe",
+    "NonFiniteGuard",
+    "OnlineClassifierHook",
     "Preemption",
     "ProgressBar",
     "StepCallback",

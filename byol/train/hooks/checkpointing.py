@@ -13,7 +13,7 @@ from byol.train.setup import Run
 from byol.train.state import TrainState, checkpoint_state
 
 
-class Checkpointer(Hook):
+class CheckpointCadence(Hook):
     """An atomic checkpoint at each epoch end, every ``checkpoint_every_minutes``, and at the last step.
 
     Rank 0 writes; the newest ``keep_checkpoints`` are kept. Non-finite weights are never written

@@ -19,7 +19,7 @@ from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
 from byol.flags import option_name
 from byol.train.hooks.base import Hook, StepEvent
-from byol.train.monitor import MetricsLogger
+from byol.train.metrics_file import MetricsWriter
 from byol.train.setup import Run
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class KnnMonitor(Hook):
     Each metrics line names its protocol (``knn_protocol``) and the seconds it took (``knn_seconds``).
     """
 
-    def __init__(self, run: Run, logger: MetricsLogger):
+    def __init__(self, run: Run, logger: MetricsWriter):
         cfg, data = run.cfg, run.data
         self.run, self.logger = run, logger
         self.every = max(1, round(cfg.run.knn_every * run.steps_per_epoch))

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import torch
 
 from byol.dist import all_reduce_mean
-from byol.errors import ByolError
-from byol.train import checkpoint as ckpt_io
+from byol.train.diagnostics import batch_diagnostics, is_collapsed
 from byol.train.hooks.base import Hook, StepEvent
-from byol.train.monitor import MetricsLogger, centred_diagnostics, effective_rank, is_collapsed, projection_std
+from byol.train.metrics_file import MetricsWriter
 from byol.train.setup import Run
 from byol.train.state import TrainState
 
 log = logging.getLogger(__name__)
 
 
-class OnlineProbe(Hook):
+class OnlineClassifierHook(Hook):
     """Trains the online linear classifier (``run.classifier``) on each labelled step's detached
     representations, counting its hits on the device; ``MetricsLog`` takes the counts at its log
     steps (``take``), so that the host still waits only there."""
@@ -27,7 +25,7 @@ class OnlineProbe(Hook):
     def __init__(self, run: Run):
         self.classifier, self.device = run.classifier, run.device
         self.correct = torch.zeros((), device=run.device, dtype=torch.long)
-        self.labelled = 0
+        self.labels_seen = 0
 
     @staticmethod
     def wanted(run: Run) -> bool:
@@ -38,13 +36,13 @@ class OnlineProbe(Hook):
             return
         y = event.labels.to(self.device, non_blocking=True)
         self.correct += self.classifier.step(event.result.output.representation_view1, y)
-        self.labelled += len(y)
+        self.labels_seen += len(y)
 
     def take(self) -> tuple[torch.Tensor, int]:
         """The hits (a device tensor) and labels counted since the last call; the counts restart."""
         counts = self.correct.clone(), self.labelled
         self.correct.zero_()
-        self.labelled = 0
+        self.labels_seen = 0
         return counts
 
 
@@ -55,22 +53,21 @@ class MetricsLog(Hook):
     are counted on the device in between. At a log step the counters and the batch's outputs are
     copied to the host without waiting (``_Pending``); the line is written once the copy has landed,
     a step or two later (at once on a CPU), and the collapse diagnostics are computed there, on the
-    host: logging never stalls the device. More than ``run.max_skipped_steps`` skipped steps in a
-    row stop the run with a one-line error naming the last good checkpoint; the first
-    collapsed-looking batch gets one warning. With an ``OnlineProbe`` (run before this hook), its
+    host: logging never stalls the device. With an ``OnlineClassifierHook`` (run before this hook), its
     accuracy over the interval is in the line. A sitting that resumed from a checkpoint says so in its
     first line (``resumed_at``: the checkpoint's step), so the file shows where each sitting began.
+    The line written last is ``state.last_logs`` (``CollapseWatch`` and the progress bar read it).
+    Stopping a run that no longer steps is ``NonFiniteGuard``'s.
     """
 
-    def __init__(self, run: Run, logger: MetricsLogger, start_step: int, probe: OnlineProbe | None = None):
+    def __init__(self, run: Run, logger: MetricsWriter, start_step: int, probe: OnlineClassifierHook | None = None):
         self.run, self.logger, self.log_every = run, logger, run.cfg.run.log_every
         zeros = lambda dtype: torch.zeros((), device=run.device, dtype=dtype)  # noqa: E731
         self.loss_sum, self.good = zeros(torch.float32), zeros(torch.long)
-        self.skipped, self.streak, self.longest_streak = zeros(torch.long), zeros(torch.long), zeros(torch.long)
+        self.skipped = zeros(torch.long)
         self.probe = probe
         self.since: tuple[float, int] | None = None  # (training seconds, timed steps) at the last line
         self.pending: _Pending | None = None
-        self.collapse_warned = False
         self.resumed_at = start_step or None  # said in this sitting's first line, then cleared
 
     def after_step(self, event: StepEvent) -> None:
@@ -83,8 +80,6 @@ class MetricsLog(Hook):
         self.loss_sum += torch.where(skipped, 0.0, result.loss)
         self.good += ~skipped
         self.skipped += skipped
-        self.streak = (self.streak + 1) * skipped
-        self.longest_streak = torch.maximum(self.longest_streak, self.streak)
         if self.pending is not None and (event.last or self.pending.ready()):
             self._write(self.pending, event.state)
         if event.step % self.log_every == 0 or event.step == event.state.plan.total_steps:
@@ -101,7 +96,7 @@ class MetricsLog(Hook):
         correct, labelled = self.probe.take() if self.probe is not None else (torch.zeros_like(self.good), 0)
         # The sums over all ranks (they skip the same steps and see as many labels): one tensor.
         sums = all_reduce_mean(torch.stack([self.loss_sum, correct.float()]), info)
-        counts = torch.stack([self.good, self.skipped, self.longest_streak]).float()
+        counts = torch.stack([self.good, self.skipped]).float()
         outputs = (out.representation_view1.detach().float(), out.projection_view1.detach().float())
         values: dict[str, Any] = {
             "epoch": state.epoch,
@@ -114,7 +109,7 @@ class MetricsLog(Hook):
             "elapsed": elapsed,
         }
         self.pending = _Pending(event.step, values, labelled, (torch.cat([sums, counts]), *outputs))
-        for counter in (self.loss_sum, self.good, self.skipped, self.longest_streak):
+        for counter in (self.loss_sum, self.good, self.skipped):
             counter.zero_()
         self.since = (elapsed, timed)
 
@@ -124,28 +119,23 @@ class MetricsLog(Hook):
         skipped = event.result.skipped is not None and bool(event.result.skipped)
         values = {"epoch": 0.0, "loss": None if skipped else float(event.result.loss)}
         values.update(
-            _diagnostics(out.representation_view1.detach().float().cpu(), out.projection_view1.detach().float().cpu())
+            batch_diagnostics(
+                out.representation_view1.detach().float().cpu(), out.projection_view1.detach().float().cpu()
+            )
         )
         self.logger.log(0, values)
 
     def _write(self, pending: _Pending, state: TrainState) -> None:
         self.pending = None
-        (loss_sum, correct, good, skipped, streak), representation, projection = pending.host()
+        (loss_sum, correct, good, skipped), representation, projection = pending.host()
         step, values = pending.step, pending.values
-        good, skipped, streak = int(good), int(skipped), int(streak)
-        if skipped and streak > self.run.cfg.run.max_skipped_steps:
-            last = ckpt_io.list_checkpoints(self.run.run_dir)
-            where = f"; the last good checkpoint is {last[-1]}" if last else ""
-            raise ByolError(
-                f"the loss or the gradients were not finite for {streak} steps in a row (up to step {step}){where}; "
-                f"resume with a lower learning rate: the same command with --lr {self.run.cfg.optim.base_lr / 2:g}"
-            )
+        good, skipped = int(good), int(skipped)
         mean_loss = loss_sum / good if good else None  # the mean loss of the steps that counted
         values = {
             "epoch": values["epoch"],
             "loss": mean_loss,
             **{k: values[k] for k in ("lr", "tau", "images_per_sec")},
-            **_diagnostics(representation, projection),
+            **batch_diagnostics(representation, projection),
             "elapsed": values["elapsed"],
             "skipped_steps": skipped,
         }
@@ -154,31 +144,13 @@ class MetricsLog(Hook):
         if self.resumed_at is not None:
             values["resumed_at"], self.resumed_at = self.resumed_at, None
         self.logger.log(step, values)
-        if is_collapsed(values) and not self.collapse_warned:
-            log.warning(
-                "step %d: the representation looks collapsed (spread around the mean %.2g, share of the top "
-                "direction %.2f; healthy: spread ≫ 0.01, share ≪ 0.9)", step, values["spread"], values["top_share"],
-            )  # fmt: skip
-            self.collapse_warned = True
         if mean_loss is not None:
             state.final_loss = mean_loss
-        state.last_logs = values
+        state.last_logs = {"step": step, **values}
 
     def close(self) -> None:
         self.pending = None  # a line not yet written when the loop broke off: it is not waited for
         self.logger.close()
-
-
-def _diagnostics(representation: torch.Tensor, projection: torch.Tensor) -> dict[str, float]:
-    """The collapse diagnostics of one batch's outputs (on the host)."""
-    pstd = projection_std(projection)
-    return {
-        "projection_std": pstd,
-        "projection_std_ratio": pstd * math.sqrt(projection.shape[1]),  # uncentred: a shared mean reads low
-        **centred_diagnostics(projection),  # the mean taken out first: centred_std_ratio, spread, top_share
-        "effective_rank": effective_rank(representation),
-        "projection_rank": effective_rank(projection),  # → 1 when the projections collapse
-    }
 
 
 class _Pending:
@@ -203,3 +175,23 @@ class _Pending:
             self.event.synchronize()
         scalars, *outputs = self.tensors
         return scalars.tolist(), *outputs
+
+
+class CollapseWatch(Hook):
+    """One warning at the first metrics line (``state.last_logs``, written by ``MetricsLog`` before
+    this hook) whose collapse diagnostics say the representation looks collapsed."""
+
+    def __init__(self):
+        self.seen: int | None = None  # the step of the last line looked at
+
+    def after_step(self, event: StepEvent) -> None:
+        line = event.state.last_logs
+        if line is None or line["step"] == self.seen or self.seen == -1:
+            return
+        self.seen = line["step"]
+        if is_collapsed(line):
+            log.warning(
+                "step %d: the representation looks collapsed (spread around the mean %.2g, share of the top "
+                "direction %.2f; healthy: spread ≫ 0.01, share ≪ 0.9)", line["step"], line["spread"], line["top_share"],
+            )  # fmt: skip
+            self.seen = -1  # said once

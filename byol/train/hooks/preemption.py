@@ -1,4 +1,4 @@
-"""The hook that stops a run told to stop (``byol.train.preempt``), so that its step is checkpointed."""
+"""The hook that stops a run told to stop (``byol.train.signals``), so that its step is checkpointed."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import torch
 
 from byol.dist import all_reduce_mean
 from byol.train.hooks.base import Hook, StepEvent
-from byol.train.preempt import SignalCatcher
 from byol.train.setup import Run
+from byol.train.signals import SignalCatcher
 
 
 class Preemption(Hook):
