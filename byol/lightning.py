@@ -28,12 +28,13 @@ from typing import Any
 import torch
 
 from byol.config import Config
+from byol.data.loader import Batch
 from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
 from byol.method import build_method
 from byol.optim import optimizer_for
 from byol.presets import resolve
 from byol.schedules import Plan, warmup_steps
-from byol.train.engine import augmentation_generator
+from byol.train.engine import augmentation_generator, make_views
 
 try:
     import lightning.pytorch as L
@@ -134,8 +135,7 @@ class BYOLModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
         generator = augmentation_generator(self.cfg.run.seed, self.global_rank, self.global_step, 0, self.device)
-        views = self.augment(images, generator)
-        view1, view2 = (v.contiguous(memory_format=self.memory_format) for v in views)
+        view1, view2 = make_views(self.augment, Batch.of_images(images), self.device, generator, self.memory_format)
         out = self.method(view1, view2, return_outputs=True)
         self.log("train/loss", out.loss.detach(), prog_bar=True)
         return out.loss

@@ -300,3 +300,58 @@ def test_a_cifar_file_carrying_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ByolError, match="not a plain data file.*refused to load (posix|os).system"):
         load_named("cifar10", "train")
     assert not (tmp_path / "PWNED_BY_CIFAR").exists()
+
+
+class InMemorySource:
+    """A third data source, as a user would write one: images in memory, ``TrainSource``'s members and
+    nothing else (no labels, no images by index: the kNN monitor stays off)."""
+
+    labelled, num_classes = False, 0
+
+    def __init__(self, n: int = 64, batch_size: int = 16, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        self.batch_size, self.seed, self.skipped = batch_size, seed, set()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches_per_epoch(self) -> int:
+        return len(self) // self.batch_size
+
+    def fingerprint(self) -> dict:
+        import hashlib
+
+        return {"count": len(self), "sha256": hashlib.sha256(self.images.numpy().tobytes()).hexdigest()}
+
+    def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False):
+        from byol.data.loader import Batch
+
+        perm = epoch_permutation(len(self), self.seed, epoch)
+        for b in range(start_batch, self.batches_per_epoch()):
+            idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
+            yield Batch(self.images[idx], None, None, idx)
+
+
+def test_a_third_data_source_of_images_in_memory_trains_through_the_real_loop_and_checkpoints(tmp_path):
+    import json
+
+    from helpers import tiny_config
+
+    from byol.data.source import LabelledImages, TrainSource
+    from byol.train import checkpoint as ckpt_io
+    from byol.train.pretrain import pretrain
+
+    source = InMemorySource()
+    assert isinstance(source, TrainSource) and not isinstance(source, LabelledImages)
+    cfg = tiny_config("memory:64-random-images", tmp_path / "cache", epochs=0.5, knn_every=1)
+    cfg.optim.batch_size = 16  # 4 batches an epoch: half an epoch is 2 steps
+    out = tmp_path / "run"
+    result = pretrain(cfg, out, progress=False, source=source)
+    assert result.steps == 2 and result.images_seen == 32
+    [checkpoint] = ckpt_io.list_checkpoints(out)
+    assert checkpoint.name == "step-000000002.pt"
+    assert ckpt_io.load_checkpoint(checkpoint)["data"] == source.fingerprint()  # what a resume checks
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 64 and summary["skipped_images"] == 0 and "knn_final" not in summary
+    assert (out / "encoder.safetensors").exists()

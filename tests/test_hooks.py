@@ -120,9 +120,11 @@ def test_the_non_finite_guard_stops_the_run_after_too_many_skipped_steps_in_a_ro
     assert guard.every == 1  # on this CPU
     guard.every = every
     _skips(state, guard, [False, True, True, False, True, True])  # 2 in a row, twice: allowed
-    stop_at = 7 if every == 1 else 8  # the third in a row, or the next step the guard looks
+    # Every step: the third in a row (step 7). Every 2: the next step it looks (8), the streak 4 by then.
+    stop_at, streak = (7, 3) if every == 1 else (8, 4)
     message = (
-        rf"not finite for 3 steps in a row \(up to step {stop_at}\); the last good checkpoint is .*step-000000002\.pt; "
+        rf"not finite for {streak} steps in a row \(up to step {stop_at}\); the last good checkpoint is "
+        r".*step-000000002\.pt; "
     )
     with pytest.raises(ByolError, match=message + "resume with a lower learning rate: the same command with --lr"):
         _skips(state, guard, [True, True])

@@ -126,18 +126,26 @@ def test_a_resumed_epoch_replays_exactly_after_a_sample_that_did_not_decode(smal
 
 def test_folders_and_shards_are_train_sources_built_from_the_config(small, tmp_path):
     """``build_train_source`` picks the source from data.path; both meet the ``TrainSource`` protocol
-    the loop names, and say whether they are labelled (the online classifier's question)."""
+    the loop names, and say whether they are labelled (the online classifier's question); only the
+    folder has images by index (``LabelledImages``, the kNN monitor's); each gets its own settings
+    (the cache on the device, the skip log), the other's are not asked of it."""
     from helpers import tiny_config
 
     from byol.data.loader import TrainData
     from byol.data.shards import ShardData, write_shards
-    from byol.data.source import TrainSource, build_train_source
+    from byol.data.source import LabelledImages, TrainSource, build_train_source
 
     info = write_shards(str(small["train"]), tmp_path / "shards", shard_size=100)
-    folder = build_train_source(tiny_config(small["train"], small["cache"]))
-    shards = build_train_source(tiny_config(info["pattern"], small["cache"]), rank=1, world_size=2)
+    on_device = tiny_config(small["train"], small["cache"])
+    on_device.data.cache_on_device = "on"
+    folder = build_train_source(on_device, device=torch.device("cpu"), skip_log=tmp_path / "folder-skips.txt")
+    shards = build_train_source(
+        tiny_config(info["pattern"], small["cache"]), rank=1, world_size=2, device=torch.device("cpu"),
+        skip_log=tmp_path / "skips.txt",
+    )  # fmt: skip
     assert isinstance(folder, TrainData) and isinstance(shards, ShardData)
     assert isinstance(folder, TrainSource) and isinstance(shards, TrainSource)
     assert folder.labelled and shards.labelled and folder.num_classes == shards.num_classes == 10
     assert shards.rank == 1 and shards.batches_per_epoch() == 400 // (32 * 2)
-    assert not shards.keep_on_device("on", torch.device("cpu"))  # nothing cached to move
+    assert isinstance(folder, LabelledImages) and not isinstance(shards, LabelledImages)
+    assert folder.cached.tensor is not None and shards.skip_log == tmp_path / "skips.txt"

@@ -161,7 +161,7 @@ def decode_view(path: Path, size: int, crop: float = 1.0) -> np.ndarray | None:
         return None
 
 
-def warn_skipped(skipped: list[Path], total: int) -> None:
+def warn_skipped(skipped: list[str] | list[Path], total: int) -> None:
     """One warning for all unreadable files: their count and the first few paths."""
     if skipped:
         first = ", ".join(str(p) for p in skipped[:5])

@@ -40,6 +40,11 @@ class Batch:
     labels: torch.Tensor | None  # (B,) int64, -1 when unlabelled
     indices: torch.Tensor
 
+    @classmethod
+    def of_images(cls, images: torch.Tensor) -> Batch:
+        """Whole uint8 images as an unlabelled batch (a user's DataLoader's, the memory probe's)."""
+        return cls(images, None, None, torch.arange(len(images)))
+
     def split(self, parts: int) -> list[Batch]:
         """``parts`` batches of near-equal size (differing by at most one image), in order."""
         if parts == 1:
@@ -124,11 +129,11 @@ class TrainData:
             view1, view2 = default_views(image_size)
         self.cached: CachedImages | None = None
         self.stream: TwoCropDataset | None = None
-        self.skipped: set[Path] = set()  # unreadable files met so far (all of them, for cached data)
+        self.skipped: set[str] = set()  # unreadable files met so far (all of them, for cached data)
         if uses_cache(self.image_list, image_size, cache):
             array, kept = load_cached(self.image_list, image_size, cache_dir, workers=max(workers, 2))
             kept_set = set(kept)
-            self.skipped = {p for i, p in enumerate(self.image_list.paths) if i not in kept_set}
+            self.skipped = {str(p) for i, p in enumerate(self.image_list.paths) if i not in kept_set}
             self.image_list = self.image_list.subset(kept)
             self.cached = CachedImages(array, self.image_list.labels)
         else:
@@ -144,12 +149,6 @@ class TrainData:
                 f"{where} has {n} readable images, fewer than one batch of {batch}; "
                 "lower --batch-size (incomplete batches are dropped so BatchNorm sees full batches)"
             )
-
-    random_access = True  # images by index: the kNN monitor's memory bank (tar shards have none)
-
-    def keep_skip_log(self, path: Path) -> None:
-        """Nothing to log for a resume: an unreadable file's place goes to the next readable one by
-        position, which a resumed epoch finds again (``TrainSource.keep_skip_log``)."""
 
     def keep_on_device(self, setting: str, device: torch.device) -> bool:
         """``data.cache_on_device``: move the uint8 cache to ``device`` (auto: a GPU, when it takes at
@@ -180,6 +179,10 @@ class TrainData:
     @property
     def labelled(self) -> bool:
         return self.image_list.labels is not None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.image_list.classes)
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the images trained on: their count and a hash of their sorted relative paths.
@@ -241,10 +244,12 @@ class TrainData:
             pin_memory=pin_memory,
             persistent_workers=False,
         )
-        new: list[Path] = []  # unreadable files met for the first time this epoch: one warning at its end
+        # Unreadable files met for the first time this epoch: one warning at its end. (A resumed epoch
+        # needs no record of them: an unreadable file's place goes to the next readable one by position.)
+        new: list[str] = []
         try:
             for c1, c2, labels, idx, bad in loader:
-                new += [p for p in map(Path, bad) if p not in self.skipped and p not in new]
+                new += [p for p in map(str, bad) if p not in self.skipped and p not in new]
                 yield Batch(None, (c1, c2), labels if self.labels is not None else None, idx)
         finally:
             self.skipped.update(new)

@@ -204,8 +204,6 @@ class ShardStream(IterableDataset):
 class ShardData:
     """``TrainData``'s interface over WebDataset shards (see the module's doc for the order)."""
 
-    random_access = False  # no kNN monitor: its memory bank needs images by index
-
     def __init__(
         self,
         spec: str,
@@ -239,10 +237,6 @@ class ShardData:
 
     def __len__(self) -> int:
         return self.samples
-
-    def keep_on_device(self, setting: str, device: torch.device) -> bool:
-        """Shards stream from their files: no cache to keep on the device (``data.cache_on_device``)."""
-        return False
 
     def keep_skip_log(self, path: Path) -> None:
         """Write the samples that do not decode to ``path`` as they are met, and read those an earlier

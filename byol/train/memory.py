@@ -110,7 +110,7 @@ class MemoryProbe:
         self.size, self.device, self.autocast = size, device, autocast
 
     def make_views(self, images: torch.Tensor):
-        batch = Batch(images, None, None, torch.arange(len(images)))
+        batch = Batch.of_images(images)
         generator = torch.Generator(device=self.device).manual_seed(0)
         return make_views(self.augment, batch, self.device, generator, self.memory_format)
 

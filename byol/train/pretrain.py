@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from byol.config import Config
+from byol.data.source import TrainSource
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
 from byol.encoder_io import ENCODER_FILE, run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
@@ -51,11 +52,14 @@ def pretrain(
     resume: bool = True,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    source: TrainSource | None = None,
 ) -> RunResult:
     """Pretrain an encoder with BYOL as ``cfg`` says, writing everything under ``run_dir``.
 
     ``resume`` continues from the newest checkpoint in ``run_dir``; ``on_step(step)`` is called
-    after every step, checkpoints included (tests use it to interrupt a run).
+    after every step, checkpoints included (tests use it to interrupt a run). ``source``: the batches
+    of a ``byol.data.source.TrainSource`` of one's own instead of those ``cfg.data.path`` names
+    (the kNN monitor runs only on a source that is also ``LabelledImages``).
     """
     cfg.validate()
     device = resolve_device(cfg.run.device)
@@ -67,7 +71,7 @@ def pretrain(
     lock = exclusive_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") if info.is_main else contextlib.nullcontext()
     try:
         with lock:
-            run = build_run(cfg, run_dir, resume, device, info)
+            run = build_run(cfg, run_dir, resume, device, info, source)
             state = start_state(run, resume)
             if state.finished and _is_complete(run.run_dir):
                 log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
@@ -116,7 +120,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
             # Unreadable files, skipped (streamed data: those this process met; rank 0's share under torchrun).
             "micro_batch": math.ceil(cfg.optim.batch_size / run.passes_per_batch),
             "skipped_images": len(run.data.skipped),
-            "skipped_files": sorted(map(str, run.data.skipped)),
+            "skipped_files": sorted(run.data.skipped),
         }
         with atomic_write(run.run_dir / SUMMARY_FILE, "w") as f:
             f.write(json.dumps(summary, indent=2) + "\n")

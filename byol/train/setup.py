@@ -19,7 +19,7 @@ from torch import nn
 
 from byol.config import Config
 from byol.data.augment import TwoViewAugment
-from byol.data.source import TrainSource, build_train_source
+from byol.data.source import LabelledImages, TrainSource, build_train_source
 from byol.dist import DistInfo, augment_compile, autocast_for, barrier, configure_device, resolve_precision, sync_bn
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
@@ -63,12 +63,13 @@ class Run:
         return autocast_for(self.precision, self.device)
 
 
-def build_run(cfg: Config, run_dir: Path, resume: bool, device: torch.device, info: DistInfo) -> Run:
+def build_run(
+    cfg: Config, run_dir: Path, resume: bool, device: torch.device, info: DistInfo, source: TrainSource | None = None
+) -> Run:
+    """The run's parts from its config; ``source``: batches of one's own instead of ``data.path``'s."""
     cfg = prepare_run_dir(run_dir, cfg, resume, info)
     device = configure_device(device, info, cfg.run.seed, cfg.run.deterministic)
-    data, steps_per_epoch = _build_data(cfg, info)
-    data.keep_on_device(cfg.data.cache_on_device, device)
-    data.keep_skip_log(run_dir / f"skipped-rank{info.rank}.txt")
+    data, steps_per_epoch = _build_data(cfg, info, device, run_dir, source)
     augment = cfg.augment.build(cfg.data.image_size, compile=augment_compile(cfg.augment.compile, device))
     memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
@@ -100,14 +101,20 @@ def _first_views(cfg: Config, data: TrainSource, augment: TwoViewAugment, device
 # ---- data ---------------------------------------------------------------------------------------
 
 
-def _build_data(cfg: Config, info: DistInfo) -> tuple[TrainSource, int]:
-    if not info.is_main:
-        barrier(info)  # rank 0 decodes the image cache once; the others then read it
-    data = build_train_source(cfg, info.rank, info.world_size)
-    if not data.random_access and cfg.run.knn_every > 0 and info.is_main:
-        log.info("kNN monitor: off for tar shards (read in order); evaluate with byol eval knn on a folder")
-    if info.is_main:
-        barrier(info)
+def _build_data(
+    cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, source: TrainSource | None
+) -> tuple[TrainSource, int]:
+    """The run's source (``source``, or the one ``data.path`` names) and its steps per epoch."""
+    data = source
+    if data is None:
+        if not info.is_main:
+            barrier(info)  # rank 0 decodes the image cache once; the others then read it
+        data = build_train_source(cfg, info.rank, info.world_size, device, run_dir / f"skipped-rank{info.rank}.txt")
+        if info.is_main:
+            barrier(info)
+    if not isinstance(data, LabelledImages) and cfg.run.knn_every > 0 and info.is_main:
+        log.info("kNN monitor: off for a source without images by index (tar shards are read in order); "
+                 "evaluate with byol eval knn on a folder")  # fmt: skip
     accumulate = cfg.optim.accumulate
     steps_per_epoch = data.batches_per_epoch() // accumulate
     if steps_per_epoch < 1:

@@ -12,8 +12,8 @@ import torch
 from byol import faults
 from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
-from byol.data.loader import TrainData
 from byol.data.seeding import seeded_generator
+from byol.data.source import LabelledImages
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
@@ -54,7 +54,7 @@ class KnnMonitor(Hook):
 
     @staticmethod
     def wanted(run: Run) -> bool:
-        labelled = run.data.labelled and run.data.random_access  # tar shards: no images by index
+        labelled = isinstance(run.data, LabelledImages) and run.data.labelled  # tar shards: no images by index
         if run.cfg.data.knn_test and not labelled:
             raise ByolError(
                 f"{option_name('data.knn_test')} needs a labelled training folder of images (<class>/*.jpg) "
@@ -95,12 +95,12 @@ class KnnMonitor(Hook):
     def _queries(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.test is None:
             return self.run.data.eval_batches(self.query_idx)
-        data = self.run.data
-        batches = eval_images(self.test, data.image_size, data.eval_crop, data.cache_dir, data.workers)
+        d = self.run.cfg.data
+        batches = eval_images(self.test, d.image_size, d.eval_crop, d.cache_dir or None, d.workers)
         return ((images, labels) for images, labels, _ in batches)
 
 
-def labelled_test_folder(folder: str, data: TrainData) -> ImageList:
+def labelled_test_folder(folder: str, data: LabelledImages) -> ImageList:
     """The labelled test folder of ``data.knn_test``, checked: it has images, in the training folder's classes."""
     option = option_name("data.knn_test")
     try:
@@ -109,7 +109,7 @@ def labelled_test_folder(folder: str, data: TrainData) -> ImageList:
         raise ByolError(f"{option} {folder}: {e}") from None
     if images.labels is None or not len(images):
         raise ByolError(f"{option} {folder}: needs labelled images in class folders (<class>/*.jpg)")
-    train_classes = data.image_list.classes
+    train_classes = data.classes
     if list(images.classes) != list(train_classes):
         extra = sorted(set(images.classes) - set(train_classes))
         raise ByolError(
@@ -119,7 +119,7 @@ def labelled_test_folder(folder: str, data: TrainData) -> ImageList:
     return images
 
 
-def monitor_split(data: TrainData, seed: int, fraction: float, max_bank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def monitor_split(data: LabelledImages, seed: int, fraction: float, max_bank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted indices of the held-out monitor's queries and memory bank, fixed by ``seed``."""
     perm = torch.randperm(len(data.labels), generator=seeded_generator(seed, 91))
     n_query = min(max(1, int(len(perm) * fraction)), 5000)

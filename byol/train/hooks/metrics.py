@@ -40,7 +40,7 @@ class OnlineClassifierHook(Hook):
 
     def take(self) -> tuple[torch.Tensor, int]:
         """The hits (a device tensor) and labels counted since the last call; the counts restart."""
-        counts = self.correct.clone(), self.labelled
+        counts = self.correct.clone(), self.labels_seen
         self.correct.zero_()
         self.labels_seen = 0
         return counts
@@ -93,7 +93,7 @@ class MetricsLog(Hook):
             self._write(self.pending, event.state)
         info, state, out = self.run.info, event.state, event.result.output
         elapsed, timed = state.elapsed(), state.timed_steps
-        correct, labelled = self.probe.take() if self.probe is not None else (torch.zeros_like(self.good), 0)
+        correct, labels_seen = self.probe.take() if self.probe is not None else (torch.zeros_like(self.good), 0)
         # The sums over all ranks (they skip the same steps and see as many labels): one tensor.
         sums = all_reduce_mean(torch.stack([self.loss_sum, correct.float()]), info)
         counts = torch.stack([self.good, self.skipped]).float()
@@ -108,7 +108,7 @@ class MetricsLog(Hook):
             else None,
             "elapsed": elapsed,
         }
-        self.pending = _Pending(event.step, values, labelled, (torch.cat([sums, counts]), *outputs))
+        self.pending = _Pending(event.step, values, labels_seen, (torch.cat([sums, counts]), *outputs))
         for counter in (self.loss_sum, self.good, self.skipped):
             counter.zero_()
         self.since = (elapsed, timed)
@@ -139,8 +139,8 @@ class MetricsLog(Hook):
             "elapsed": values["elapsed"],
             "skipped_steps": skipped,
         }
-        if pending.labelled:
-            values["online_top1"] = correct / pending.labelled
+        if pending.labels_seen:
+            values["online_top1"] = correct / pending.labels_seen
         if self.resumed_at is not None:
             values["resumed_at"], self.resumed_at = self.resumed_at, None
         self.logger.log(step, values)
@@ -156,8 +156,8 @@ class MetricsLog(Hook):
 class _Pending:
     """A metrics line on its way to the host: its tensors copied without waiting, an event to ask."""
 
-    def __init__(self, step: int, values: dict[str, Any], labelled: int, tensors: tuple[torch.Tensor, ...]):
-        self.step, self.values, self.labelled = step, values, labelled
+    def __init__(self, step: int, values: dict[str, Any], labels_seen: int, tensors: tuple[torch.Tensor, ...]):
+        self.step, self.values, self.labels_seen = step, values, labels_seen
         cuda = tensors[0].device.type == "cuda"
         self.tensors = [
             torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) if cuda else t
