@@ -27,12 +27,14 @@ format: $(STAMP)
 	$(BIN)/ruff format byol tests benchmarks
 	$(BIN)/ruff check --fix byol tests benchmarks
 
+# Two workers, a test file each at a time (session fixtures are per worker: a file's tests share them);
+# tests/helpers.py gives each worker its share of the cores.
 test: lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # For iterating: everything but the tests marked slow (real training runs, child processes, compiles).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" --durations=10
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -12,13 +12,20 @@ CIFAR = SHARED / "data" / "cifar10"
 
 # Tests that take these fixtures train real runs (tens to hundreds of steps): slow, like the tests
 # marked so by hand (child processes, compiles). `make test-fast` leaves them out.
-SLOW_FIXTURES = {"learned_run", "short_run", "reference", "trial_data", "fork_server"}
+SLOW_FIXTURES = {"learned_run", "unstepped_run", "short_run", "reference", "trial_data", "fork_server"}
+
+
+# The longest file (its session fixture trains two runs: about 3 minutes on one core) runs first: under
+# ``make test``'s two workers (pytest-xdist, a file a worker at a time) the other worker takes the
+# rest meanwhile, instead of waiting for it at the end.
+FIRST = ("test_learning.py",)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session", autouse=True)

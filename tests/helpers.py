@@ -9,9 +9,12 @@ import torch
 
 from byol.presets import resolve
 
-# One thread count in the test process and in every child it starts (children import this module):
-# runs compared bit for bit then run the same kernels.
-TEST_THREADS = min(2, os.cpu_count() or 1)
+# One thread count in the test process and in every child it starts (children import this module, and
+# inherit the environment): runs compared bit for bit then run the same kernels. Under pytest-xdist
+# (``make test`` runs two workers) the cores are shared out: one thread a worker on 2 cores, so that
+# OpenMP threads never outnumber the cores (two workers of two threads each ran 3x slower).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+TEST_THREADS = max(1, min(2, os.cpu_count() or 1) // _WORKERS)
 torch.set_num_threads(TEST_THREADS)
 
 
