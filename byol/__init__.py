@@ -3,7 +3,7 @@
 from byol.constants import VERSION as __version__
 from byol.encoder_io import load_encoder
 from byol.losses import regression_loss
-from byol.method import BYOL, BYOLOutput, Method, MethodOutput, SimCLR
+from byol.method import BYOL, Method, MethodOutput, SimCLR
 from byol.models import MLP, available_backbones, build_encoder
 from byol.optim import build_optimizer, param_groups
 from byol.optim.lars import LARS
@@ -12,7 +12,6 @@ from byol.schedules import lr_schedule, scaled_lr, tau_schedule
 __all__ = [
     "__version__",
     "BYOL",
-    "BYOLOutput",
     "Method",
     "MethodOutput",
     "SimCLR",

@@ -7,7 +7,12 @@ overrides; ``flags`` is the command line's table. A run's resolved config is sav
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,13 +23,37 @@ from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.flags import option_name
 from byol.method import METHODS, SIMCLR_RECIPES
-from byol.models.backbones import ENCODER_NORMS, check_backbone, is_timm
+from byol.models.backbones import ENCODER_NORMS, TIMM_PREFIX, available_backbones, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.models.norms import ENCODER_INITS, GROUP_CHANNELS
 from byol.optim import OPTIMIZERS
 from byol.schedules import scaled_lr
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+AUTO_ON_OFF = ("auto", "on", "off")
+
+# The keys whose values are names from a list, and where the list comes from (a registry where there
+# is one): validation and the help text (``option_help``) both read it, so a new backbone, optimiser
+# or method shows up in ``--help`` and in the error without anyone writing it there.
+CHOICES: dict[str, Callable[[], Sequence[str]]] = {
+    "data.cache": lambda: AUTO_ON_OFF,
+    "data.cache_on_device": lambda: AUTO_ON_OFF,
+    "model.backbone": lambda: [*available_backbones(), f"{TIMM_PREFIX}<name>"],
+    "model.method": lambda: list(METHODS),
+    "model.norm": lambda: NORMS,
+    "model.encoder_norm": lambda: ENCODER_NORMS,
+    "model.encoder_init": lambda: ENCODER_INITS,
+    "model.sync_bn": lambda: AUTO_ON_OFF,
+    "model.simclr_recipe": lambda: SIMCLR_RECIPES,
+    "augment.interpolation": lambda: ("bilinear", "bicubic"),
+    "augment.jitter": lambda: JITTERS,
+    "augment.compile": lambda: AUTO_ON_OFF,
+    "optim.optimizer": lambda: OPTIMIZERS,
+    "run.precision": lambda: ("auto", "fp32", "bf16"),
+    "run.compile_mode": lambda: COMPILE_MODES,
+}
 
 
 class _Section:
@@ -36,7 +65,8 @@ class _Section:
         if not ok:
             raise ByolError(f"{option_name(f'{self.SECTION}.{key}')} must be {rule}, got {getattr(self, key)!r}")
 
-    def _one_of(self, key: str, choices) -> None:
+    def _one_of(self, key: str) -> None:
+        choices = CHOICES[f"{self.SECTION}.{key}"]()
         self._require(key, getattr(self, key) in choices, "one of " + ", ".join(map(str, choices)))
 
 
@@ -76,8 +106,8 @@ class DataConfig(_Section):
 
     def validate(self) -> None:
         self._require("image_size", self.image_size >= 8, "at least 8")
-        self._one_of("cache", ("auto", "on", "off"))
-        self._one_of("cache_on_device", ("auto", "on", "off"))
+        self._one_of("cache")
+        self._one_of("cache_on_device")
         self._require("workers", self.workers >= 0, ">= 0")
         self._require("monitor_fraction", 0 < self.monitor_fraction < 1, "in (0, 1)")
         self._require("eval_crop", 0 < self.eval_crop <= 1, "in (0, 1]")
@@ -90,7 +120,7 @@ class ModelConfig(_Section):
     SECTION: ClassVar[str] = "model"
 
     backbone: str = "resnet50"
-    """Encoder name from the registry (byol.available_backbones()), or timm:<name> (the byol[timm] extra)."""
+    """The encoder: a name from byol's registry (byol.available_backbones()), or timm:<name> (the byol[timm] extra)."""
     timm_args: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of timm.create_model for a timm backbone, e.g. --set model.timm_args.patch_size=4."""
     width: float = 1.0
@@ -98,10 +128,13 @@ class ModelConfig(_Section):
     small_images: bool | None = None
     """3×3 stride-1 stem without max-pool; default: image_size <= 64."""
     projector_hidden: int = 4096
+    """Hidden width of the projector (4096 in the paper)."""
     projection_dim: int = 256
+    """Output size of the projector and the predictor (256 in the paper)."""
     predictor_hidden: int = 4096
+    """Hidden width of the predictor (4096 in the paper)."""
     method: str = "byol"
-    """byol, or simclr: the contrastive baseline (NT-Xent, no predictor, no target), all else shared."""
+    """The method: byol, or simclr, the contrastive baseline (NT-Xent, no predictor, no target), all else shared."""
     temperature: float = 0.5
     """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
     simclr_recipe: str = "byol"
@@ -131,37 +164,41 @@ class ModelConfig(_Section):
         if self.timm_args and not is_timm(self.backbone):
             raise ByolError(f"--set model.timm_args is for timm:<name> backbones, not {self.backbone!r}")
         self._require("width", self.width > 0, "positive")
-        self._one_of("norm", NORMS)
-        self._one_of("encoder_norm", ENCODER_NORMS)
+        self._one_of("norm")
+        self._one_of("encoder_norm")
         self._require("group_channels", self.group_channels >= 1, "at least 1")
-        self._one_of("encoder_init", ENCODER_INITS)
+        self._one_of("encoder_init")
         if self.encoder_init != "default" and self.encoder_norm != "groupnorm-ws":
             raise ByolError(
                 f"{option_name('model.encoder_init')} {self.encoder_init} sets GroupNorm layers: it needs "
                 f"{option_name('model.encoder_norm')} groupnorm-ws, not {self.encoder_norm}"
             )
-        self._one_of("method", METHODS)
-        self._require("temperature", self.temperature > 0, "positive")
-        self._one_of("simclr_recipe", SIMCLR_RECIPES)
+        self._one_of("method")
+        for spec in METHODS.values():  # each method checks the options it reads
+            spec.check_options(self, self._require)
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
             self._require(key, getattr(self, key) >= 1, "at least 1")
-        self._one_of("sync_bn", ("auto", "on", "off"))
+        self._one_of("sync_bn")
 
 
 @dataclass
 class AugmentConfig(_Section):
     SECTION: ClassVar[str] = "augment"
 
-    view1: ViewParams = field(default_factory=lambda: VIEW1)  # the paper's table 6 (ViewParams is frozen)
+    view1: ViewParams = field(default_factory=lambda: VIEW1)  # ViewParams is frozen
+    """The first view's crop, flip and colour parameters (the paper's table 6: blur 1.0, solarise 0.0)."""
     view2: ViewParams = field(default_factory=lambda: VIEW2)
+    """The second view's (blur 0.1, solarise 0.2)."""
     interpolation: str = "bilinear"
     """Interpolation of the batched crop: bilinear or bicubic (the paper's)."""
     mean: tuple[float, float, float] = IMAGENET_MEAN
+    """Per-channel mean the views are normalised with (ImageNet's)."""
     std: tuple[float, float, float] = IMAGENET_STD
+    """Per-channel standard deviation the views are normalised with (ImageNet's)."""
     compile: str = "auto"
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
     color: bool = True
-    """False: no colour jitter and no grayscale in either view (the paper's colour ablation, fig. 3b)."""
+    """Colour jitter and grayscale in the views; off (--no-color), the paper's colour ablation (fig. 3b)."""
     jitter: str = "torchvision"
     """Colour ops: torchvision (brightness multiplies, contrast and saturation blend with luma; the PyTorch
     peers) or official (the release's TensorFlow ops: brightness adds, contrast per channel, saturation in HSV;
@@ -180,9 +217,9 @@ class AugmentConfig(_Section):
         )
 
     def validate(self) -> None:
-        self._one_of("interpolation", ("bilinear", "bicubic"))
-        self._one_of("jitter", JITTERS)
-        self._one_of("compile", ("auto", "on", "off"))
+        self._one_of("interpolation")
+        self._one_of("jitter")
+        self._one_of("compile")
         self._require("std", all(v > 0 for v in self.std), "three positive numbers")
 
 
@@ -191,7 +228,7 @@ class OptimConfig(_Section):
     SECTION: ClassVar[str] = "optim"
 
     optimizer: str = "lars"
-    """lars (the paper), sgd or adamw."""
+    """The optimiser: lars is the paper's."""
     batch_size: int = 4096
     """Images per forward pass (per process); the effective batch is batch_size × accumulate × processes."""
     accumulate: int = 1
@@ -202,8 +239,11 @@ class OptimConfig(_Section):
     base_lr: float = 0.2
     """Learning rate per 256 images: lr = base_lr × effective batch / 256 (LARS, SGD). AdamW uses it as is."""
     weight_decay: float = 1.5e-6
+    """Weight decay of the weights (biases and norm parameters excluded, as the paper)."""
     momentum: float = 0.9
+    """Momentum of LARS and SGD."""
     trust_coefficient: float = 1e-3
+    """LARS: η, the trust coefficient of the layer-wise rate."""
     clip_lr: bool = False
     """LARS: clip the adapted learning rate to the global one (the CIFAR recipe)."""
     compiled_step: bool = False
@@ -218,7 +258,7 @@ class OptimConfig(_Section):
     """Apply the linear scaling rule batch/256 (off for AdamW presets)."""
 
     def validate(self) -> None:
-        self._one_of("optimizer", OPTIMIZERS)
+        self._one_of("optimizer")
         self._require("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm needs a batch)")
         self._require("accumulate", self.accumulate >= 1, "at least 1")
         micro_ok = self.micro_batch == "auto" or (self.micro_batch.isdigit() and int(self.micro_batch) >= 2)
@@ -250,12 +290,14 @@ class RunConfig(_Section):
     time_budget: float | None = None
     """Minutes of training: schedules are laid over the steps this allows, estimated from the first steps."""
     seed: int = 0
+    """Seed of the initialisation, the data order and every augmentation draw."""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:N."""
     precision: str = "auto"
     """auto: bf16 autocast on CUDA and on CPUs with bf16 matrix units (Intel AMX), fp32 on other CPUs;
     or fp32, or bf16."""
     channels_last: bool = True
+    """Images and convolutions in channels-last memory order (faster convolutions on GPUs and CPUs)."""
     compile: bool = False
     """torch.compile the model (CUDA: faster after a minute of compiling)."""
     compile_mode: str = "default"
@@ -268,7 +310,9 @@ class RunConfig(_Section):
     knn_every: float = 1.0
     """Epochs between kNN monitor evaluations when labels exist (0: off)."""
     knn_k: int = 200
+    """The kNN monitor's k (neighbours that vote)."""
     knn_temperature: float = 0.1
+    """The kNN monitor's temperature T of the vote's weights exp(similarity / T)."""
     knn_max_bank: int = 10000
     """At most this many training images form the monitor's kNN memory bank."""
     online_classifier: bool = True
@@ -276,6 +320,7 @@ class RunConfig(_Section):
     checkpoint_every_minutes: float = 10.0
     """Also checkpoint inside an epoch this often (0: only at epoch ends)."""
     keep_checkpoints: int = 2
+    """Checkpoints kept in checkpoints/; older ones are deleted."""
     max_skipped_steps: int = 10
     """Steps in a row whose loss or gradients are not finite that are skipped (no update) before the
     run stops with an error naming the last good checkpoint (0: stop at the first)."""
@@ -285,8 +330,8 @@ class RunConfig(_Section):
         if self.time_budget is not None:
             self._require("time_budget", self.time_budget > 0, "positive minutes")
         self._require("seed", self.seed >= 0, ">= 0")
-        self._one_of("precision", ("auto", "fp32", "bf16"))
-        self._one_of("compile_mode", COMPILE_MODES)
+        self._one_of("precision")
+        self._one_of("compile_mode")
         self._require("log_every", self.log_every >= 1, "at least 1")
         self._require("knn_every", self.knn_every >= 0, ">= 0 (0: off)")
         self._require("knn_k", self.knn_k >= 1, "at least 1")
@@ -324,3 +369,31 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+@functools.cache
+def _docstrings() -> dict[str, str]:
+    """``section.key`` → the attribute docstring written under that key in this module's sections."""
+    docs = {}
+    for cls in (n for n in ast.parse(inspect.getsource(sys.modules[__name__])).body if isinstance(n, ast.ClassDef)):
+        body = cls.body
+        section = next(
+            (n.value.value for n in body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "SECTION"),
+            None,
+        )
+        for node, after in zip(body, body[1:]):
+            is_doc = isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant)
+            if section and isinstance(node, ast.AnnAssign) and is_doc and isinstance(after.value.value, str):
+                docs[f"{section}.{node.target.id}"] = " ".join(after.value.value.split())
+    return docs
+
+
+def option_help(key: str) -> str:
+    """The one text of option ``section.key``: its docstring in the schema, then its choices (from their
+    registries, ``CHOICES``) where the docstring does not name them all. ``--help`` and the reference
+    both print it (defaults are the preset's, which ``byol pretrain --preset P`` resolves)."""
+    text = _docstrings().get(key, "")
+    choices = [str(c) for c in CHOICES[key]()] if key in CHOICES else []
+    if choices and not all(c in text for c in choices):
+        text += f" One of: {', '.join(choices)}."
+    return text

@@ -136,7 +136,7 @@ class BYOLModule(L.LightningModule):
         images = batch[0] if isinstance(batch, list | tuple) else batch
         generator = augmentation_generator(self.cfg.run.seed, self.global_rank, self.global_step, 0, self.device)
         view1, view2 = make_views(self.augment, Batch.of_images(images), self.device, generator, self.memory_format)
-        out = self.method(view1, view2, return_outputs=True)
+        out = self.method(view1, view2)
         self.log("train/loss", out.loss.detach(), prog_bar=True)
         return out.loss
 

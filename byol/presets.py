@@ -13,6 +13,7 @@ from byol.config import Config
 from byol.config_io import config_from_dict, merge
 from byol.constants import is_small
 from byol.errors import ByolError
+from byol.method import METHODS
 
 PRESETS = ("imagenet", "cifar10", "cpu")
 
@@ -54,33 +55,17 @@ def imagenet_schedule_for(epochs: float) -> tuple[float, float, float]:
 
 
 def resolve(preset: str, overrides: dict[str, Any]) -> Config:
-    """Preset, then the imagenet length rule for values the user did not set, then overrides (and, for
-    ``--method simclr --simclr-recipe paper``, SimCLR's views where the user set none)."""
+    """Preset, then the imagenet length rule for values the user did not set, then overrides, then the
+    views the method asks for where the user set none (``MethodSpec.views``: ``--method simclr
+    --simclr-recipe paper`` brings SimCLR's)."""
     values = preset_dict(preset)
     if values.get("preset") == "imagenet":
         epochs = overrides.get("run", {}).get("epochs", values.get("run", {}).get("epochs", 1000))
         lr, wd, tau = imagenet_schedule_for(epochs)
         values = merge(values, {"optim": {"base_lr": lr, "weight_decay": wd, "tau_base": tau}})
-    values = simclr_paper_views(merge(values, overrides), keep=set(overrides.get("augment", {})))
+    values = merge(values, overrides)
+    method = values.get("model", {}).get("method", "byol")
+    spec = METHODS.get(method) if isinstance(method, str) else None  # another value: refused by validate
+    if spec is not None:  # the views the method asks for, where the user set none
+        values = spec.views(values, keep=set(overrides.get("augment", {})))
     return config_from_dict(values).validate()
-
-
-# SimCLR's augmentation (Chen et al. 2020, appendix A): colour jitter at strength s = 1 (0.8, 0.8, 0.8,
-# 0.2) with p 0.8, grayscale 0.2, blur 0.5 (none on CIFAR), no solarisation; the same for both views.
-SIMCLR_VIEW = {"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2, "jitter_p": 0.8,
-               "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0}  # fmt: skip
-
-
-def simclr_paper_views(values: dict[str, Any], keep: set[str] = frozenset()) -> dict[str, Any]:
-    """``values`` (a config as a dict) with SimCLR's symmetric views when it asks for SimCLR's own
-    recipe; the crop of each view stays, blur stays off for small images, views named in ``keep`` stay."""
-    model = values.get("model", {})
-    if model.get("method") != "simclr" or model.get("simclr_recipe") != "paper":
-        return values
-    augment = dict(values.get("augment", {}))
-    small = is_small(values.get("data", {}).get("image_size", 224))
-    for name in ("view1", "view2"):
-        if name not in keep:
-            view = {k: v for k, v in augment.get(name, {}).items() if k in ("crop_scale", "crop_ratio", "flip_p")}
-            augment[name] = {**view, **SIMCLR_VIEW, **({"blur_p": 0.0} if small else {})}
-    return {**values, "augment": augment}

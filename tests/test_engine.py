@@ -27,7 +27,7 @@ def views(seed, n=8):
 def gradients(model, micro):
     """The online gradients of one micro-batch alone, from a copy of ``model``."""
     m = copy.deepcopy(model)
-    loss = m(*micro)
+    loss = m(*micro).loss
     loss.backward()
     return loss.detach(), [p.grad.clone() for p in m.parameters() if p.requires_grad]
 
@@ -171,7 +171,7 @@ def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
 
     flagged, plain = make(), make()
     for m in (flagged, plain):
-        m(*views(7)).backward()
+        m(*views(7)).loss.backward()
     if found:
         next(flagged.online_encoder.parameters()).grad[0] = float("nan")
     opt_f, opt_p = LARS(param_groups(flagged, 1e-3), lr=0.1), LARS(param_groups(plain, 1e-3), lr=0.1)
@@ -198,7 +198,7 @@ def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, monkeyp
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked for: kept, whatever the CPU
     model = make()
     with autocast_for(resolve_precision("auto", torch.device("cpu")), torch.device("cpu")):
-        out = model(*views(3), return_outputs=True)
+        out = model(*views(3))
     # The encoder's convolutions ran in bf16 under auto on such a CPU; the loss stays fp32.
     assert out.representation_view1.dtype == (torch.bfloat16 if amx else torch.float32)
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)

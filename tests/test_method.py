@@ -30,7 +30,7 @@ def test_target_starts_as_exact_copy_without_grad():
 def test_loss_is_sum_of_both_view_orders_each_view_its_own_batch():
     m = tiny_byol()
     v1, v2 = views()
-    loss = m(v1, v2)
+    loss = m(v1, v2).loss
     # Recompute by hand, each view as its own forward batch.
     z1 = m.online_projector(m.online_encoder(v1))
     z2 = m.online_projector(m.online_encoder(v2))
@@ -42,7 +42,7 @@ def test_loss_is_sum_of_both_view_orders_each_view_its_own_batch():
     # Summed: each term is at most 4, the sum is well above one averaged term's range at init.
     assert loss.item() > regression_loss(m.predictor(z1), t2).item()
     # Swapping the views gives the same symmetrised loss.
-    torch.testing.assert_close(m(v2, v1), loss)
+    torch.testing.assert_close(m(v2, v1).loss, loss)
 
 
 def test_target_gets_no_gradient_and_only_moves_by_update_target():
@@ -50,7 +50,7 @@ def test_target_gets_no_gradient_and_only_moves_by_update_target():
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
     before = [t.clone() for t in m.target_parameters()]
     v1, v2 = views()
-    loss = m(v1, v2)
+    loss = m(v1, v2).loss
     loss.backward()
     assert all(t.grad is None for t in m.target_parameters())
     assert all(p.grad is not None for p in m.online_parameters())
@@ -98,12 +98,11 @@ def test_target_keeps_its_own_batchnorm_statistics():
     assert bn_online is not bn_target
 
 
-def test_outputs_and_encoder_accessor():
+def test_forward_returns_the_loss_and_what_the_monitors_read():
     m = tiny_byol()
-    out = m(*views(), return_outputs=True)
-    assert out.projection_view1.shape == (8, 16)
+    out = m(*views())
+    assert out.loss.shape == () and out.projection_view1.shape == (8, 16)
     assert out.representation_view1.shape == (8, m.feature_dim)
-    assert m.encoder is m.online_encoder
 
 
 def test_no_predictor_variant_regresses_projections_directly():
@@ -112,12 +111,12 @@ def test_no_predictor_variant_regresses_projections_directly():
     m = tiny_byol(use_predictor=False)
     assert isinstance(m.predictor, nn.Identity) and not any(p.requires_grad for p in m.predictor.parameters())
     v1, v2 = views()
-    torch.testing.assert_close(m(v1, v1), torch.tensor(0.0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(m(v1, v1).loss, torch.tensor(0.0), atol=1e-6, rtol=0)
     z1, z2 = m.online_projector(m.online_encoder(v1)), m.online_projector(m.online_encoder(v2))
     with torch.no_grad():
         t1, t2 = m.target_projector(m.target_encoder(v1)), m.target_projector(m.target_encoder(v2))
-    torch.testing.assert_close(m(v1, v2), regression_loss(z1, t2) + regression_loss(z2, t1))
-    assert tiny_byol()(v1, v1).item() > 0.1
+    torch.testing.assert_close(m(v1, v2).loss, regression_loss(z1, t2) + regression_loss(z2, t1))
+    assert tiny_byol()(v1, v1).loss.item() > 0.1
 
 
 @pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "groupnorm", "none"])
@@ -126,22 +125,22 @@ def test_one_step_on_a_fixed_batch_lowers_the_loss(norm):
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.0)
     v1, v2 = views(16)
     torch.manual_seed(0)
-    before = m(v1, v2)
+    before = m(v1, v2).loss
     before.backward()
     opt.step()
     with torch.no_grad():
-        after = m(v1, v2)
+        after = m(v1, v2).loss
     assert after.item() < before.item()
 
 
 def test_any_module_mapping_images_to_vectors_works():
     encoder = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     m = BYOL(encoder, 8, projector_hidden=32, projection_dim=8, predictor_hidden=32)
-    loss = m(*views())
+    loss = m(*views()).loss
     assert 0 < loss.item() < 8  # two terms, each 2 − 2·cos ∈ [0, 4]
     loss.backward()
     assert encoder[0].weight.grad.abs().sum() > 0  # the gradient reaches the user's encoder
-    assert m.encoder is encoder and m.target_encoder[0].weight.grad is None
+    assert m.online_encoder is encoder and m.target_encoder[0].weight.grad is None
 
 
 @pytest.mark.parametrize("name", ["byol", "simclr"])
@@ -156,9 +155,12 @@ def test_each_method_is_a_method_the_loop_can_drive(name):
     method = build_method(cfg, enc.module, enc.feature_dim)
     assert isinstance(method, Method) and not isinstance(enc.module, Method)
     g = torch.Generator().manual_seed(0)
-    out = method(torch.randn(4, 3, 16, 16, generator=g), torch.randn(4, 3, 16, 16, generator=g), return_outputs=True)
+    out = method(
+        torch.randn(4, 3, 16, 16, generator=g),
+        torch.randn(4, 3, 16, 16, generator=g),
+    )
     assert isinstance(out, MethodOutput) and out.representation_view1.shape == (4, method.feature_dim)
-    assert method.encoder is method.online_encoder and method.trained_modules()[0] is method.encoder
+    assert method.trained_modules()[0] is method.online_encoder
     method.after_step(0.99)
 
 
@@ -172,31 +174,31 @@ class InvarianceVariance(nn.Module):
         self.projector = nn.Linear(feature_dim, projection_dim)
         self.steps_after = 0
 
-    @property
-    def encoder(self) -> nn.Module:
-        return self.online_encoder
-
     def trained_modules(self) -> list[nn.Module]:
         return [self.online_encoder, self.projector]
 
-    def forward(self, view1, view2, return_outputs=False):
+    def forward(self, view1, view2):
         from byol.method import MethodOutput
 
         h1 = self.online_encoder(view1)
         z1, z2 = self.projector(h1), self.projector(self.online_encoder(view2))
         spread = sum(torch.relu(1 - z.std(dim=0)).mean() for z in (z1, z2))
         loss = (z1 - z2).pow(2).mean() + spread
-        return MethodOutput(loss, h1, z1, z2) if return_outputs else loss
+        return MethodOutput(loss, h1, z1)
 
     def after_step(self, tau: float) -> None:
         self.steps_after += 1
 
 
 def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(synthetic, tmp_path, monkeypatch):
+    """The registry line brings the method's builder, the check of the options it reads and the views
+    it asks for (here: no solarisation in either view); nothing in byol/ is edited."""
     from helpers import tiny_config
 
     import byol
-    from byol.method import METHODS, Method
+    from byol.errors import ByolError
+    from byol.method import METHODS, Method, MethodSpec
+    from byol.presets import resolve
     from byol.train.pretrain import pretrain
 
     built, initial = [], {}
@@ -206,7 +208,20 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
         built.append(InvarianceVariance(encoder, feature_dim, model_cfg.projection_dim))
         return built[-1]
 
-    monkeypatch.setitem(METHODS, "invariance", build)  # the one line a new method adds
+    def check_options(model_cfg, require):
+        require("projection_dim", model_cfg.projection_dim >= 4, "at least 4 (invariance holds each std near 1)")
+
+    def views(values, keep=frozenset()):
+        augment = values.setdefault("augment", {})
+        for name in {"view1", "view2"} - keep:
+            augment[name] = {**augment.get(name, {}), "solarize_p": 0.0}
+        return values
+
+    monkeypatch.setitem(METHODS, "invariance", MethodSpec(build, check_options, views))  # the one line it adds
+    assert resolve("cpu", {"model": {"method": "invariance"}}).augment.view2.solarize_p == 0.0
+    assert resolve("cpu", {"model": {"method": "byol"}}).augment.view2.solarize_p == 0.2  # its views only
+    with pytest.raises(ByolError, match=r"--set model.projection_dim must be at least 4 \(invariance"):
+        resolve("cpu", {"model": {"method": "invariance", "projection_dim": 2}})
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2 / 12, knn_every=0, log_every=1)
     cfg.model.method = "invariance"
     result = pretrain(cfg, tmp_path / "run", progress=False)
@@ -255,6 +270,8 @@ def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
     method = build_method(cfg.model, enc.module, enc.feature_dim)
     assert isinstance(method.online_projector, SimCLRProjector)
     assert isinstance(method.online_projector[-1], nn.BatchNorm1d)  # BN on the 128-d output
-    out = method(*views(), return_outputs=True)
+    out = method(
+        *views(),
+    )
     assert out.projection_view1.shape == (8, 128) and torch.isfinite(out.loss)
     assert isinstance(build_method(pipeline.model, enc.module, enc.feature_dim).online_projector, MLP)

@@ -175,3 +175,27 @@ def test_every_flag_sets_a_config_key_that_exists_and_errors_name_the_flag():
     add_flags(parser)
     args = parser.parse_args(["--no-predictor", "--epochs", "3", "--compile"])
     assert flag_values(args) == {"model": {"use_predictor": False}, "run": {"epochs": 3.0, "compile": True}}
+
+
+def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(capsys, monkeypatch):
+    """One text per option: ``byol pretrain --help`` prints each flag's config docstring
+    (``option_help``), and a name added to a registry (a backbone here) is among the choices that
+    ``--help`` lists and that validation accepts, with nobody writing it anywhere else."""
+    import byol.models.backbones as backbones
+    from byol.config import CHOICES, Config, _docstrings, option_help
+    from byol.errors import ByolError
+
+    with pytest.raises(SystemExit):
+        cli(["pretrain", "--help"])
+    squeeze = lambda text: "".join(text.split())  # noqa: E731  (argparse wraps lines, even at hyphens)
+    shown = squeeze(capsys.readouterr().out)
+    for f in FLAGS:
+        doc = _docstrings()[f.key]  # every flag's key has its docstring in the schema
+        assert doc and squeeze(option_help(f.key)) in shown, f.name
+    assert squeeze("The optimiser: lars is the paper's. One of: lars, sgd, adamw.") in shown
+    assert "timm:<name>" in option_help("model.backbone") and "convnet" in option_help("model.backbone")
+    monkeypatch.setitem(backbones._REGISTRY, "tinynet", backbones._REGISTRY["convnet"])
+    assert "tinynet" in option_help("model.backbone") and "tinynet" in CHOICES["model.backbone"]()
+    ModelConfig(backbone="tinynet").validate()
+    with pytest.raises(ByolError, match=r"--optimizer must be one of lars, sgd, adamw, got 'adam'"):
+        dataclasses.replace(Config().optim, optimizer="adam").validate()

@@ -320,9 +320,9 @@ def test_non_finite_steps_are_skipped_then_stop_the_run_which_resumes_with_a_low
 
     real_forward, calls = BYOL.forward, {"n": 0}
 
-    def poisoned(self, view1, view2, return_outputs=False):
-        out = real_forward(self, view1, view2, return_outputs=return_outputs)
-        calls["n"] += return_outputs  # the training steps' calls (the start's memory probe asks for the loss only)
+    def poisoned(self, view1, view2):
+        out = real_forward(self, view1, view2)
+        calls["n"] += self.training  # the training steps' calls (the start's memory probe runs in eval mode)
         if calls["n"] >= 15:
             out.loss = out.loss * float("nan")
         return out

@@ -8,7 +8,7 @@ from typing import Any
 from byol.config import Config
 from byol.config_io import config_from_dict, merge
 from byol.errors import ByolError
-from byol.presets import simclr_paper_views
+from byol.method.simclr import paper_views
 
 GRILL = "Grill et al. 2020"
 
@@ -161,18 +161,16 @@ VARIANTS: dict[str, Variant] = {
         *_batch_variants(),
     ]
 }
+TAU_ORDER = ("tau_0.9", "tau_0.99", "tau_0.999")  # τ_base's order (fig. 3 / table 5a)
+HEADS = ("heads_none_sgd", "lars", "heads_none_lars")  # heads without norm, under SGD and LARS
 SUITES = {
     "paper": [
         "baseline",
         "no_predictor",
         "tau_0",
         "tau_1",
-        "tau_0.9",
-        "tau_0.99",
-        "tau_0.999",
-        "heads_none_sgd",
-        "lars",
-        "heads_none_lars",
+        *TAU_ORDER,
+        *HEADS,
         "tau_0_lars",
         "heads_layernorm",
         "heads_groupnorm",
@@ -200,12 +198,8 @@ SUITES = {
         "tau_0",
         "tau_0_lars",
         "tau_1",
-        "tau_0.9",
-        "tau_0.99",
-        "tau_0.999",
-        "heads_none_sgd",
-        "lars",
-        "heads_none_lars",
+        *TAU_ORDER,
+        *HEADS,
         "heads_layernorm",
         "encoder_gn_ws",
         "encoder_gn_ws_mimic",
@@ -252,7 +246,7 @@ def variant_config(
     if variant.batch is not None:
         accumulate = max(1, base_batch // variant.batch) if variant.equal == "images" else 1
         values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": "auto"}})
-    values = simclr_paper_views(values)  # the simclr_paper variant: SimCLR's own views
+    values = paper_views(values)  # the simclr_paper variant: SimCLR's own views
     own_tau = (variant.overrides.get("optim") or {}).get("tau_base")
     if tau_steps is not None and own_tau is not None:
         values = merge(values, {"optim": {"tau_base": scale_tau(own_tau, tau_steps)}})

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment, pick_preset
+from byol.config import option_help
 from byol.config_io import merge
 from byol.errors import ByolError
 from byol.flags import add_flags, flag_values
@@ -36,7 +37,7 @@ def add_config_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
         default="auto",
         help=f"{', '.join(PRESETS)} or a YAML file; auto: cifar10 for images of at most 64 px, else imagenet",
     )
-    add_flags(p)
+    add_flags(p, option_help)
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. model.norm=none"
     )

@@ -66,15 +66,7 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``."""
     if name == "lars":
-        return LARS(
-            groups,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            trust_coefficient=trust_coefficient,
-            clip=clip,
-            compiled=compiled,
-        )
+        return LARS(groups, lr, momentum, weight_decay, trust_coefficient, clip, compiled=compiled)
     # On a GPU the fused kernels are the fast ones, and they skip a flagged step on the device.
     fused = bool(groups) and all(p.is_cuda for g in groups for p in g["params"]) or None
     if name == "sgd":

@@ -38,7 +38,7 @@ def train_step(
     """One gradient step over ``view_pairs`` (one pair of views per micro-batch), their gradients averaged.
 
     ``model`` is the method module (``BYOL``), or its DDP / compiled wrapper; it is called as
-    ``model(view1, view2, return_outputs=True)``. Under DDP the gradients are all-reduced once, on
+    ``model(view1, view2)`` (a ``MethodOutput``). Under DDP the gradients are all-reduced once, on
     the last micro-batch. The target is not touched here: call ``after_step(tau)`` (BYOL:
     ``update_target``) once per step, however many micro-batches, as the paper emulated large batches.
 
@@ -55,7 +55,7 @@ def train_step(
         if i < n - 1 and hasattr(model, "no_sync"):  # DDP: all-reduce only on the last micro-batch
             sync = model.no_sync()
         with sync, autocast or contextlib.nullcontext():
-            out = model(view1, view2, return_outputs=True)
+            out = model(view1, view2)
         (out.loss / n).backward()
         total += out.loss.detach() / n
     skipped = non_finite(total, optimizer)

@@ -123,7 +123,7 @@ class MemoryProbe:
             images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
             view1, view2 = self.make_views(images)
             with self.autocast():
-                loss = self.method(view1, view2)
+                loss = self.method(view1, view2).loss
             loss.backward()
             del loss, view1, view2
         finally:
