@@ -44,7 +44,7 @@ def run(synthetic, tmp_path):
 def output(batch=8, spread=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(batch, 16, generator=g) * spread + 1.0
-    return MethodOutput(torch.tensor(0.0), torch.randn(batch, 64, generator=g), z, z.clone())
+    return MethodOutput(torch.tensor(0.0), torch.randn(batch, 64, generator=g), z)
 
 
 def event(state, loss, labels=None, out=None, lr=0.1, tau=0.99):
