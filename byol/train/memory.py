@@ -180,14 +180,18 @@ def fit_micro_batch(batch: int, probe: MemoryProbe, device: torch.device) -> tup
     return micro, f"{per_image / MIB:,.1f} MiB per image measured, {room / MIB:,.0f} MiB free"
 
 
-def choose_passes(batch: int, micro_batch: int | str, probe: MemoryProbe, info: DistInfo) -> int:
-    """Forward passes per batch: ``optim.micro_batch`` (``micro_batch``), or as many as fit (``auto``,
-    ``fit_micro_batch``; every rank takes rank 0's, so that all split their batches alike)."""
+def choose_passes(
+    batch: int, micro_batch: int | str, info: DistInfo, probe: Callable[[], MemoryProbe] | None = None
+) -> int:
+    """Forward passes per batch: ``optim.micro_batch`` (``micro_batch``), or as many as fit (``auto``:
+    ``fit_micro_batch`` with the probe ``probe()`` builds; every rank takes rank 0's, so that all split
+    their batches alike)."""
     if micro_batch != "auto":
         micro, how = min(int(micro_batch), batch), "--micro-batch"
     else:
-        micro, how = fit_micro_batch(batch, probe, probe.device)
-        micro = from_rank0(micro, info, probe.device)
+        built = probe()
+        micro, how = fit_micro_batch(batch, built, built.device)
+        micro = from_rank0(micro, info, built.device)
     passes = passes_per_batch(batch, micro)
     if passes > 1:
         log.warning(

@@ -79,11 +79,11 @@ def build_run(
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
     precision = resolve_precision(cfg.run.precision, device)
     log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
-    eager = cfg.augment.build(cfg.data.image_size)  # the probe's: no compile for a step or two
-    probe = MemoryProbe(
-        method, eager, cfg.data.image_size, device, memory_format, lambda: autocast_for(precision, device)
-    )
-    passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, probe, info)
+    probe = lambda: MemoryProbe(  # noqa: E731  (built only for micro_batch auto)
+        method, cfg.augment.build(cfg.data.image_size), cfg.data.image_size, device, memory_format,
+        lambda: autocast_for(precision, device),
+    )  # fmt: skip
+    passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, info, probe)
     return Run(
         cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
         memory_format, steps_per_epoch, precision, passes,
