@@ -112,13 +112,15 @@ def test_eval_table_prints_the_figures_of_the_json_output(short_run, small, caps
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert cli([*args, "--workers", "0", "--baseline"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[2:5]}  # encoder, top-1, top-5, dim, seconds, ...
+    assert lines[1].split()[:5] == ["encoder", "top-1", "top-5", "dim", "seconds"]
     assert rows == {
         "trained": [f"{result['top1']:.2%}", f"{result['top5']:.2%}"],
         "untrained": [f"{result['baseline_top1']:.2%}", f"{result['baseline_top5']:.2%}"],
         "bn-adapted": [f"{result['bn_adapted_top1']:.2%}", f"{result['bn_adapted_top5']:.2%}"],
     }
-    assert lines[-1] == f"bn-adapted: untrained, BatchNorm statistics re-estimated on {small['train']} (no training)"
+    assert lines[5] == f"bn-adapted: untrained, BatchNorm statistics re-estimated on {small['train']} (no training)"
+    assert all(r["feature_dim"] == 64 and r["preprocessing"]["image_size"] == 32 for r in result["encoders"])
 
 
 def test_embed_writes_one_row_per_image_in_order(short_run, small, tmp_path, capsys):

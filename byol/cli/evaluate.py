@@ -1,8 +1,11 @@
 """``byol eval {knn,linear,finetune} RUN_DIR --train DIR --test DIR``: evaluate a pretrained encoder.
 
-Every protocol prints a table, or one JSON object with ``--json``; ``--baseline`` adds the same
-backbone untrained and untrained with its BatchNorm statistics adapted to ``--train`` (what BatchNorm
-alone gains, no training), scored the same way.
+Every protocol prints a table, or one JSON object with ``--json``: a row per encoder, with its
+preprocessing, feature size and the seconds it took. ``--baseline`` adds the same backbone untrained
+and untrained with its BatchNorm statistics adapted to ``--train`` (what BatchNorm alone gains, no
+training); ``--against ENC`` (repeatable) adds an off-the-shelf encoder (``torchvision:<name>``,
+``timm:<name>``, from the local caches) or another run, each through its own preprocessing: was
+pretraining on these images worth it?
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also score the same backbone untrained, and untrained with its BatchNorm statistics adapted to "
         "--train's images (JSON: baseline_*, bn_adapted_*)",
+    )
+    p.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="ENC",
+        help="also score this encoder the same way, through its own preprocessing (repeatable): "
+        "torchvision:<name> (ImageNet weights from the torch hub cache), timm:<name> (pretrained, from the "
+        "Hugging Face cache), or a run folder, Hub folder or hf-hub: name",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_workers_argument(p)
@@ -93,26 +106,60 @@ def run(args: argparse.Namespace) -> int:
 
     _validate(args)
     device = resolve_device(args.device)
-    ev = EncoderEval.load(args.run, device, workers=args.workers, seed=args.seed, progress=not args.json)
+    options = dict(workers=args.workers, seed=args.seed, progress=not args.json)
+    ev = EncoderEval.load(args.run, device, **options)
+    others = {spec: EncoderEval.load(spec, device, **options) for spec in args.against}  # bad names fail first
     protocol = args.protocol + (" (augmented)" if getattr(args, "augment", False) else "")
     result: dict[str, Any] = {"protocol": protocol, "run": args.run, "train": args.train, "test": args.test}
     result["backbone"] = ev.meta["backbone"]
-    evaluate = lambda e: _evaluate(args, e)  # noqa: E731
+
+    def evaluate(e: EncoderEval) -> dict[str, Any]:
+        start = time.perf_counter()
+        return {**_evaluate(args, e), "seconds": time.perf_counter() - start}
+
     scores = with_baselines(ev, args.train, evaluate) if args.baseline else {"trained": evaluate(ev)}
     for name, values in scores.items():
         prefix = {"trained": "", "untrained": "baseline_", "bn-adapted": "bn_adapted_"}[name]
-        result.update({f"{prefix}{k}": v for k, v in values.items()})
+        result.update({f"{prefix}{k}": v for k, v in values.items() if k != "seconds"})
+    metas = {name: ev.meta for name in scores}
+    for spec, other in others.items():
+        scores[spec], metas[spec] = evaluate(other), other.meta
+    result["encoders"] = [_row(name, scores[name], metas[name]) for name in scores]
     record = eval_record(Path(args.run), args.protocol + ("-augmented" if "augmented" in protocol else ""),
                          result, getattr(args, "argv", []))  # fmt: skip
     if args.json:
         print(json.dumps(result))
-        return 0
-    print(f"{protocol} evaluation of {ev.meta['backbone']} from {args.run}: train {args.train}, test {args.test}")
-    print(f"{'encoder':<12}{'top-1':>8}{'top-5':>8}")
-    for name, values in scores.items():
-        print(f"{name:<12}{values['top1']:>8.2%}{values['top5']:>8.2%}")
-    if args.baseline:
-        print(f"bn-adapted: untrained, BatchNorm statistics re-estimated on {args.train} (no training)")
-    if record is not None:
+    else:
+        _print_table(args, protocol, ev, result["encoders"])
+    if record is not None and not args.json:
         log.info("kept in %s (byol export --hub puts it in the model card)", record)
     return 0
+
+
+def _row(name: str, values: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """An encoder's row of the comparison: its scores, seconds, feature size and preprocessing."""
+    keep = ("image_size", "eval_crop", "mean", "std")
+    return {
+        "encoder": name, "backbone": meta["backbone"], "top1": values["top1"], "top5": values["top5"],
+        "feature_dim": meta["feature_dim"], "seconds": round(values["seconds"], 2),
+        "preprocessing": {k: meta[k] for k in keep},
+    }  # fmt: skip
+
+
+def _print_table(args: argparse.Namespace, protocol: str, ev, rows: list[dict[str, Any]]) -> None:
+    from byol.eval.pretrained import preprocessing
+
+    print(f"{protocol} evaluation of {ev.meta['backbone']} from {args.run}: train {args.train}, test {args.test}")
+    width = max(12, *(len(r["encoder"]) + 2 for r in rows))
+    print(f"{'encoder':<{width}}{'top-1':>8}{'top-5':>8}{'dim':>6}{'seconds':>9}  preprocessing")
+    for r in rows:
+        print(
+            f"{r['encoder']:<{width}}{r['top1']:>8.2%}{r['top5']:>8.2%}{r['feature_dim']:>6}{r['seconds']:>9.1f}  "
+            f"{preprocessing(r['preprocessing'])}"
+        )
+    if args.baseline:
+        print(f"bn-adapted: untrained, BatchNorm statistics re-estimated on {args.train} (no training)")
+    if len(rows) > 1:
+        print(
+            "each encoder sees byol's evaluation view (bicubic resize, centre crop) at its own size, crop, mean and std"
+        )

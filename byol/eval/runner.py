@@ -23,6 +23,7 @@ from byol.encoder_io import build_from_meta, load_encoder_with_meta
 from byol.errors import ByolError
 from byol.eval.features import adapt_batchnorm, extract_features
 from byol.eval.knn import knn_accuracy
+from byol.eval.pretrained import is_pretrained, load_pretrained
 
 
 @dataclass
@@ -48,8 +49,13 @@ class EncoderEval:
 
     @classmethod
     def load(cls, source: str | Path, device: torch.device | str = "cpu", **options) -> EncoderEval:
-        """The encoder of a run folder or an encoder file (``byol.load_encoder``)."""
-        encoder, meta = load_encoder_with_meta(source, device)
+        """The encoder of a run folder, an encoder file, a Hub folder or ``hf-hub:`` name
+        (``byol.load_encoder``), or an off-the-shelf one: ``torchvision:<name>``, ``timm:<name>``
+        (``byol.eval.pretrained``), each with the preprocessing its metadata gives."""
+        if is_pretrained(str(source)):
+            encoder, meta = load_pretrained(str(source), device)
+        else:
+            encoder, meta = load_encoder_with_meta(source, device)
         return cls(encoder, meta, device, **options)
 
     def untrained(self) -> EncoderEval:
