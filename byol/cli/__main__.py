@@ -16,6 +16,10 @@ COMMANDS = {
     "pretrain": ("byol.cli.pretrain", "pretrain an encoder with BYOL on a folder of images"),
     "eval": ("byol.cli.evaluate", "evaluate a pretrained encoder: knn, linear, finetune"),
     "embed": ("byol.cli.embed", "write an embedding for every image of a folder"),
+    "neighbours": (
+        "byol.cli.neighbours",
+        "a gallery of each query's nearest images, and near-duplicates",
+    ),
     "export": ("byol.cli.export", "export the encoder (.safetensors, .pt, ONNX, or a Hugging Face Hub folder)"),
     "push": ("byol.cli.push", "upload the encoder to a Hugging Face Hub model repository"),
     "report": ("byol.cli.report", "write an HTML report with plots of a run"),
