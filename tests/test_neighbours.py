@@ -28,15 +28,17 @@ def test_faiss_and_torch_return_the_same_neighbours_on_a_shared_bank(monkeypatch
     assert torch.equal(exact_i, faiss_i)  # every cell probed: the index is exact
     torch.testing.assert_close(exact_s, faiss_s, atol=1e-5, rtol=0)
     assert (exact_i != torch.arange(200).unsqueeze(1)).all()  # a query is not its own neighbour
-    # The default probes a sixteenth of the cells: approximate, but on clustered data nearly all found.
+    # The default probes 32 of the cells: approximate, but on clustered data nearly all found.
     _, probed_i = search.nearest(queries, bank, 5, backend="faiss", exclude_self=True)
     recall = sum(len(set(a) & set(b)) for a, b in zip(probed_i.tolist(), exact_i.tolist())) / exact_i.numel()
     assert recall > 0.9, recall
-    # auto: the torch search below INDEX_FROM rows, the index from there on.
+    # auto: the torch search below INDEX_FROM rows or INDEX_QUERIES queries, the index from there on.
     used = []
     monkeypatch.setattr(search, "build_index", lambda bank, **kw: used.append(len(bank)) or index)
+    monkeypatch.setattr(search, "INDEX_QUERIES", 200)
     search.nearest(queries, bank, 5)
     monkeypatch.setattr(search, "INDEX_FROM", 3000)
+    search.nearest(queries[:199], bank, 5)
     search.nearest(queries, bank, 5)
     assert used == [3000]
 
