@@ -81,9 +81,11 @@ def test_eval_knn_against_off_the_shelf_encoders_prints_one_row_each_in_their_ow
     test = cifar_subset(cifar_root, "test", 3, tmp_path / "test")
     args = ["eval", "knn", str(short_run[0]), "--train", str(train), "--test", str(test), "--baseline"]
     args += ["--workers", "0", "--against", "torchvision:resnet18", "--against", f"timm:{TIMM_NAME}"]
-    assert cli([*args, "--json"]) == 0
+    assert cli([*args, "--against", str(short_run[0]), "--json"]) == 0  # a run folder too: here the same run
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {r["encoder"]: r for r in result["encoders"]}
+    same = rows.pop(str(short_run[0]))
+    assert (same["top1"], same["top5"]) == (rows["trained"]["top1"], rows["trained"]["top5"])
     assert list(rows) == ["trained", "untrained", "bn-adapted", "torchvision:resnet18", f"timm:{TIMM_NAME}"]
     assert rows["trained"]["top1"] == result["top1"] and rows["untrained"]["top1"] == result["baseline_top1"]
     assert rows["trained"]["preprocessing"]["image_size"] == 32 and rows["trained"]["feature_dim"] == 64
