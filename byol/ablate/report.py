@@ -68,7 +68,8 @@ def report_markdown(results: dict[str, Any]) -> str:
         "it along one direction (byol.train.diagnostics.centred_diagnostics); the uncentred std × √d (below "
         f"{COLLAPSED}: collapsed) reads a shared mean as a collapse and is shown for comparison.",
         "",
-        "Plots: `collapse.png` (spread and top-direction share over steps, first seed), `accuracy.png`, `batch.png`.",
+        "Plots: `collapse.png` (spread and top-direction share over steps, first seed), `accuracy.png`"
+        + (", `batch.png`." if any("batch_" in name for name in variants) else "."),  # batch.png only then
         "",
     ]  # fmt: skip
     return "\n".join(lines)
