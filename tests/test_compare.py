@@ -104,7 +104,7 @@ def test_eval_knn_against_off_the_shelf_encoders_prints_one_row_each_in_their_ow
 def test_off_the_shelf_encoders_that_are_not_there_are_one_line_each(caches, tmp_path, monkeypatch):
     with pytest.raises(ByolError, match=r"^torchvision:resnet99: torchvision has no model of that name"):
         load_pretrained("torchvision:resnet99")
-    with pytest.raises(ByolError, match=r"^timm:no_such_net: timm has no model of that name"):
+    with pytest.raises(ByolError, match=r"^timm:no_such_net: timm has no model 'no_such_net'"):
         load_pretrained("timm:no_such_net")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     with pytest.raises(ByolError) as e:

@@ -131,6 +131,23 @@ def test_the_non_finite_guard_stops_the_run_after_too_many_skipped_steps_in_a_ro
     assert state.step == stop_at
 
 
+def test_on_a_gpu_the_guard_reads_the_copy_of_its_last_look_and_stops_one_look_later(run):
+    """The GPU path, with CPU stand-ins for the pinned copy and its event: the host never reads the
+    device's counter at a look, it takes the copy the look before started."""
+    import types
+
+    run.cfg.run.max_skipped_steps = 2
+    state = TrainState(0, Plan(100, 0, 12))
+    guard = NonFiniteGuard(run)
+    guard.every, guard.defer, reads = 2, True, []
+    guard._start_copy = lambda: (reads.append(state.step) or guard.longest.clone(), types.SimpleNamespace(
+        synchronize=lambda: None))  # fmt: skip
+    _skips(state, guard, [False, True, True, False, True, True, True, True])  # 3 in a row by step 7
+    assert reads == [2, 4, 6, 8]  # a copy started at each look; nothing read from the device
+    with pytest.raises(ByolError, match=r"not finite for 4 steps in a row \(up to step 10\)"):
+        _skips(state, guard, [True, True])  # step 10's look reads step 8's copy: 4 in a row
+
+
 def test_metrics_lines_do_not_stop_a_run_the_guard_does_not_stop(run):
     """Safety is the guard's: MetricsLog writes a line of skipped steps and goes on, whatever the streak."""
     run.cfg.run.max_skipped_steps = 0

@@ -21,15 +21,15 @@ def clustered_bank(n=3000, dim=48, clusters=30, seed=0):
 
 def test_faiss_and_torch_return_the_same_neighbours_on_a_shared_bank(monkeypatch):
     bank = clustered_bank()
-    queries = bank[:200]
-    exact_s, exact_i = search.nearest(queries, bank, 5, backend="torch", exclude_self=True)
+    queries, own = bank[:200], torch.arange(200)
+    exact_s, exact_i = search.nearest(queries, bank, 5, backend="torch", exclude=own)
     index = search.build_index(bank)
-    faiss_s, faiss_i = search.nearest(queries, bank, 5, backend="faiss", exclude_self=True, nprobe=index.nlist)
+    faiss_s, faiss_i = search.nearest(queries, bank, 5, backend="faiss", exclude=own, nprobe=index.nlist)
     assert torch.equal(exact_i, faiss_i)  # every cell probed: the index is exact
     torch.testing.assert_close(exact_s, faiss_s, atol=1e-5, rtol=0)
     assert (exact_i != torch.arange(200).unsqueeze(1)).all()  # a query is not its own neighbour
     # The default probes 32 of the cells: approximate, but on clustered data nearly all found.
-    _, probed_i = search.nearest(queries, bank, 5, backend="faiss", exclude_self=True)
+    _, probed_i = search.nearest(queries, bank, 5, backend="faiss", exclude=own)
     recall = sum(len(set(a) & set(b)) for a, b in zip(probed_i.tolist(), exact_i.tolist())) / exact_i.numel()
     assert recall > 0.9, recall
     # auto: the torch search below INDEX_FROM rows or INDEX_QUERIES queries, the index from there on.
@@ -46,7 +46,7 @@ def test_faiss_and_torch_return_the_same_neighbours_on_a_shared_bank(monkeypatch
 def test_k_larger_than_the_bank_and_too_few_images_for_a_threshold_are_one_line_each():
     bank = clustered_bank(n=8)
     with pytest.raises(ByolError, match=r"^--k 8 is more than the 7 other images of the bank$"):
-        search.nearest(bank, bank, 8, exclude_self=True)
+        search.nearest(bank, bank, 8, exclude=torch.arange(8))
     with pytest.raises(ByolError, match=r"^8 images are too few to set a duplicate threshold .* --duplicates 0.98$"):
         search.duplicate_threshold(bank)
 

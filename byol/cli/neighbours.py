@@ -15,6 +15,8 @@ import argparse
 import random
 from pathlib import Path
 
+import torch
+
 from byol.cli.common import add_device_argument, add_workers_argument
 from byol.errors import ByolError
 
@@ -110,12 +112,9 @@ def _search(args: argparse.Namespace, emb, queries: list[int]) -> list[list[tupl
 
     if args.k >= len(emb.paths):
         raise ByolError(f"--k {args.k} is more than the {len(emb.paths) - 1} other images searched")
-    sims, idx = nearest(emb.vectors[queries], emb.vectors, args.k + 1, backend=args.backend)
-    found = []
-    for q, row_s, row_i in zip(queries, sims.tolist(), idx.tolist()):
-        hits = [(j, s) for j, s in zip(row_i, row_s) if j != q]
-        found.append(hits[: args.k])
-    return found
+    own = torch.tensor(queries)
+    sims, idx = nearest(emb.vectors[own], emb.vectors, args.k, backend=args.backend, exclude=own)
+    return [list(zip(row_i, row_s)) for row_i, row_s in zip(idx.tolist(), sims.tolist())]
 
 
 def _duplicates(args: argparse.Namespace, emb, out: Path) -> None:

@@ -44,24 +44,18 @@ def embed_folder(
 ) -> Embeddings:
     """The encoder of ``run`` (anything ``EncoderEval.load`` reads) over every readable image of ``data``,
     each as its evaluation view."""
-    from byol.data.eval_stream import eval_images
     from byol.data.folder import list_images
-    from byol.eval.features import extract_features
     from byol.eval.runner import EncoderEval
 
     images = list_images(data)  # a folder without images fails before the encoder loads
     if not len(images):
         raise ByolError(f"{data}: no images (.jpg .jpeg .png .bmp .webp .tif) found")
-    ev = EncoderEval.load(run, device)
-    meta = ev.meta
-    batches = eval_images(images, meta["image_size"], meta["eval_crop"], workers=workers, batch_size=batch_size)
-    feats, labels, idx = extract_features(
-        ev.encoder, batches, device, meta["mean"], meta["std"], progress=progress, desc="embed", return_indices=True
-    )
+    ev = EncoderEval.load(run, device, workers=workers, progress=progress)
+    feats, labels, idx = ev.embed(images, batch_size)
     paths = [str(images.paths[i]) for i in idx.tolist()]
     return Embeddings(
         feats, paths, labels.tolist() if images.labels is not None else None, list(images.classes),
-        {"run": str(run), "data": str(data), "encoder": meta},
+        {"run": str(run), "data": str(data), "encoder": ev.meta},
     )  # fmt: skip
 
 

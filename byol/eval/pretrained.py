@@ -77,14 +77,13 @@ def _torchvision(name: str) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _timm(name: str) -> tuple[nn.Module, dict[str, Any]]:
+    from byol.models.backbones import check_backbone, timm_module
+
     try:
-        import timm
-    except ImportError:
-        raise ByolError(f"timm:{name} needs timm: pip install 'byol[timm]'") from None
-    if not timm.is_model(name):
-        near = timm.list_models(f"*{name.split('.')[0].split('_')[0]}*")[:5]
-        hint = f"; similar: {', '.join(near)}" if near else "; see timm.list_models()"
-        raise ByolError(f"timm:{name}: timm has no model of that name{hint}")
+        timm = timm_module()  # without the byol[timm] extra: how to install it
+        check_backbone(TIMM + name)  # the same check and hint as --backbone timm:<name>
+    except ValueError as e:
+        raise ByolError(f"timm:{name}: {e}") from None
     try:
         model = timm.create_model(name, pretrained=True, num_classes=0)
     except Exception as e:  # not in the cache and no network (OSError, huggingface_hub's errors), or a bad file

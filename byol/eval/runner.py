@@ -71,9 +71,9 @@ class EncoderEval:
         BatchNorm alone gains on these images: a trained encoder must beat this one to show learning.
         """
         base = self.untrained()
-        images = list_images(folder)
-        batches = eval_images(images, self.meta["image_size"], self.meta["eval_crop"], workers=self.workers)
-        adapt_batchnorm(base.encoder, batches, self.device, self.meta["mean"], self.meta["std"])
+        adapt_batchnorm(
+            base.encoder, self._views(list_images(folder)), self.device, self.meta["mean"], self.meta["std"]
+        )
         return dataclasses.replace(base, encoder=base.encoder.eval())
 
     def labelled(self, folder: str) -> ImageList:
@@ -85,15 +85,23 @@ class EncoderEval:
     def features(self, folder: str, encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Features and labels of every readable image of a labelled folder; also the class count."""
         images = self.labelled(folder)
-        batches = eval_images(images, self.meta["image_size"], self.meta["eval_crop"], workers=self.workers)
-        encoder = (encoder or self.encoder).to(self.device)
-        feats, labels = extract_features(
-            encoder, batches, self.device, self.meta["mean"], self.meta["std"], self.progress, f"features {folder}"
-        )
+        feats, labels, _ = self.embed(images, encoder=encoder, desc=f"features {folder}")
         return feats, labels, len(images.classes)
 
+    def embed(
+        self, images: ImageList, batch_size: int = 512, encoder: nn.Module | None = None, desc: str = "embed"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, labels (-1 without classes) and indices into ``images`` of its readable images, each
+        seen as this encoder's evaluation view."""
+        encoder = (encoder or self.encoder).to(self.device)
+        return extract_features(
+            encoder, self._views(images, batch_size), self.device, self.meta["mean"], self.meta["std"], self.progress,
+            desc, return_indices=True,
+        )  # fmt: skip
 
-BASELINES = ("untrained", "bn-adapted")  # what a trained encoder is measured against, in that order
+    def _views(self, images: ImageList, batch_size: int = 512):
+        return eval_images(images, self.meta["image_size"], self.meta["eval_crop"], workers=self.workers,
+                           batch_size=batch_size)  # fmt: skip
 
 
 def with_baselines(ev: EncoderEval, folder: str, evaluate: Callable[[EncoderEval], dict]) -> dict[str, dict]:

@@ -32,29 +32,28 @@ def nearest(
     bank: torch.Tensor,
     k: int,
     backend: str = "auto",
-    exclude_self: bool = False,
+    exclude: torch.Tensor | None = None,
     nprobe: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` most similar rows of ``bank`` for each query (cosine), most similar first: their
-    similarities and indices, each ``(Q, k)``. ``exclude_self``: queries are the bank's first rows in
-    order (a bank searched against itself), and a query's own row is not its neighbour. ``backend``:
-    ``auto``, ``torch`` or ``faiss``; ``nprobe``: the faiss index's cells searched per query."""
-    n = len(bank)
-    wanted = k + int(exclude_self)
-    if k < 1 or wanted > n:
-        raise ByolError(f"--k {k} is more than the {n - int(exclude_self)} other images of the bank" if k >= 1
+    similarities and indices, each ``(Q, k)``. ``exclude``: each query's own row in the bank (queries
+    taken from the bank), which is not its neighbour. ``backend``: ``auto``, ``torch`` or ``faiss``;
+    ``nprobe``: the faiss index's cells searched per query."""
+    n, own = len(bank), int(exclude is not None)
+    if k < 1 or k + own > n:
+        raise ByolError(f"--k {k} is more than the {n - own} other images of the bank" if k >= 1
                         else f"--k must be at least 1, got {k}")  # fmt: skip
     if backend == "auto":
         backend = "faiss" if n >= INDEX_FROM and len(queries) >= INDEX_QUERIES and faiss_available() else "torch"
     queries, bank = F.normalize(queries.float(), dim=1), F.normalize(bank.float(), dim=1)
     if backend == "torch":
-        sims, idx = exact_search(queries, bank, wanted)
+        sims, idx = exact_search(queries, bank, k + own)
     elif backend == "faiss":
-        sims, idx = _faiss_search(queries, bank, wanted, nprobe)
+        sims, idx = _faiss_search(queries, bank, k + own, nprobe)
     else:
         raise ByolError(f"search backend {backend!r}: use auto, torch or faiss")
-    if exclude_self:
-        sims, idx = _drop_self(sims, idx, k)
+    if exclude is not None:
+        sims, idx = _drop_own(sims, idx, exclude, k)
     return sims, idx
 
 
@@ -97,22 +96,23 @@ def _faiss_search(queries: torch.Tensor, bank: torch.Tensor, k: int, nprobe: int
     return torch.from_numpy(sims), torch.from_numpy(idx).long()
 
 
-def _drop_self(sims: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each query's own row taken out of its neighbours (query i is bank row i), ``k`` kept."""
-    own = idx == torch.arange(len(idx)).unsqueeze(1)
-    # Rows that did not find themselves (a copy ranked first) drop their last neighbour instead.
-    own[~own.any(dim=1), -1] = True
-    keep = ~own
+def _drop_own(sims: torch.Tensor, idx: torch.Tensor, own: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's own bank row (``own``) taken out of its neighbours, ``k`` kept."""
+    is_own = idx == own.view(-1, 1)
+    # Rows that did not find themselves (copies ranked ahead, or the index missed them) drop their last.
+    is_own[~is_own.any(dim=1), -1] = True
+    keep = ~is_own
     return sims[keep].view(len(idx), k), idx[keep].view(len(idx), k)
 
 
 SCALE_NEIGHBOUR, SPREADS_BELOW = 10, 12.0  # the automatic duplicate threshold (``duplicate_threshold``)
 
 
-def duplicate_threshold(embeddings: torch.Tensor) -> float:
+def duplicate_threshold(embeddings: torch.Tensor, neighbours: torch.Tensor | None = None) -> float:
     """The cosine similarity from which two images of this bank count as near-duplicates, from the
     bank's own scale: how far each image is from its 10th nearest other (``d = 1 − cosine``, in logs),
     its median over the bank, and 12 median absolute deviations below it (``1 − exp(median − 12·MAD)``).
+    ``neighbours``: each image's similarities to its nearest others, when already searched.
 
     What "similar" means depends on the encoder: two distinct CIFAR images reach 0.94 in a well-trained
     encoder's embedding and 0.995 in a barely trained one's, so no fixed cosine serves both. Resized
@@ -123,28 +123,35 @@ def duplicate_threshold(embeddings: torch.Tensor) -> float:
             f"{len(embeddings)} images are too few to set a duplicate threshold from (more than "
             f"{SCALE_NEIGHBOUR}); give one: --duplicates 0.98"
         )
-    sims, _ = nearest(embeddings, embeddings, SCALE_NEIGHBOUR, exclude_self=True)
-    far = (1 - sims[:, -1].double()).clamp(min=1e-12).log()
+    if neighbours is None or neighbours.shape[1] < SCALE_NEIGHBOUR:
+        neighbours, _ = nearest(embeddings, embeddings, SCALE_NEIGHBOUR, exclude=torch.arange(len(embeddings)))
+    far = (1 - neighbours[:, SCALE_NEIGHBOUR - 1].double()).clamp(min=1e-12).log()
     median = far.median()
     spread = (far - median).abs().median()
     return float(1 - torch.exp(median - SPREADS_BELOW * spread))
 
 
 def near_duplicates(
-    embeddings: torch.Tensor, threshold: float | None = None, k: int = 10
+    embeddings: torch.Tensor, threshold: float | None = None, k: int = SCALE_NEIGHBOUR
 ) -> tuple[list[tuple[int, int, float]], float]:
     """Pairs ``(i, j, similarity)`` with ``i < j`` whose cosine similarity is at least ``threshold``
-    (None: ``duplicate_threshold``), most similar first, and the threshold used. Each image's ``k``
-    nearest others are searched (``nearest``), so an image with more than ``k`` copies reports its
-    ``k`` closest."""
-    threshold = duplicate_threshold(embeddings) if threshold is None else threshold
-    k = min(k, len(embeddings) - 1)
+    (None: ``duplicate_threshold``, from the same search), most similar first, and the threshold used.
+    Each image's ``k`` nearest others are searched once (``nearest``), so an image with more than ``k``
+    copies reports its ``k`` closest."""
+    n = len(embeddings)
+    k = min(k, n - 1)
     if k < 1:
-        return [], threshold
-    sims, idx = nearest(embeddings, embeddings, k, exclude_self=True)
-    pairs = {}
-    for i, (row_s, row_i) in enumerate(zip(sims.tolist(), idx.tolist())):
-        for s, j in zip(row_s, row_i):
-            if s >= threshold:
-                pairs[(min(i, j), max(i, j))] = s
-    return sorted(((i, j, s) for (i, j), s in pairs.items()), key=lambda p: -p[2]), threshold
+        return [], 1.0 if threshold is None else threshold
+    sims, idx = nearest(embeddings, embeddings, k, exclude=torch.arange(n))
+    threshold = duplicate_threshold(embeddings, sims) if threshold is None else threshold
+    hit = sims >= threshold
+    rows = torch.arange(n).view(-1, 1).expand_as(idx)[hit]
+    a, b = torch.minimum(rows, idx[hit]), torch.maximum(rows, idx[hit])
+    pair_sims = sims[hit]
+    order = torch.argsort(pair_sims, descending=True, stable=True)  # the first of each pair is its best
+    pairs, seen = [], set()
+    for i, j, s in zip(a[order].tolist(), b[order].tolist(), pair_sims[order].tolist()):
+        if (i, j) not in seen:
+            seen.add((i, j))
+            pairs.append((i, j, s))
+    return pairs, threshold

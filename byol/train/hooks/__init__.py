@@ -7,7 +7,7 @@ whether this step is its step. In the order the loop calls them:
   (estimated from measured speed) and stops the run when the time is up.
 - ``NonFiniteGuard``: stops the run when more than ``run.max_skipped_steps`` steps in a row were
   skipped for a non-finite loss or gradient (looked at every step on a CPU, every
-  ``max_skipped_steps`` steps on a GPU).
+  ``max_skipped_steps`` steps on a GPU, without waiting for the device).
 - ``OnlineClassifierHook``: trains the online linear classifier beside the run (labelled data).
 - ``MetricsLog``: loss, lr, τ, speed, collapse diagnostics and the online classifier's accuracy
   every ``run.log_every`` steps and at the last, to metrics.jsonl and TensorBoard.
