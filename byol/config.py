@@ -22,7 +22,7 @@ from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
 from byol.errors import ByolError
 from byol.flags import option_name
-from byol.method import METHODS, SIMCLR_RECIPES
+from byol.method import METHODS, default_options
 from byol.models.backbones import ENCODER_NORMS, TIMM_PREFIX, available_backbones, check_backbone, is_timm
 from byol.models.heads import NORMS
 from byol.models.norms import ENCODER_INITS, GROUP_CHANNELS
@@ -46,7 +46,6 @@ CHOICES: dict[str, Callable[[], Sequence[str]]] = {
     "model.encoder_norm": lambda: ENCODER_NORMS,
     "model.encoder_init": lambda: ENCODER_INITS,
     "model.sync_bn": lambda: AUTO_ON_OFF,
-    "model.simclr_recipe": lambda: SIMCLR_RECIPES,
     "augment.interpolation": lambda: ("bilinear", "bicubic"),
     "augment.jitter": lambda: JITTERS,
     "augment.compile": lambda: AUTO_ON_OFF,
@@ -56,14 +55,24 @@ CHOICES: dict[str, Callable[[], Sequence[str]]] = {
 }
 
 
+def _requirer(section: Any) -> Callable[[str, bool, str], None]:
+    """``require(key, ok, rule)`` for ``section`` (an object with ``SECTION``): a one-line error naming
+    the option the way a user sets it, the rule and the value given."""
+
+    def require(key: str, ok: bool, rule: str) -> None:
+        if not ok:
+            raise ByolError(f"{option_name(f'{section.SECTION}.{key}')} must be {rule}, got {getattr(section, key)!r}")
+
+    return require
+
+
 class _Section:
     """Validation helpers shared by the config sections."""
 
     SECTION: ClassVar[str] = ""
 
     def _require(self, key: str, ok: bool, rule: str) -> None:
-        if not ok:
-            raise ByolError(f"{option_name(f'{self.SECTION}.{key}')} must be {rule}, got {getattr(self, key)!r}")
+        _requirer(self)(key, ok, rule)
 
     def _one_of(self, key: str) -> None:
         choices = CHOICES[f"{self.SECTION}.{key}"]()
@@ -134,12 +143,8 @@ class ModelConfig(_Section):
     predictor_hidden: int = 4096
     """Hidden width of the predictor (4096 in the paper)."""
     method: str = "byol"
-    """The method: byol, or simclr, the contrastive baseline (NT-Xent, no predictor, no target), all else shared."""
-    temperature: float = 0.5
-    """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
-    simclr_recipe: str = "byol"
-    """simclr only: byol (NT-Xent in BYOL's pipeline: BYOL's projector and asymmetric views) or paper (SimCLR's
-    own: a 2-layer projector to 128-d with BatchNorm, symmetric views at colour strength 1, no solarisation)."""
+    """The method: byol, or simclr, the contrastive baseline (NT-Xent, no predictor, no target), all else shared.
+    A method's own options are its section of methods (methods.simclr.temperature)."""
     norm: str = "batchnorm"
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
     encoder_norm: str = "batchnorm"
@@ -174,8 +179,6 @@ class ModelConfig(_Section):
                 f"{option_name('model.encoder_norm')} groupnorm-ws, not {self.encoder_norm}"
             )
         self._one_of("method")
-        for spec in METHODS.values():  # each method checks the options it reads
-            spec.check_options(self, self._require)
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
             self._require(key, getattr(self, key) >= 1, "at least 1")
         self._one_of("sync_bn")
@@ -351,11 +354,15 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    methods: dict[str, Any] = field(default_factory=default_options)
+    """Each method's own options by its name (``MethodSpec.options``): methods.simclr.temperature."""
     preset: str = ""
 
     def validate(self) -> Config:
         for section in (self.data, self.model, self.augment, self.optim, self.run):
             section.validate()
+        for options in self.methods.values():  # each method checks the options of its own
+            options.check(_requirer(options))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -373,18 +380,28 @@ def _plain(value: Any) -> Any:
 
 @functools.cache
 def _docstrings() -> dict[str, str]:
-    """``section.key`` → the attribute docstring written under that key in this module's sections."""
+    """``section.key`` → the attribute docstring written under that key in this module's sections and in
+    each method's options class (``MethodSpec.options``, section ``methods.<name>``)."""
+    sources = [inspect.getsource(sys.modules[__name__])]
+    sources += [inspect.getsource(spec.options) for spec in METHODS.values() if spec.options is not None]
     docs = {}
-    for cls in (n for n in ast.parse(inspect.getsource(sys.modules[__name__])).body if isinstance(n, ast.ClassDef)):
-        body = cls.body
-        section = next(
-            (n.value.value for n in body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "SECTION"),
-            None,
-        )
-        for node, after in zip(body, body[1:]):
-            is_doc = isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant)
-            if section and isinstance(node, ast.AnnAssign) and is_doc and isinstance(after.value.value, str):
-                docs[f"{section}.{node.target.id}"] = " ".join(after.value.value.split())
+    for source in sources:
+        for cls in (n for n in ast.parse(inspect.cleandoc(source)).body if isinstance(n, ast.ClassDef)):
+            docs.update(_attribute_docs(cls.body))
+    return docs
+
+
+def _attribute_docs(body: list[ast.stmt]) -> dict[str, str]:
+    """The docstrings under the attributes of one class body that names its ``SECTION``."""
+    section = next(
+        (n.value.value for n in body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "SECTION"),
+        None,
+    )
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        is_doc = isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant)
+        if section and isinstance(node, ast.AnnAssign) and is_doc and isinstance(after.value.value, str):
+            docs[f"{section}.{node.target.id}"] = " ".join(after.value.value.split())
     return docs
 
 

@@ -16,6 +16,13 @@ from byol.data.augment import ViewParams
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.flags import option_name
+from byol.method import default_options
+
+# Keys that moved, old → new: a run folder or YAML written before still loads (and resumes).
+MOVED = {
+    ("model", "temperature"): ("methods", "simclr", "temperature"),
+    ("model", "simclr_recipe"): ("methods", "simclr", "recipe"),
+}
 
 
 def _build(cls, values: dict[str, Any], where: str, base: Any = None):
@@ -71,8 +78,30 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
     raise ByolError(f"{option_name(key)} must be {kind or hint}, got {value!r}")
 
 
-def config_from_dict(values: dict[str, Any]) -> Config:
+def upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a config as a dict) with the keys that moved (``MOVED``) in their new place."""
     values = dict(values or {})
+    for (section, key), new in MOVED.items():
+        old = values.get(section)
+        if isinstance(old, dict) and key in old:
+            values[section] = {k: v for k, v in old.items() if k != key}
+            values = merge({new[0]: {new[1]: {new[2]: old[key]}}}, values)  # a value set in the new place wins
+    return values
+
+
+def _methods(values: Any) -> dict[str, Any]:
+    """The ``methods`` section: each registered method's options over their defaults."""
+    if not isinstance(values, dict):
+        raise ByolError("config section 'methods' must be a mapping")
+    defaults = default_options()
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ByolError(f"unknown config key methods.{unknown[0]}; methods with options: {', '.join(defaults)}")
+    return {name: _build(type(base), values.get(name, {}), f"methods.{name}", base) for name, base in defaults.items()}
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    values = upgrade(values)
     sections = {
         "data": DataConfig,
         "model": ModelConfig,
@@ -80,11 +109,11 @@ def config_from_dict(values: dict[str, Any]) -> Config:
         "optim": OptimConfig,
         "run": RunConfig,
     }
-    unknown = sorted(set(values) - set(sections) - {"preset"})
+    unknown = sorted(set(values) - set(sections) - {"methods", "preset"})
     if unknown:
-        raise ByolError(f"unknown config section {unknown[0]!r}; known: {', '.join(sections)}")
+        raise ByolError(f"unknown config section {unknown[0]!r}; known: {', '.join([*sections, 'methods'])}")
     built = {name: _build(cls, values.get(name, {}), name) for name, cls in sections.items()}
-    return Config(**built, preset=values.get("preset", ""))
+    return Config(**built, methods=_methods(values.get("methods", {})), preset=values.get("preset", ""))
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -17,7 +17,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Flag:
     name: str  # "--epochs"
-    key: str  # "run.epochs": the config section and key it sets
+    key: str  # "run.epochs": the config section and key it sets ("methods.simclr.temperature": a method's)
     type: type | None  # what argparse parses the value as; None for a switch
     switch: Any = None  # a switch takes no value and sets the key to this
 
@@ -39,8 +39,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--tau-base", "optim.tau_base", float),
     Flag("--backbone", "model.backbone", str),
     Flag("--method", "model.method", str),
-    Flag("--temperature", "model.temperature", float),
-    Flag("--simclr-recipe", "model.simclr_recipe", str),
+    Flag("--temperature", "methods.simclr.temperature", float),
+    Flag("--simclr-recipe", "methods.simclr.recipe", str),
     Flag("--head-norm", "model.norm", str),
     Flag("--encoder-norm", "model.encoder_norm", str),
     Flag("--encoder-init", "model.encoder_init", str),
@@ -79,12 +79,16 @@ def add_flags(parser: argparse.ArgumentParser, help_for: Callable[[str], str] | 
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The config values the flags in ``args`` set, as ``{section: {key: value}}``."""
+    """The config values the flags in ``args`` set, as ``{section: {key: value}}`` (nested deeper for
+    a method's options: ``{"methods": {"simclr": {"temperature": ...}}}``)."""
     out: dict[str, dict[str, Any]] = {}
     for f in FLAGS:
         given = getattr(args, f.dest)
         if given is None:
             continue
-        section, key = f.key.split(".")
-        out.setdefault(section, {})[key] = given if f.switch is None else f.switch
+        *path, key = f.key.split(".")
+        where = out
+        for part in path:
+            where = where.setdefault(part, {})
+        where[key] = given if f.switch is None else f.switch
     return out

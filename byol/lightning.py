@@ -63,7 +63,7 @@ class BYOLModule(L.LightningModule):
                 "target copies the encoder, which byol pretrain has and this module does not; use byol pretrain"
             )
         enc = build_configured_encoder(cfg.model, cfg.data.image_size)
-        self.method = build_method(cfg.model, enc.module, enc.feature_dim)
+        self.method = build_method(cfg, enc.module, enc.feature_dim)
         self.augment = cfg.augment.build(cfg.data.image_size)
         self.memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from byol.config import Config
-from byol.config_io import config_from_dict, merge
+from byol.config_io import config_from_dict, merge, upgrade
 from byol.constants import is_small
 from byol.errors import ByolError
 from byol.method import METHODS
@@ -57,13 +57,13 @@ def imagenet_schedule_for(epochs: float) -> tuple[float, float, float]:
 def resolve(preset: str, overrides: dict[str, Any]) -> Config:
     """Preset, then the imagenet length rule for values the user did not set, then overrides, then the
     views the method asks for where the user set none (``MethodSpec.views``: ``--method simclr
-    --simclr-recipe paper`` brings SimCLR's)."""
+    --simclr-recipe paper`` brings SimCLR's). Keys that moved (``config_io.MOVED``) are read in their new place."""
     values = preset_dict(preset)
     if values.get("preset") == "imagenet":
         epochs = overrides.get("run", {}).get("epochs", values.get("run", {}).get("epochs", 1000))
         lr, wd, tau = imagenet_schedule_for(epochs)
         values = merge(values, {"optim": {"base_lr": lr, "weight_decay": wd, "tau_base": tau}})
-    values = merge(values, overrides)
+    values = merge(values, upgrade(overrides))
     method = values.get("model", {}).get("method", "byol")
     spec = METHODS.get(method) if isinstance(method, str) else None  # another value: refused by validate
     if spec is not None:  # the views the method asks for, where the user set none

@@ -1,5 +1,7 @@
 import copy
+import dataclasses
 import math
+from typing import ClassVar
 
 import pytest
 import torch
@@ -147,12 +149,12 @@ def test_any_module_mapping_images_to_vectors_works():
 def test_each_method_is_a_method_the_loop_can_drive(name):
     """Both methods meet the ``Method`` protocol the loop, checkpoints and exporters use, and both
     return a ``MethodOutput``; an encoder alone does not pass for one."""
-    from byol.config import ModelConfig
+    from byol.config import Config, ModelConfig
     from byol.method import Method, MethodOutput, build_method
 
     enc = build_encoder("convnet", width=0.25, image_size=16)
-    cfg = ModelConfig(backbone="convnet", method=name, projector_hidden=32, projection_dim=8, predictor_hidden=32)
-    method = build_method(cfg, enc.module, enc.feature_dim)
+    model = ModelConfig(backbone="convnet", method=name, projector_hidden=32, projection_dim=8, predictor_hidden=32)
+    method = build_method(Config(model=model), enc.module, enc.feature_dim)
     assert isinstance(method, Method) and not isinstance(enc.module, Method)
     g = torch.Generator().manual_seed(0)
     out = method(
@@ -166,13 +168,14 @@ def test_each_method_is_a_method_the_loop_can_drive(name):
 
 class InvarianceVariance(nn.Module):
     """A third method, defined here only: the views' projections pulled together, their per-dimension
-    std held near 1 (VICReg without its covariance term). Nothing in byol/ knows it."""
+    std held near 1 (VICReg without its covariance term), the std term weighted by an option of its own.
+    Nothing in byol/ knows it."""
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, projection_dim: int):
+    def __init__(self, encoder: nn.Module, feature_dim: int, projection_dim: int, spread_weight: float):
         super().__init__()
         self.online_encoder, self.feature_dim = encoder, feature_dim
         self.projector = nn.Linear(feature_dim, projection_dim)
-        self.steps_after = 0
+        self.spread_weight, self.steps_after = spread_weight, 0
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.online_encoder, self.projector]
@@ -183,19 +186,36 @@ class InvarianceVariance(nn.Module):
         h1 = self.online_encoder(view1)
         z1, z2 = self.projector(h1), self.projector(self.online_encoder(view2))
         spread = sum(torch.relu(1 - z.std(dim=0)).mean() for z in (z1, z2))
-        loss = (z1 - z2).pow(2).mean() + spread
+        loss = (z1 - z2).pow(2).mean() + self.spread_weight * spread
         return MethodOutput(loss, h1, z1)
 
     def after_step(self, tau: float) -> None:
         self.steps_after += 1
 
 
+@dataclasses.dataclass
+class InvarianceOptions:
+    """The third method's own options: the config's methods.invariance section."""
+
+    SECTION: ClassVar[str] = "methods.invariance"
+
+    spread_weight: float = 1.0
+    """Weight of the term that holds each dimension's std near 1."""
+
+    def check(self, require):
+        require("spread_weight", self.spread_weight > 0, "positive (without it the projections collapse)")
+
+
 def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(synthetic, tmp_path, monkeypatch):
-    """The registry line brings the method's builder, the check of the options it reads and the views
-    it asks for (here: no solarisation in either view); nothing in byol/ is edited."""
+    """The registry line brings the method's builder, its options (a section of the config of its
+    own, checked by it, set with --set methods.invariance.KEY) and the views it asks for (here: no
+    solarisation in either view); nothing in byol/ is edited."""
     from helpers import tiny_config
 
     import byol
+    from byol.cli.__main__ import build_parser
+    from byol.cli.pretrain import overrides_from_args
+    from byol.config import _docstrings, option_help
     from byol.errors import ByolError
     from byol.method import METHODS, Method, MethodSpec
     from byol.presets import resolve
@@ -203,13 +223,10 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
 
     built, initial = [], {}
 
-    def build(model_cfg, encoder, feature_dim):
+    def build(model_cfg, options, encoder, feature_dim):
         initial.update({k: v.clone() for k, v in encoder.state_dict().items()})
-        built.append(InvarianceVariance(encoder, feature_dim, model_cfg.projection_dim))
+        built.append(InvarianceVariance(encoder, feature_dim, model_cfg.projection_dim, options.spread_weight))
         return built[-1]
-
-    def check_options(model_cfg, require):
-        require("projection_dim", model_cfg.projection_dim >= 4, "at least 4 (invariance holds each std near 1)")
 
     def views(values, keep=frozenset()):
         augment = values.setdefault("augment", {})
@@ -217,16 +234,24 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
             augment[name] = {**augment.get(name, {}), "solarize_p": 0.0}
         return values
 
-    monkeypatch.setitem(METHODS, "invariance", MethodSpec(build, check_options, views))  # the one line it adds
+    monkeypatch.setitem(METHODS, "invariance", MethodSpec(build, InvarianceOptions, views))  # the one line it adds
     assert resolve("cpu", {"model": {"method": "invariance"}}).augment.view2.solarize_p == 0.0
     assert resolve("cpu", {"model": {"method": "byol"}}).augment.view2.solarize_p == 0.2  # its views only
-    with pytest.raises(ByolError, match=r"--set model.projection_dim must be at least 4 \(invariance"):
-        resolve("cpu", {"model": {"method": "invariance", "projection_dim": 2}})
+    args = ["pretrain", "data", "--out", "o", "--method", "invariance", "--set", "methods.invariance.spread_weight=0.5"]
+    cfg = resolve("cpu", overrides_from_args(build_parser().parse_args(args)))
+    assert cfg.methods["invariance"].spread_weight == 0.5 and cfg.methods["simclr"].temperature == 0.5
+    with pytest.raises(ByolError, match=r"--set methods.invariance.spread_weight must be positive \(without"):
+        resolve("cpu", {"model": {"method": "invariance"}, "methods": {"invariance": {"spread_weight": 0}}})
+    _docstrings.cache_clear()  # read once per process; the help reads its docstring, as SimCLR's
+    text = option_help("methods.invariance.spread_weight")
+    assert text == "Weight of the term that holds each dimension's std near 1."
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2 / 12, knn_every=0, log_every=1)
     cfg.model.method = "invariance"
+    cfg.methods["invariance"] = InvarianceOptions(spread_weight=0.5)
     result = pretrain(cfg, tmp_path / "run", progress=False)
     method = built[0]
     assert isinstance(method, Method) and result.steps == 2 and method.steps_after == 2
+    assert method.spread_weight == 0.5  # its option reached it
     assert math.isfinite(result.final_loss)  # logged from a real step
     trained = method.online_encoder.state_dict()
     assert any(not torch.equal(initial[k], trained[k]) for k in initial if trained[k].is_floating_point())
@@ -252,7 +277,7 @@ def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
     parser = argparse.ArgumentParser()
     add_flags(parser)
     paper = flag_values(parser.parse_args(["--method", "simclr", "--simclr-recipe", "paper"]))
-    assert paper == {"model": {"method": "simclr", "simclr_recipe": "paper"}}
+    assert paper == {"model": {"method": "simclr"}, "methods": {"simclr": {"recipe": "paper"}}}
     cfg = resolve("cpu", paper)
     v1, v2 = cfg.augment.views()
     assert v1 == v2 and v1.solarize_p == 0.0 and v1.blur_p == 0.0 and v1.crop_scale == (0.2, 1.0)
@@ -260,18 +285,18 @@ def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
         0.8, 0.8, 0.8, 0.2, 0.8, 0.2
     )  # fmt: skip
     big = resolve("imagenet", paper)
-    assert big.augment.view1.blur_p == big.augment.view2.blur_p == 0.5 and big.model.temperature == 0.1
+    assert big.augment.view1.blur_p == big.augment.view2.blur_p == 0.5 and big.methods["simclr"].temperature == 0.1
     pipeline = resolve("cpu", {"model": {"method": "simclr"}})
     assert pipeline.augment.view1 != pipeline.augment.view2  # BYOL's asymmetric views stay by default
     kept = resolve("cpu", {**paper, "augment": {"view2": {"solarize_p": 0.3}}})
     assert kept.augment.view2.solarize_p == 0.3 and kept.augment.view1.brightness == 0.8  # a view the user set
     assert variant_config(resolve("cpu", {}), VARIANTS["simclr_paper"], epochs=1).augment.views() == (v1, v2)
     enc = build_encoder("convnet", width=0.25, image_size=16)
-    method = build_method(cfg.model, enc.module, enc.feature_dim)
+    method = build_method(cfg, enc.module, enc.feature_dim)
     assert isinstance(method.online_projector, SimCLRProjector)
     assert isinstance(method.online_projector[-1], nn.BatchNorm1d)  # BN on the 128-d output
     out = method(
         *views(),
     )
     assert out.projection_view1.shape == (8, 128) and torch.isfinite(out.loss)
-    assert isinstance(build_method(pipeline.model, enc.module, enc.feature_dim).online_projector, MLP)
+    assert isinstance(build_method(pipeline, enc.module, enc.feature_dim).online_projector, MLP)

@@ -167,8 +167,10 @@ def test_every_flag_sets_a_config_key_that_exists_and_errors_name_the_flag():
 
     cfg = Config()
     for f in FLAGS:
-        section, key = f.key.split(".")
-        assert hasattr(getattr(cfg, section), key), f.name
+        *path, key = f.key.split(".")
+        section = getattr(cfg, path[0])
+        section = section[path[1]] if len(path) == 2 else section  # a method's options: methods.<name>.<key>
+        assert hasattr(section, key), f.name
         assert option_name(f.key) == f.name
     assert option_name("model.projection_dim") == "--set model.projection_dim"
     parser = argparse.ArgumentParser()

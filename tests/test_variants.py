@@ -73,14 +73,43 @@ def test_simclr_is_encoder_and_projector_with_nt_xent_and_nothing_to_move():
 
 
 def test_build_method_follows_the_config():
-    cfg = resolve("cpu", {"model": {"method": "simclr", "temperature": 0.2}})
+    cfg = resolve("cpu", {"model": {"method": "simclr"}, "methods": {"simclr": {"temperature": 0.2}}})
     enc = tiny_encoder()
-    m = build_method(cfg.model, enc.module, enc.feature_dim)
+    m = build_method(cfg, enc.module, enc.feature_dim)
     assert isinstance(m, SimCLR) and m.temperature == 0.2
     cfg = resolve("cpu", {"model": {"use_predictor": False}})
-    m = build_method(cfg.model, tiny_encoder().module, enc.feature_dim)
+    m = build_method(cfg, tiny_encoder().module, enc.feature_dim)
     assert isinstance(m, BYOL) and isinstance(m.predictor, nn.Identity)
-    assert resolve("imagenet", {}).model.temperature == 0.1 and resolve("cifar10", {}).model.temperature == 0.5
+    temperature = {p: resolve(p, {}).methods["simclr"].temperature for p in ("imagenet", "cifar10", "cpu")}
+    assert temperature == {"imagenet": 0.1, "cifar10": 0.5, "cpu": 0.5}
+
+
+def test_simclrs_options_are_its_own_section_and_a_config_written_before_still_loads(tmp_path):
+    """SimCLR's options live in ``methods.simclr`` (not the shared model section); a run folder's
+    config.yaml from before the move (model.temperature, model.simclr_recipe) loads with them moved, so
+    it still resumes; errors name the flag or --set key."""
+    import yaml
+
+    from byol.config import Config
+    from byol.config_io import config_from_dict, load_yaml
+    from byol.errors import ByolError
+
+    assert "temperature" not in Config().to_dict()["model"]
+    assert Config().to_dict()["methods"] == {"simclr": {"temperature": 0.5, "recipe": "byol"}}
+    old = {"model": {"method": "simclr", "temperature": 0.3, "simclr_recipe": "paper"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    cfg = load_yaml(tmp_path / "config.yaml")
+    assert (cfg.methods["simclr"].temperature, cfg.methods["simclr"].recipe) == (0.3, "paper")
+    assert resolve("cpu", old).augment.view1 == resolve("cpu", old).augment.view2  # the paper's views came too
+    assert config_from_dict(cfg.to_dict()) == cfg  # and it round-trips in the new place
+    with pytest.raises(ByolError, match=r"--temperature must be positive, got -1"):
+        resolve("cpu", {"methods": {"simclr": {"temperature": -1}}})
+    with pytest.raises(ByolError, match=r"--simclr-recipe must be one of byol, paper, got 'x'"):
+        resolve("cpu", {"methods": {"simclr": {"recipe": "x"}}})
+    with pytest.raises(ByolError, match=r"unknown config key methods.byol; methods with options: simclr"):
+        config_from_dict({"methods": {"byol": {}}})
+    with pytest.raises(ByolError, match=r"unknown config key methods.simclr.temp; known: recipe, temperature"):
+        config_from_dict({"methods": {"simclr": {"temp": 1}}})
 
 
 @pytest.mark.parametrize("name", ["convnet", "resnet18"])
@@ -142,7 +171,8 @@ def test_variant_flags_reach_the_config():
     )  # fmt: skip
     cfg = resolve("cpu", overrides_from_args(args))
     assert (cfg.model.use_predictor, cfg.augment.color, cfg.model.norm) == (False, False, "layernorm")
-    assert (cfg.model.encoder_norm, cfg.model.method, cfg.model.temperature) == ("groupnorm-ws", "simclr", 0.3)
+    assert (cfg.model.encoder_norm, cfg.model.method) == ("groupnorm-ws", "simclr")
+    assert cfg.methods["simclr"].temperature == 0.3
     assert cfg.optim.tau_base == 1.0
 
 

@@ -134,7 +134,7 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "simclr_paper",
             "SimCLR, its own recipe (symmetric views at colour strength 1, 128-d projector with BN)",
-            {"model": {"method": "simclr", "simclr_recipe": "paper"}},
+            {"model": {"method": "simclr"}, "methods": {"simclr": {"recipe": "paper"}}},
             67.9,
             f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
             method="simclr",

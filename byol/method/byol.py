@@ -106,6 +106,6 @@ class BYOL(nn.Module):
         torch._foreach_lerp_(target, [p.detach() for p in online], 1.0 - tau)
 
 
-def build_byol(m, encoder: nn.Module, feature_dim: int) -> BYOL:
-    """BYOL from a model config (``byol.config.ModelConfig``)."""
+def build_byol(m, options: None, encoder: nn.Module, feature_dim: int) -> BYOL:
+    """BYOL from a model config (``byol.config.ModelConfig``); its options are the model's (no section)."""
     return BYOL(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)

@@ -1,8 +1,9 @@
 """The methods ``model.method`` (``--method``) can name, each with what it brings besides its module.
 
 A new method is a module of its own in this package (a ``Method``) and one entry here: how to build
-it from the model config, how to check the options it reads there, and how it changes the views a
-config asks for (SimCLR's own recipe has views of its own). ``test_method`` adds a third this way.
+it, the options of its own (a dataclass with defaults and a ``check``: the config's ``methods.<name>``
+section, set with ``--set methods.<name>.<key>=...``), and how it changes the views a config asks for
+(SimCLR's own recipe has views of its own). ``test_method`` adds a third this way.
 """
 
 from __future__ import annotations
@@ -18,31 +19,35 @@ from byol.method.base import Method
 from byol.method.byol import build_byol
 
 
-def _no_options(model_cfg, require) -> None:
-    """A method that reads no options of its own."""
-
-
 def _same_views(values: dict[str, Any], keep: set[str] = frozenset()) -> dict[str, Any]:
     return values
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One registry entry: ``build(model_cfg, encoder, feature_dim)``; ``check_options(model_cfg,
-    require)``, which checks the options it reads (``require(key, ok, rule)``); ``views(values, keep)``,
-    the config (as a dict) with the views it asks for, those named in ``keep`` (set by the user) left."""
+    """One registry entry: ``build(model_cfg, options, encoder, feature_dim)``; ``options``, the class of
+    its own options (a dataclass whose defaults are the method's, with ``check(require)``; None: it reads
+    the shared model config only); ``views(values, keep)``, the config (as a dict) with the views it asks
+    for, those named in ``keep`` (set by the user) left."""
 
-    build: Callable[[Any, nn.Module, int], Method]
-    check_options: Callable[[Any, Callable[[str, bool, str], None]], None] = _no_options
+    build: Callable[[Any, Any, nn.Module, int], Method]
+    options: type | None = None
     views: Callable[..., dict[str, Any]] = _same_views
 
 
 METHODS: dict[str, MethodSpec] = {
     "byol": MethodSpec(build_byol),
-    "simclr": MethodSpec(simclr.build_simclr, simclr.check_options, simclr.paper_views),
+    "simclr": MethodSpec(simclr.build_simclr, simclr.SimCLROptions, simclr.paper_views),
 }
 
 
-def build_method(model_cfg, encoder: nn.Module, feature_dim: int) -> Method:
-    """The method module that ``model_cfg.method`` names, around ``encoder``."""
-    return METHODS[model_cfg.method].build(model_cfg, encoder, feature_dim)
+def default_options() -> dict[str, Any]:
+    """Every registered method's options at their defaults, by name (the config's ``methods`` section)."""
+    return {name: spec.options() for name, spec in METHODS.items() if spec.options is not None}
+
+
+def build_method(cfg, encoder: nn.Module, feature_dim: int) -> Method:
+    """The method module that ``cfg.model.method`` names (``cfg``: a ``byol.config.Config``), around
+    ``encoder``, with its options from ``cfg.methods``."""
+    name = cfg.model.method
+    return METHODS[name].build(cfg.model, cfg.methods.get(name), encoder, feature_dim)

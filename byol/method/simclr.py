@@ -1,15 +1,16 @@
 """SimCLR (Chen et al. 2020), the contrastive baseline of BYOL's comparisons, with its own options.
 
 It plugs into the same loop with the same two calls as BYOL: same encoder, projector and views, no
-predictor and no target, NT-Xent in place of the regression loss. Its options (``model.temperature``,
-``model.simclr_recipe``) are checked here (``check_options``), and ``recipe paper`` brings SimCLR's
-own views (``paper_views``, applied when a config is resolved).
+predictor and no target, NT-Xent in place of the regression loss. Its options live here
+(``SimCLROptions``: the config's ``methods.simclr`` section, ``--temperature``, ``--simclr-recipe``),
+and ``recipe: paper`` brings SimCLR's own views (``paper_views``, applied when a config is resolved).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -19,7 +20,25 @@ from byol.losses import nt_xent_loss
 from byol.method.base import MethodOutput
 from byol.models.heads import MLP, SimCLRProjector
 
-SIMCLR_RECIPES = ("byol", "paper")  # model.simclr_recipe: BYOL's pipeline, or SimCLR's own head and views
+SIMCLR_RECIPES = ("byol", "paper")  # methods.simclr.recipe: BYOL's pipeline, or SimCLR's own head and views
+
+
+@dataclass
+class SimCLROptions:
+    """SimCLR's options: the config's ``methods.simclr`` section (its docstrings are ``--help``'s)."""
+
+    SECTION: ClassVar[str] = "methods.simclr"
+
+    temperature: float = 0.5
+    """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
+    recipe: str = "byol"
+    """byol (NT-Xent in BYOL's pipeline: BYOL's projector and asymmetric views) or paper (SimCLR's own: a
+    2-layer projector to 128-d with BatchNorm, symmetric views at colour strength 1, no solarisation)."""
+
+    def check(self, require: Callable[[str, bool, str], None]) -> None:
+        """Each option through ``require(key, ok, rule)`` (a one-line error naming its flag)."""
+        require("temperature", self.temperature > 0, "positive")
+        require("recipe", self.recipe in SIMCLR_RECIPES, "one of " + ", ".join(SIMCLR_RECIPES))
 
 
 class SimCLR(nn.Module):
@@ -68,15 +87,10 @@ class SimCLR(nn.Module):
         """Nothing to move: SimCLR has no target."""
 
 
-def build_simclr(m, encoder: nn.Module, feature_dim: int) -> SimCLR:
-    """SimCLR from a model config (``byol.config.ModelConfig``)."""
-    return SimCLR(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.norm, m.temperature, m.simclr_recipe)
-
-
-def check_options(m, require: Callable[[str, bool, str], None]) -> None:
-    """SimCLR's options in a model config, each through ``require(key, ok, rule)`` (a one-line error)."""
-    require("temperature", m.temperature > 0, "positive")
-    require("simclr_recipe", m.simclr_recipe in SIMCLR_RECIPES, "one of " + ", ".join(SIMCLR_RECIPES))
+def build_simclr(m, options: SimCLROptions, encoder: nn.Module, feature_dim: int) -> SimCLR:
+    """SimCLR from a model config (``byol.config.ModelConfig``) and its own options."""
+    head = (m.projector_hidden, m.projection_dim, m.norm)
+    return SimCLR(encoder, feature_dim, *head, options.temperature, options.recipe)
 
 
 # SimCLR's augmentation (Chen et al. 2020, appendix A): colour jitter at strength s = 1 (0.8, 0.8, 0.8,
@@ -88,8 +102,8 @@ SIMCLR_VIEW = {"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2
 def paper_views(values: dict[str, Any], keep: set[str] = frozenset()) -> dict[str, Any]:
     """``values`` (a config as a dict) with SimCLR's symmetric views when it asks for SimCLR's own
     recipe; the crop of each view stays, blur stays off for small images, views named in ``keep`` stay."""
-    model = values.get("model", {})
-    if model.get("method") != "simclr" or model.get("simclr_recipe") != "paper":
+    recipe = values.get("methods", {}).get("simclr", {}).get("recipe")
+    if values.get("model", {}).get("method") != "simclr" or recipe != "paper":
         return values
     augment = dict(values.get("augment", {}))
     small = is_small(values.get("data", {}).get("image_size", 224))

@@ -155,7 +155,7 @@ def build_model(
             raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
         layers = mimic_batchnorm(enc.module.to(device), first_views())
         log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
-    method = build_method(m, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
+    method = build_method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
     optimizer = optimizer_for(cfg.optim, method.trained_modules(), peak_lr)
     model: nn.Module = method
