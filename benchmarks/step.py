@@ -36,7 +36,7 @@ from collections.abc import Callable
 import lightly_recipe  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
-from byol.dist import DistInfo, autocast_for, resolve_precision
+from byol.dist import DevicePolicy, DistInfo, autocast_for, resolve_precision
 from byol.models.backbones import build_encoder
 from byol.presets import resolve
 from byol.train.engine import train_step
@@ -57,14 +57,13 @@ def sync(device: torch.device) -> None:
 
 
 def byol_step(cfg, device: torch.device, views) -> Callable[[], None]:
-    memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-    method, model, optimizer, peak_lr = build_model(cfg, device, DistInfo(), memory_format)
+    policy = DevicePolicy.resolve(device, cfg.run.precision, cfg.run.channels_last)
+    method, model, optimizer, peak_lr = build_model(cfg, policy, DistInfo())
     method.train()
-    v = [tuple(x.contiguous(memory_format=memory_format) for x in views)]
-    precision = resolve_precision(cfg.run.precision, device)
+    v = [tuple(x.contiguous(memory_format=policy.memory_format) for x in views)]
 
     def step():
-        train_step(model, optimizer, v, peak_lr, autocast_for(precision, device))
+        train_step(model, optimizer, v, peak_lr, policy.autocast())
         method.after_step(cfg.optim.tau_base)
 
     return step

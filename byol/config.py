@@ -7,11 +7,7 @@ overrides; ``flags`` is the command line's table. A run's resolved config is sav
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -35,7 +31,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 AUTO_ON_OFF = ("auto", "on", "off")
 
 # The keys whose values are names from a list, and where the list comes from (a registry where there
-# is one): validation and the help text (``option_help``) both read it, so a new backbone, optimiser
+# is one): validation and the help text (``config_docs.option_help``) both read it, so a new backbone, optimiser
 # or method shows up in ``--help`` and in the error without anyone writing it there.
 CHOICES: dict[str, Callable[[], Sequence[str]]] = {
     "data.cache": lambda: AUTO_ON_OFF,
@@ -376,41 +372,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-@functools.cache
-def _docstrings() -> dict[str, str]:
-    """``section.key`` → the attribute docstring written under that key in this module's sections and in
-    each method's options class (``MethodSpec.options``, section ``methods.<name>``)."""
-    sources = [inspect.getsource(sys.modules[__name__])]
-    sources += [inspect.getsource(spec.options) for spec in METHODS.values() if spec.options is not None]
-    docs = {}
-    for source in sources:
-        for cls in (n for n in ast.parse(inspect.cleandoc(source)).body if isinstance(n, ast.ClassDef)):
-            docs.update(_attribute_docs(cls.body))
-    return docs
-
-
-def _attribute_docs(body: list[ast.stmt]) -> dict[str, str]:
-    """The docstrings under the attributes of one class body that names its ``SECTION``."""
-    section = next(
-        (n.value.value for n in body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "SECTION"),
-        None,
-    )
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        is_doc = isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant)
-        if section and isinstance(node, ast.AnnAssign) and is_doc and isinstance(after.value.value, str):
-            docs[f"{section}.{node.target.id}"] = " ".join(after.value.value.split())
-    return docs
-
-
-def option_help(key: str) -> str:
-    """The one text of option ``section.key``: its docstring in the schema, then its choices (from their
-    registries, ``CHOICES``) where the docstring does not name them all. ``--help`` and the reference
-    both print it (defaults are the preset's, which ``byol pretrain --preset P`` resolves)."""
-    text = _docstrings().get(key, "")
-    choices = [str(c) for c in CHOICES[key]()] if key in CHOICES else []
-    if choices and not all(c in text for c in choices):
-        text += f" One of: {', '.join(choices)}."
-    return text

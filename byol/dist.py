@@ -112,6 +112,41 @@ def sync_bn(setting: str, device: torch.device) -> bool:
     return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
+@dataclass(frozen=True)
+class DevicePolicy:
+    """How a run uses its device, resolved once from the config's settings (``resolve``): the precision
+    of the forward passes, the memory order of images and convolutions, whether the augmentation is
+    compiled and whether BatchNorm statistics are synchronised across processes."""
+
+    device: torch.device
+    precision: str = "fp32"  # fp32 or bf16
+    memory_format: torch.memory_format = torch.contiguous_format
+    compile_augment: bool = False
+    sync_bn: bool = False
+
+    @classmethod
+    def resolve(
+        cls,
+        device: torch.device,
+        precision: str = "auto",
+        channels_last: bool = True,
+        augment_compile_setting: str = "auto",
+        sync_bn_setting: str = "auto",
+    ) -> DevicePolicy:
+        """``run.precision``, ``run.channels_last``, ``augment.compile`` and ``model.sync_bn`` for ``device``."""
+        return cls(
+            device,
+            resolve_precision(precision, device),
+            torch.channels_last if channels_last else torch.contiguous_format,
+            augment_compile(augment_compile_setting, device),
+            sync_bn(sync_bn_setting, device),  # on is refused on a CPU even for one process
+        )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' autocast (``autocast_for``)."""
+        return autocast_for(self.precision, self.device)
+
+
 def elastic_restart_warning(env=os.environ) -> str | None:
     """Why a group that ``torchrun --max-restarts`` restarts may fail to reconnect, when it may.
 

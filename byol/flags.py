@@ -1,7 +1,7 @@
 """The command line's config flags, one table: ``byol pretrain`` (and ``ablate``) build their
 arguments from it, read them back from it, and errors name a config key the way a user sets it.
 
-A flag's help is its config key's docstring (``byol.config.option_help``: one text per option, the
+A flag's help is its config key's docstring (``byol.config_docs.option_help``: one text per option, the
 same in ``--help`` and in the reference), given to ``add_flags``. Every other key is set with
 ``--set section.key=value``.
 """
@@ -69,7 +69,7 @@ def option_name(key: str) -> str:
 
 
 def add_flags(parser: argparse.ArgumentParser, help_for: Callable[[str], str] | None = None) -> None:
-    """Every flag of the table, its help ``help_for(key)`` (``byol.config.option_help``)."""
+    """Every flag of the table, its help ``help_for(key)`` (``byol.config_docs.option_help``)."""
     for f in FLAGS:
         text = help_for(f.key).replace("%", "%%") if help_for is not None else None
         if f.switch is None:

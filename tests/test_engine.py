@@ -210,12 +210,12 @@ def test_compile_mode_is_the_mode_torch_compile_gets(mode, synthetic, monkeypatc
     need a GPU: benchmarks/gpu_accuracy.sh measures the modes there)."""
     from helpers import tiny_config
 
-    from byol.dist import DistInfo
+    from byol.dist import DevicePolicy, DistInfo
     from byol.train.setup import build_model
 
     cfg = tiny_config(synthetic["train"], synthetic["cache"])
     cfg.run.compile, cfg.run.compile_mode = True, mode
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
-    method, model, _, _ = build_model(cfg, torch.device("cpu"), DistInfo(), torch.contiguous_format)
+    method, model, _, _ = build_model(cfg, DevicePolicy(torch.device("cpu")), DistInfo())
     assert seen == [{"mode": None if mode == "default" else mode}] and model is method

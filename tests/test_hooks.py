@@ -261,7 +261,8 @@ def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
 def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run, monkeypatch):
     import byol.train.hooks.knn as hooks
 
-    run = dataclasses.replace(run, precision="bf16")  # what auto is on a GPU; CPU autocast stands in for it here
+    # bf16 is what auto is on a GPU; CPU autocast stands in for it here
+    run = dataclasses.replace(run, policy=dataclasses.replace(run.policy, precision="bf16"))
     dtypes, devices = [], []
     handle = run.method.online_encoder.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     real = hooks.knn_accuracy

@@ -45,18 +45,15 @@ def test_micro_batches_train_exactly_as_accumulated_batches(small, tmp_path):
 
 def _probe(image_size: int):
     """A probe of a small BYOL model on a CPU, as ``byol pretrain`` builds it."""
-    import contextlib
-
     from byol import BYOL, build_encoder
     from byol.data.augment import TwoViewAugment, default_views
+    from byol.dist import DevicePolicy
 
     torch.manual_seed(0)
     enc = build_encoder("convnet", width=0.5, image_size=image_size)
     method = BYOL(enc.module, enc.feature_dim, 512, 64, 512)
     augment = TwoViewAugment(image_size, *default_views(image_size))
-    return method, MemoryProbe(
-        method, augment, image_size, torch.device("cpu"), torch.contiguous_format, contextlib.nullcontext
-    )
+    return method, MemoryProbe(method, augment, image_size, DevicePolicy(torch.device("cpu")))
 
 
 def test_on_a_cpu_the_micro_batch_is_sized_to_the_memory_available(monkeypatch):

@@ -215,7 +215,7 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
     import byol
     from byol.cli.__main__ import build_parser
     from byol.cli.pretrain import overrides_from_args
-    from byol.config import _docstrings, option_help
+    from byol.config_docs import option_docstrings, option_help
     from byol.errors import ByolError
     from byol.method import METHODS, Method, MethodSpec
     from byol.presets import resolve
@@ -242,7 +242,7 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
     assert cfg.methods["invariance"].spread_weight == 0.5 and cfg.methods["simclr"].temperature == 0.5
     with pytest.raises(ByolError, match=r"--set methods.invariance.spread_weight must be positive \(without"):
         resolve("cpu", {"model": {"method": "invariance"}, "methods": {"invariance": {"spread_weight": 0}}})
-    _docstrings.cache_clear()  # read once per process; the help reads its docstring, as SimCLR's
+    option_docstrings.cache_clear()  # read once per process; the help reads its docstring, as SimCLR's
     text = option_help("methods.invariance.spread_weight")
     assert text == "Weight of the term that holds each dimension's std near 1."
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2 / 12, knn_every=0, log_every=1)

@@ -184,7 +184,8 @@ def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(
     (``option_help``), and a name added to a registry (a backbone here) is among the choices that
     ``--help`` lists and that validation accepts, with nobody writing it anywhere else."""
     import byol.models.backbones as backbones
-    from byol.config import CHOICES, Config, _docstrings, option_help
+    from byol.config import CHOICES, Config
+    from byol.config_docs import option_docstrings, option_help
     from byol.errors import ByolError
 
     with pytest.raises(SystemExit):
@@ -192,7 +193,7 @@ def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(
     squeeze = lambda text: "".join(text.split())  # noqa: E731  (argparse wraps lines, even at hyphens)
     shown = squeeze(capsys.readouterr().out)
     for f in FLAGS:
-        doc = _docstrings()[f.key]  # every flag's key has its docstring in the schema
+        doc = option_docstrings()[f.key]  # every flag's key has its docstring in the schema
         assert doc and squeeze(option_help(f.key)) in shown, f.name
     assert squeeze("The optimiser: lars is the paper's. One of: lars, sgd, adamw.") in shown
     assert "timm:<name>" in option_help("model.backbone") and "convnet" in option_help("model.backbone")

@@ -261,7 +261,7 @@ def test_bn_mimicking_start_gives_every_channel_batchnorms_start_statistics():
 def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path):
     from helpers import tiny_config
 
-    from byol.dist import DistInfo
+    from byol.dist import DevicePolicy, DistInfo
     from byol.errors import ByolError
     from byol.train.pretrain import pretrain
     from byol.train.setup import build_model
@@ -269,7 +269,7 @@ def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=1)
     cfg.model.encoder_norm, cfg.model.encoder_init = "groupnorm-ws", "bn-mimic"
     views = torch.randn(32, 3, 32, 32)
-    method, *_ = build_model(cfg.validate(), torch.device("cpu"), DistInfo(), torch.contiguous_format, lambda: views)
+    method, *_ = build_model(cfg.validate(), DevicePolicy(torch.device("cpu")), DistInfo(), lambda: views)
     online = [m.weight for m in method.online_encoder.modules() if isinstance(m, nn.GroupNorm)]
     target = [m.weight for m in method.target_encoder.modules() if isinstance(m, nn.GroupNorm)]
     assert online and not all(torch.all(w == 1) for w in online)  # moved from GroupNorm's ones

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment, pick_preset
-from byol.config import option_help
+from byol.config_docs import option_help
 from byol.config_io import merge
 from byol.errors import ByolError
 from byol.flags import add_flags, flag_values

@@ -26,6 +26,7 @@ image statistic (the mean luma that contrast needs). See ``benchmarks/augment.py
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -198,6 +199,13 @@ class TwoViewAugment:
         self.interpolation, self.jitter, self.blur = interpolation, jitter, blur
         # Static shapes: a dynamic-shape kernel is about twice as slow here and compiles far longer.
         self._apply_fn = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
+
+    def eager(self) -> TwoViewAugment:
+        """The same augmentation, not compiled (for a pass or two at another batch size, such as the
+        memory probe's, that a static-shape compile would compile anew)."""
+        eager = copy.copy(self)
+        eager._apply_fn = apply_view_params
+        return eager
 
     def __call__(
         self,

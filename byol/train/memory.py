@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from byol.data.loader import Batch
-from byol.dist import DistInfo, from_rank0
+from byol.dist import DevicePolicy, DistInfo, from_rank0
 from byol.errors import ByolError
 from byol.train.engine import make_views
 
@@ -105,9 +105,9 @@ class MemoryProbe:
     waits for another (SyncBatchNorm's collectives) and no BatchNorm statistic moves.
     """
 
-    def __init__(self, method: torch.nn.Module, augment, size: int, device, memory_format, autocast):
-        self.method, self.augment, self.memory_format = method, augment, memory_format
-        self.size, self.device, self.autocast = size, device, autocast
+    def __init__(self, method: torch.nn.Module, augment, size: int, policy: DevicePolicy):
+        self.method, self.augment, self.size, self.policy = method, augment, size, policy
+        self.device, self.memory_format = policy.device, policy.memory_format
 
     def make_views(self, images: torch.Tensor):
         batch = Batch.of_images(images)
@@ -122,7 +122,7 @@ class MemoryProbe:
             g = torch.Generator().manual_seed(0)
             images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
             view1, view2 = self.make_views(images)
-            with self.autocast():
+            with self.policy.autocast():
                 loss = self.method(view1, view2).loss
             loss.backward()
             del loss, view1, view2

@@ -103,7 +103,6 @@ def finish(run: Run, state: TrainState) -> RunResult:
     )  # fmt: skip
     if run.info.is_main:
         cfg = run.cfg
-        save_encoder(run.method.online_encoder, run_encoder_meta(cfg, run.method.feature_dim), run.run_dir)
         summary = {
             "steps": result.steps,
             "epochs": result.epochs,
@@ -122,6 +121,8 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "skipped_images": len(run.data.skipped),
             "skipped_files": sorted(run.data.skipped),
         }
+        meta = run_encoder_meta(cfg, run.method.feature_dim)
+        save_encoder(run.method.online_encoder, meta, run.run_dir)  # then the summary: its presence means done
         with atomic_write(run.run_dir / SUMMARY_FILE, "w") as f:
             f.write(json.dumps(summary, indent=2) + "\n")
     return result

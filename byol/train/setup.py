@@ -20,7 +20,7 @@ from torch import nn
 from byol.config import Config
 from byol.data.augment import TwoViewAugment
 from byol.data.source import LabelledImages, TrainSource, build_train_source
-from byol.dist import DistInfo, augment_compile, autocast_for, barrier, configure_device, resolve_precision, sync_bn
+from byol.dist import DevicePolicy, DistInfo, barrier, configure_device
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.flags import option_name
@@ -41,7 +41,7 @@ class Run:
 
     cfg: Config
     run_dir: Path
-    device: torch.device
+    policy: DevicePolicy  # the device, and how the run uses it (precision, memory order, ...)
     info: DistInfo
     data: TrainSource
     augment: TwoViewAugment
@@ -50,17 +50,28 @@ class Run:
     optimizer: torch.optim.Optimizer
     peak_lr: float
     classifier: OnlineClassifier | None  # linear probe trained beside, to monitor (labelled data)
-    memory_format: torch.memory_format
     steps_per_epoch: int
-    precision: str  # fp32 or bf16, resolved from run.precision for the device
     passes_per_batch: int  # forward passes per batch (optim.micro_batch): gradients accumulated over them
 
     @property
     def images_per_step(self) -> int:
         return self.cfg.optim.batch_size * self.cfg.optim.accumulate * self.info.world_size
 
+    @property
+    def device(self) -> torch.device:
+        return self.policy.device
+
+    @property
+    def precision(self) -> str:
+        """fp32 or bf16, resolved from run.precision for the device."""
+        return self.policy.precision
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return self.policy.memory_format
+
     def autocast(self) -> contextlib.AbstractContextManager:
-        return autocast_for(self.precision, self.device)
+        return self.policy.autocast()
 
 
 def build_run(
@@ -69,25 +80,21 @@ def build_run(
     """The run's parts from its config; ``source``: batches of one's own instead of ``data.path``'s."""
     cfg = prepare_run_dir(run_dir, cfg, resume, info)
     device = configure_device(device, info, cfg.run.seed, cfg.run.deterministic)
+    r = cfg.run
+    policy = DevicePolicy.resolve(device, r.precision, r.channels_last, cfg.augment.compile, cfg.model.sync_bn)
     data, steps_per_epoch = _build_data(cfg, info, device, run_dir, source)
-    augment = cfg.augment.build(cfg.data.image_size, compile=augment_compile(cfg.augment.compile, device))
-    memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+    augment = cfg.augment.build(cfg.data.image_size, compile=policy.compile_augment)
+    eager = augment.eager()  # the memory probe's: a pass at its own size, not compiled
     first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
-    method, model, optimizer, peak_lr = build_model(cfg, device, info, memory_format, first_views)
+    method, model, optimizer, peak_lr = build_model(cfg, policy, info, first_views)
     classifier = None
     if cfg.run.online_classifier and data.labelled:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
-    precision = resolve_precision(cfg.run.precision, device)
-    log.info("model: %s, %s, %s", cfg.model.backbone, precision, "channels_last" if cfg.run.channels_last else "NCHW")
-    probe = lambda: MemoryProbe(  # noqa: E731  (built only for micro_batch auto)
-        method, cfg.augment.build(cfg.data.image_size), cfg.data.image_size, device, memory_format,
-        lambda: autocast_for(precision, device),
-    )  # fmt: skip
-    passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, info, probe)
-    return Run(
-        cfg, run_dir, device, info, data, augment, method, model, optimizer, peak_lr, classifier,
-        memory_format, steps_per_epoch, precision, passes,
-    )  # fmt: skip
+    log.info("model: %s, %s, %s", cfg.model.backbone, policy.precision, "channels_last" if r.channels_last else "NCHW")
+    probe = lambda: MemoryProbe(method, eager, cfg.data.image_size, policy)  # noqa: E731
+    passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, info, probe)  # probed for micro_batch auto
+    parts = (data, augment, method, model, optimizer, peak_lr, classifier)
+    return Run(cfg, run_dir, policy, info, *parts, steps_per_epoch, passes)
 
 
 def _first_views(cfg: Config, data: TrainSource, augment: TwoViewAugment, device: torch.device) -> torch.Tensor:
@@ -139,29 +146,24 @@ def _build_data(
 
 
 def build_model(
-    cfg: Config,
-    device: torch.device,
-    info: DistInfo,
-    memory_format: torch.memory_format,
-    first_views: Callable[[], torch.Tensor] | None = None,
+    cfg: Config, policy: DevicePolicy, info: DistInfo, first_views: Callable[[], torch.Tensor] | None = None
 ) -> tuple[Method, nn.Module, torch.optim.Optimizer, float]:
     """The method module, what runs it forward (DDP / compiled), its optimiser and peak lr.
     ``first_views`` gives the images of a data-dependent start (``model.encoder_init bn-mimic``);
     under DDP rank 0's start is every rank's (DDP broadcasts its weights when it wraps them)."""
-    m = cfg.model
+    m, device = cfg.model, policy.device
     enc = build_configured_encoder(m, cfg.data.image_size)
     if m.encoder_init == "bn-mimic":  # before the method copies the encoder into its target
         if first_views is None:
             raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
         layers = mimic_batchnorm(enc.module.to(device), first_views())
         log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
-    method = build_method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=memory_format)
+    method = build_method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
     peak_lr = cfg.optim.peak_lr(info.world_size)
     optimizer = optimizer_for(cfg.optim, method.trained_modules(), peak_lr)
     model: nn.Module = method
-    use_sync_bn = sync_bn(cfg.model.sync_bn, device)  # refused on a CPU even for one process
     if info.distributed:
-        if use_sync_bn:
+        if policy.sync_bn:
             method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
         model = nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from byol.config import Config
 from byol.constants import VERSION
 from byol.schedules import Plan
 from byol.train import checkpoint as ckpt_io
@@ -94,10 +93,17 @@ def start_state(run: Run, resume: bool) -> TrainState:
     ``data.allow_changed`` is set.
     """
     found = ckpt_io.latest_checkpoint(run.run_dir, run.device, lambda p, c: _restore(run, p, c)) if resume else None
-    if found is None:
-        truncate_metrics(run.run_dir, -1, run.info.is_main)  # killed before its first checkpoint: start over
-        return TrainState(0, plan_for(run.cfg, run.steps_per_epoch))
-    path, ckpt = found
+    if found is not None:
+        return _resumed(run, *found)
+    truncate_metrics(run.run_dir, -1, run.info.is_main)  # killed before its first checkpoint: start over
+    r = run.cfg.run  # the plan: run.epochs long, or laid by run.time_budget's estimates
+    budget = None if r.time_budget is None else r.time_budget * 60
+    return TrainState(0, Plan.for_run(run.steps_per_epoch, run.cfg.optim.warmup_epochs, r.epochs, budget))
+
+
+def _resumed(run: Run, path, ckpt: dict[str, Any]) -> TrainState:
+    """The state of checkpoint ``ckpt`` (read from ``path``; its weights already restored), its
+    length fitted to the one the config asks for now."""
     check_same_data(run.cfg, path, ckpt.get("data"), run.data.fingerprint())
     ckpt_io.set_rng_state(ckpt["rng"])
     step = int(ckpt["step"])
@@ -116,12 +122,6 @@ def start_state(run: Run, resume: bool) -> TrainState:
         state.extensions.append({"at_step": step, **what})
         record_length(run.run_dir, run.cfg, step, what, run.info)
     return state
-
-
-def plan_for(cfg: Config, steps_per_epoch: int) -> Plan:
-    """A new run's lr and τ plan: ``run.epochs`` long, or laid by ``run.time_budget``'s estimates."""
-    budget = None if cfg.run.time_budget is None else cfg.run.time_budget * 60
-    return Plan.for_run(steps_per_epoch, cfg.optim.warmup_epochs, cfg.run.epochs, budget)
 
 
 def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:

@@ -1,0 +1,52 @@
+"""The one text of each config option: the attribute docstring written under it in the schema
+(``byol.config``'s sections, each method's options class), then its choices from their registries.
+``--help`` (``byol.flags.add_flags``) and the documentation's reference both print it.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+
+from byol import config
+from byol.config import CHOICES
+from byol.method import METHODS
+
+
+@functools.cache
+def option_docstrings() -> dict[str, str]:
+    """``section.key`` → the attribute docstring written under that key in byol.config's sections and in
+    each method's options class (``MethodSpec.options``, section ``methods.<name>``)."""
+    sources = [inspect.getsource(config)]
+    sources += [inspect.getsource(spec.options) for spec in METHODS.values() if spec.options is not None]
+    docs = {}
+    for source in sources:
+        for cls in (n for n in ast.parse(inspect.cleandoc(source)).body if isinstance(n, ast.ClassDef)):
+            docs.update(_attribute_docs(cls.body))
+    return docs
+
+
+def _attribute_docs(body: list[ast.stmt]) -> dict[str, str]:
+    """The docstrings under the attributes of one class body that names its ``SECTION``."""
+    section = next(
+        (n.value.value for n in body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "SECTION"),
+        None,
+    )
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        is_doc = isinstance(after, ast.Expr) and isinstance(getattr(after, "value", None), ast.Constant)
+        if section and isinstance(node, ast.AnnAssign) and is_doc and isinstance(after.value.value, str):
+            docs[f"{section}.{node.target.id}"] = " ".join(after.value.value.split())
+    return docs
+
+
+def option_help(key: str) -> str:
+    """The one text of option ``section.key``: its docstring in the schema, then its choices (from their
+    registries, ``CHOICES``) where the docstring does not name them all. ``--help`` and the reference
+    both print it (defaults are the preset's, which ``byol pretrain --preset P`` resolves)."""
+    text = option_docstrings().get(key, "")
+    choices = [str(c) for c in CHOICES[key]()] if key in CHOICES else []
+    if choices and not all(c in text for c in choices):
+        text += f" One of: {', '.join(choices)}."
+    return text
