@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import inspect
+from typing import Any
 
 from byol import config
 from byol.config import CHOICES
+from byol.flags import option_name
 from byol.method import METHODS
 
 
@@ -50,3 +53,41 @@ def option_help(key: str) -> str:
     if choices and not all(c in text for c in choices):
         text += f" One of: {', '.join(choices)}."
     return text
+
+
+# Defaults computed on the machine that reads them: the page says how, not this machine's value.
+_COMPUTED = {"data.workers": "the cores, at most 8"}
+
+
+def _default_text(value: Any) -> str:
+    if dataclasses.is_dataclass(value):  # a view's parameters: their defaults are the paper's table 6
+        return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return "(empty)" if value == "" or value == {} else str(value)
+
+
+def config_reference() -> str:
+    """Every config key as a Markdown page: its section, type, default, how it is set and its text
+    (``option_help``, the text ``--help`` prints). The documentation's reference is this page."""
+    cfg = config.Config()
+    sections = [(s, getattr(cfg, s)) for s in ("data", "model", "augment", "optim", "run")]
+    sections += [(f"methods.{name}", options) for name, options in cfg.methods.items()]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the schema (`byol/config.py` and each method's options): the text of each key is",
+        "its docstring there, the same text `byol pretrain --help` prints. Defaults are the schema's; a",
+        "preset (`--preset cpu|cifar10|imagenet`) sets many of them (`byol/presets/*.yaml`). Set a key in a",
+        "YAML file, with its flag, or with `--set section.key=value`.",
+    ]
+    for name, section in sections:
+        lines += ["", f"## `{name}`", "", "| key | type | default | set with | what it is |", "|---|---|---|---|---|"]
+        hints = {f.name: f.type for f in dataclasses.fields(section)}
+        for f in dataclasses.fields(section):
+            key = f"{name}.{f.name}"
+            kind = str(hints[f.name]).replace("|", "or")
+            default = _COMPUTED.get(key) or _default_text(getattr(section, f.name)).replace("|", "\\|")
+            text = option_help(key).replace("|", "\\|")
+            lines.append(f"| `{f.name}` | {kind} | `{default}` | `{option_name(key)}` | {text} |")
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,10 @@
-"""Results come with their evidence: every file a results page names is in the repository."""
+"""The documentation: results come with their evidence (every file a results page names is in the
+repository), the guides' runnable blocks run, and the reference pages print the code's own texts."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +37,78 @@ def test_the_check_sees_a_missing_file(tmp_path):
     (tmp_path / "here.json").write_text("{}")
     page.write_text("Raw: `here.json`, `gone.json`, ![plot](plot.png), `runs/<name>/summary.json`.")
     assert missing_files(page) == ["gone.json", "plot.png"]
+
+
+# ---- the documentation site's pages ---------------------------------------------------------------
+
+# A block a page marks runnable: an HTML comment (invisible on the page) on the line before its fence.
+RUNNABLE = re.compile(r"<!-- runnable -->\n```(bash|python)\n(.*?)```", re.S)
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if RESULTS not in p.parents)]
+
+
+def runnable_blocks(page: Path) -> list[tuple[str, str]]:
+    return RUNNABLE.findall(page.read_text())
+
+
+def test_the_guides_mark_blocks_runnable_and_the_check_finds_them():
+    pages = {p.relative_to(ROOT).as_posix(): runnable_blocks(p) for p in PAGES}
+    assert [kind for kind, _ in pages["docs/getting-started.md"]] == ["bash", "python"]
+    assert "byol pretrain" in pages["docs/getting-started.md"][0][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [p for p in PAGES if runnable_blocks(p)], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_runnable_block_of_a_page_runs_as_written(page, small, tmp_path, monkeypatch):
+    """A page's runnable blocks, in order, in one folder: shell blocks through bash (``set -euo
+    pipefail``) with ``$DATA`` and ``$TEST`` a small labelled CIFAR subset, Python blocks in this
+    process. The one change: ``byol pretrain`` runs without compiling the augmentation (the compiled
+    views are tested against the eager ones elsewhere), to keep the suite fast."""
+    bin_dir = Path(sys.executable).parent  # the venv's `byol`
+    env = {
+        **os.environ, "DATA": str(small["train"]), "TEST": str(small["test"]), "OMP_NUM_THREADS": "1",
+        "BYOL_CACHE_DIR": str(small["cache"]), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }  # fmt: skip
+    eager = (  # a shell function in front of the command: what the block says, plus one option
+        'byol() { if [ "$1" = pretrain ]; then command byol "$@" --set augment.compile=off; '
+        'else command byol "$@"; fi; }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BYOL_CACHE_DIR", str(small["cache"]))
+    for kind, code in runnable_blocks(page):
+        if kind == "bash":
+            proc = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", eager + code], env=env, capture_output=True, text=True, timeout=600
+            )
+            assert proc.returncode == 0, f"{page.name}:\n{code}\n{proc.stderr[-3000:]}"
+        else:
+            exec(compile(code, str(page), "exec"), {"__name__": "__main__"})
+
+
+def test_the_reference_pages_and_help_print_the_same_text_from_the_code(monkeypatch, capsys):
+    """One source of truth: the configuration reference lists every config key with the text
+    ``byol pretrain --help`` prints, and the command-line reference is each subcommand's ``--help``.
+    A docstring changed in the code changes the page and ``--help`` alike."""
+    import dataclasses
+
+    import byol.config_docs as config_docs
+    from byol.cli.__main__ import COMMANDS, main
+    from byol.cli.reference import cli_reference
+    from byol.config import Config
+
+    page = config_docs.config_reference()
+    cfg = Config()
+    for section in ("data", "model", "augment", "optim", "run"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            assert f"| `{f.name}` |" in page and config_docs.option_help(f"{section}.{f.name}") in page
+    assert "## `methods.simclr`" in page and config_docs.option_help("methods.simclr.temperature") in page
+    cli = cli_reference()
+    assert all(f"## byol {name}" in cli for name in COMMANDS) and "### byol eval knn" in cli
+    assert "--epochs EPOCHS" in cli and config_docs.option_help("run.epochs") in " ".join(cli.split())
+
+    changed = {**config_docs.option_docstrings(), "run.epochs": "Epochs, as this test rewrote the docstring."}
+    monkeypatch.setattr(config_docs, "option_docstrings", lambda: changed)
+    assert "Epochs, as this test rewrote the docstring." in config_docs.config_reference()
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    assert "Epochs, as this test rewrote the docstring." in " ".join(capsys.readouterr().out.split())
+    assert "Epochs, as this test rewrote the docstring." in " ".join(cli_reference().split())

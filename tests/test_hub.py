@@ -131,15 +131,15 @@ def test_push_uploads_the_hub_folder_and_says_failures_in_one_line(runs, tmp_pat
         push(runs["timm"], "someone/r18", api=Offline())
 
 
-def test_the_readmes_sharing_block_runs_as_written(runs, tmp_path, monkeypatch):
-    """README's "Sharing the encoder": its export line through the CLI, then its Python block in a
+def test_the_sharing_guides_blocks_run_as_written(runs, tmp_path, monkeypatch):
+    """docs/guide/share.md, "Sharing the encoder": its export line through the CLI, then its Python block in a
     fresh process, offline (``HF_HUB_OFFLINE=1``), the Hub repository it names in Hugging Face's cache
     as a download leaves it: what it loads four ways computes the same features, and a repository that
     is not there is one line. ``byol push`` needs the network: the test above stands in for it."""
     import re
     import shlex
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "share.md").read_text()
     shell = next(b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "byol push" in b)
     code = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "local-dir:" in b)
     (tmp_path / "runs").mkdir()

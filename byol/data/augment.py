@@ -153,8 +153,11 @@ class TwoViewAugment:
 
     Args:
         size: output side in pixels.
-        view1, view2: ``ViewParams`` of each view (default: the paper's table 6).
-        mean, std: normalisation (ImageNet's by default); ``None`` leaves values in [0, 1].
+        view1: ``ViewParams`` of the first view (default: the paper's table 6: blur 1.0, solarise 0.0).
+        view2: ``ViewParams`` of the second view (blur 0.1, solarise 0.2).
+        mean: per-channel mean of the normalisation (ImageNet's by default); ``None`` (with ``std``)
+            leaves values in [0, 1].
+        std: per-channel standard deviation of the normalisation.
         interpolation: ``"bilinear"`` or ``"bicubic"`` (the paper's) for the batched crop.
         compile: ``torch.compile`` the per-view function (one fused kernel; first call compiles,
             once per batch shape).

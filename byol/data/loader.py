@@ -97,12 +97,14 @@ class TrainData:
         image_size: side of the views.
         batch_size: images per batch; every epoch drops the incomplete last batch, so a dataset
             smaller than one batch is an error.
-        view1, view2: crop ranges of the two views for images cropped in workers (default: the
-            paper's, ``default_views(image_size)``).
+        view1: crop range of the first view for images cropped in workers (default: the paper's,
+            ``default_views(image_size)``).
+        view2: the second view's.
         cache: read small images from the uint8 cache: auto, on, off (see ``uses_cache``).
         workers: DataLoader workers for streamed images (default: the cores, at most 8).
         eval_crop: the evaluation view's crop (``byol.data.folder.center_view``) of ``eval_batches``.
-        rank, world_size: each process takes its share of every epoch's permutation.
+        rank: this process's rank: each process takes its share of every epoch's permutation.
+        world_size: the number of processes.
     """
 
     def __init__(

@@ -48,7 +48,11 @@ class SimCLR(nn.Module):
     process's batch.
 
     Args:
-        encoder, feature_dim, projector_hidden, projection_dim, norm: as ``BYOL``'s.
+        encoder: any module mapping images ``(B, 3, H, W)`` to features ``(B, feature_dim)``, as ``BYOL``'s.
+        feature_dim: size of the encoder's output.
+        projector_hidden: hidden width of the projector (BYOL's projector; 4096).
+        projection_dim: output size of the projector (256).
+        norm: normalisation inside the projector (``"batchnorm"``).
         temperature: NT-Xent's T.
         recipe: ``byol`` (BYOL's projector) or ``paper`` (SimCLR's ``SimCLRProjector``; its views and
             temperature are the config's, set by ``paper_views``).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 from torch.optim import Optimizer
 
@@ -36,7 +39,7 @@ class LARS(Optimizer):
 
     def __init__(
         self,
-        params,
+        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
         lr: float,
         momentum: float = 0.9,
         weight_decay: float = 1.5e-6,

@@ -1,0 +1,1 @@
+"""Images in: folders, named datasets, tar shards, the cache, the loaders and the batched augmentation."""
