@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=int, metavar="N", help="N random queries (default: every class's first image)")
     p.add_argument("--seed", type=int, default=0, help="of --random's draw")
     p.add_argument("--png", metavar="FILE", help="also the gallery as one PNG grid (for documents)")
+    p.add_argument("--backend", default="auto", help="search: auto (faiss for banks of millions), torch or faiss")
     p.add_argument(
         "--duplicates",
         nargs="?",
@@ -41,7 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "OUT-duplicates.html; without a value (auto), a threshold set from the bank's own scale "
         "(byol.eval.search.duplicate_threshold), which it prints",
     )
-    p.add_argument("--backend", default="auto", help="search: auto (faiss for banks of millions), torch or faiss")
     add_workers_argument(p)
     add_device_argument(p)
 

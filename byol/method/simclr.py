@@ -47,26 +47,29 @@ class SimCLR(nn.Module):
     and augmentations as BYOL here, so the loss is the one difference; negatives are those of this
     process's batch.
 
+    The head's sizes, norm, temperature and recipe are keyword arguments.
+
     Args:
         encoder: any module mapping images ``(B, 3, H, W)`` to features ``(B, feature_dim)``, as ``BYOL``'s.
         feature_dim: size of the encoder's output.
+        recipe: ``byol`` (BYOL's projector) or ``paper`` (SimCLR's ``SimCLRProjector``; its views and
+            temperature are the config's, set by ``paper_views``).
+        temperature: NT-Xent's T.
         projector_hidden: hidden width of the projector (BYOL's projector; 4096).
         projection_dim: output size of the projector (256).
         norm: normalisation inside the projector (``"batchnorm"``).
-        temperature: NT-Xent's T.
-        recipe: ``byol`` (BYOL's projector) or ``paper`` (SimCLR's ``SimCLRProjector``; its views and
-            temperature are the config's, set by ``paper_views``).
     """
 
     def __init__(
         self,
         encoder: nn.Module,
         feature_dim: int,
+        *,
+        recipe: str = "byol",
+        temperature: float = 0.5,
         projector_hidden: int = 4096,
         projection_dim: int = 256,
         norm: str = "batchnorm",
-        temperature: float = 0.5,
-        recipe: str = "byol",
     ):
         super().__init__()
         self.online_encoder = encoder
@@ -93,8 +96,8 @@ class SimCLR(nn.Module):
 
 def build_simclr(m, options: SimCLROptions, encoder: nn.Module, feature_dim: int) -> SimCLR:
     """SimCLR from a model config (``byol.config.ModelConfig``) and its own options."""
-    head = (m.projector_hidden, m.projection_dim, m.norm)
-    return SimCLR(encoder, feature_dim, *head, options.temperature, options.recipe)
+    head = {"projector_hidden": m.projector_hidden, "projection_dim": m.projection_dim, "norm": m.norm}
+    return SimCLR(encoder, feature_dim, **head, temperature=options.temperature, recipe=options.recipe)
 
 
 # SimCLR's augmentation (Chen et al. 2020, appendix A): colour jitter at strength s = 1 (0.8, 0.8, 0.8,
