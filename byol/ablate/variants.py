@@ -11,6 +11,7 @@ from byol.errors import ByolError
 from byol.method.simclr import paper_views
 
 GRILL = "Grill et al. 2020"
+REPLY = "Richemond et al. 2020, table 1 (300 epochs; BatchNorm in the encoder)"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class Variant:
     source: str = ""  # where the figure is from
     batch: int | None = None  # batch-size variants: the batch BatchNorm (and NT-Xent) sees
     method: str = "byol"
-    equal: str = "images"  # batch variants: as many images as the base batch (accumulated), or as many "steps"
+    # batch variants: as many images as the base batch, accumulated up to it ("images") or in real batches ("real"),
+    # or as many "steps" as the base batch
+    equal: str = "images"
     probe: bool = False  # a collapse probe: read by its collapse diagnostics, may train shorter (--probe-epochs)
 
 
@@ -33,8 +36,8 @@ def _batch_variants() -> list[Variant]:
     below the base batch accumulates gradients up to it (one optimiser step and one target update
     per cycle): the steps and learning rate stay, BatchNorm (and SimCLR's negatives) see the small
     batch. Paper figures by batch size: fig. 3a of Grill et al. 2020 (its SimCLR reproduction beside)."""
-    byol_paper = {512: 72.2, 256: 71.8, 128: 69.6, 64: 59.7}
-    simclr_paper = {512: 66.5, 256: 64.3, 128: 63.6, 64: 59.2}
+    byol_paper = {1024: 72.2, 512: 72.2, 256: 71.8, 128: 69.6, 64: 59.7}
+    simclr_paper = {1024: 67.4, 512: 66.5, 256: 64.3, 128: 63.6, 64: 59.2}
     out = []
     for b in (32, 64, 128, 256, 512):
         for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):
@@ -50,6 +53,13 @@ def _batch_variants() -> list[Variant]:
                     method=method,
                 )  # fmt: skip
             )
+    for b in (64, 1024):  # real batches at equal images: no accumulation, BatchNorm and NT-Xent see the batch
+        for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):
+            prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+            out.append(Variant(f"{prefix}batch_{b}_real", f"{name}, a real batch of {b} (no accumulation)",
+                               {"model": {"method": method}, "optim": {"batch_size": b, "micro_batch": str(b)}},
+                               paper.get(b), f"{GRILL}, fig. 3a (emulated by accumulation there)" if b in paper else "",
+                               batch=b, method=method, equal="real"))  # fmt: skip
     for b in (64, 512):  # at equal steps: the real batch, no accumulation, epochs scaled by batch / base
         for method in ("byol", "simclr"):
             prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
@@ -99,13 +109,15 @@ VARIANTS: dict[str, Variant] = {
             28.3,
             STL10,
         ),  # fmt: skip
-        Variant("lars", "BYOL under LARS + weight decay (the next two variants' reference)", {"optim": LARS}),
+        Variant(
+            "lars", "BYOL under LARS + weight decay (the next two variants' reference)", {"optim": LARS}, 72.5, REPLY
+        ),
         Variant(
             "heads_none_lars",
-            "heads without norm, under LARS (only the norm differs from lars)",
+            "heads without norm, BatchNorm in the encoder, under LARS (only the heads' norm differs from lars)",
             {"model": {"norm": "none"}, "optim": LARS},
-            None,
-            "the authors' reply: still learns, worse and brittle",
+            72.1,
+            REPLY,
         ),  # fmt: skip
         Variant(
             "tau_0_lars",
@@ -122,14 +134,14 @@ VARIANTS: dict[str, Variant] = {
             "GroupNorm (≥ 8 channels a group) + weight standardisation, no batch statistics",
             {"model": {"encoder_norm": "groupnorm-ws", "norm": "groupnorm"}},
             73.9,
-            "Richemond et al. 2020",
+            "Richemond et al. 2020, 1000 epochs (BatchNorm: 74.3)",
         ),  # fmt: skip
         Variant(
             "encoder_gn_ws_mimic",
             "GroupNorm + WS started as BatchNorm starts (affines set on the first batch)",
             {"model": {"encoder_norm": "groupnorm-ws", "norm": "groupnorm", "encoder_init": "bn-mimic"}},
             73.9,
-            "Richemond et al. 2020",
+            "Richemond et al. 2020, 1000 epochs (BatchNorm: 74.3)",
         ),  # fmt: skip
         Variant(
             "simclr_paper",
@@ -190,6 +202,10 @@ SUITES = {
         "simclr_batch_512",
         "batch_64_steps",
         "simclr_batch_64_steps",
+        "batch_1024_real",
+        "simclr_batch_1024_real",
+        "batch_64_real",
+        "simclr_batch_64_real",
     ],  # fmt: skip
     # The variants the claims read (byol ablate --suite claims --seeds 3).
     "claims": [
@@ -206,8 +222,10 @@ SUITES = {
         "simclr",
         "no_color",
         "simclr_no_color",
-        "batch_32",
-        "simclr_batch_32",
+        "batch_1024_real",
+        "simclr_batch_1024_real",
+        "batch_64_real",
+        "simclr_batch_64_real",
     ],
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
 }
@@ -245,7 +263,8 @@ def variant_config(
     values = merge(values, {"run": length})
     if variant.batch is not None:
         accumulate = max(1, base_batch // variant.batch) if variant.equal == "images" else 1
-        values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": "auto"}})
+        micro = str(variant.batch) if variant.equal == "real" else "auto"  # a real batch: one pass, BatchNorm sees it
+        values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": micro}})
     values = paper_views(values)  # the simclr_paper variant: SimCLR's own views
     own_tau = (variant.overrides.get("optim") or {}).get("tau_base")
     if tau_steps is not None and own_tau is not None:
