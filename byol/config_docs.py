@@ -61,9 +61,11 @@ _COMPUTED = {"data.workers": "the cores, at most 8"}
 
 def _default_text(value: Any) -> str:
     if dataclasses.is_dataclass(value):  # a view's parameters: their defaults are the paper's table 6
-        return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
+        return ", ".join(f"{k}={_default_text(v)}" for k, v in dataclasses.asdict(value).items())
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_default_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
     return "(empty)" if value == "" or value == {} else str(value)
 
 
