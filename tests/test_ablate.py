@@ -215,8 +215,9 @@ def test_the_claims_as_the_paper_states_them():
     assert got["From large batches down to 256, BYOL loses less than SimCLR"]["verdict"] == "reproduced"  # −1 vs −5
 
 
-def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results(tmp_path):
-    """docs/results/ablations/: ``byol ablate ... --report-only`` on the committed results writes the
+@pytest.mark.parametrize("name", ["ablations", "ablations-tau"])
+def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results(name, tmp_path):
+    """docs/results/ablations*/: ``byol ablate ... --report-only`` on the committed results writes the
     committed ablations.md and ablations.json byte for byte (and its plots), so the page is its
     evidence read by today's claims, nothing edited by hand."""
     import shutil
@@ -224,7 +225,7 @@ def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results
 
     from byol.ablate import AblationRunner
 
-    page = Path(__file__).resolve().parents[1] / "docs" / "results" / "ablations"
+    page = Path(__file__).resolve().parents[1] / "docs" / "results" / name
     out = tmp_path / "ablations"
     shutil.copytree(page, out)
     AblationRunner(resolve("cpu", {}), out, None).report()
