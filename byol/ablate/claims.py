@@ -62,6 +62,11 @@ def collapsed(row: Row) -> bool | None:
     return None if row.get("collapse_std") is None else row["collapse_std"] < COLLAPSE_RATIO
 
 
+def trained_taus(results: dict[str, Any], name: str) -> list[float]:
+    """The τ_base values a variant's seeds trained (as recorded; runs that did not record it left out)."""
+    return sorted({r["tau_base"] for r in seed_rows(results, name).values() if r.get("tau_base") is not None})
+
+
 def collapsed_share(row: Row) -> float | None:
     """The share of a run's logged steps after step 0 at which it was collapsed (``None``: no curves)."""
     spreads, tops = dict(row.get("spread_curve") or []), dict(row.get("top_share_curve") or [])
@@ -210,13 +215,11 @@ def _tau_claims(results: dict[str, Any], claim: Callable[[str, str, str], None])
           both(verdict(base_t1, planned=n), verdict(t1_gain, planned=n)),
           f"baseline − τ=1: {spread(base_t1)}; τ=1 − its untrained: {spread(t1_gain)}")  # fmt: skip
     text = f"τ_base 0.99 beats 0.9 and 0.999 ({GRILL_5A}: 72.5 against 68.4 and 69.8)"
-    scaled = {name: sorted({r["tau_base"] for r in seed_rows(results, name).values() if r.get("tau_base") is not None})
-              for name in TAU_ARMS}  # fmt: skip
-    wrong = {name: taus for name, taus in scaled.items() if taus and taus != [TAU_ARMS[name]]}
+    trained = {name: trained_taus(results, name) for name in TAU_ARMS}
+    wrong = {name: taus for name, taus in trained.items() if taus and taus != [TAU_ARMS[name]]}
     if wrong:  # scaled to the run's length: not the paper's arms
-        taus = {name: ", ".join(f"{t:.3g}" for t in values) for name, values in wrong.items()}
-        trained = "; ".join(f"{name} trained τ_base {value}" for name, value in taus.items())
-        claim(text, "not run", f"the arms were scaled to the run's length, not the paper's: {trained}")
+        said = "; ".join(f"{n} trained τ_base {', '.join(f'{t:.3g}' for t in taus)}" for n, taus in wrong.items())
+        claim(text, "not run", f"the arms were scaled to the run's length, not the paper's: {said}")
         return
     lo, hi = per_seed(results, ("tau_0.99", "tau_0.9"), diff), per_seed(results, ("tau_0.99", "tau_0.999"), diff)
     claim(text, both(verdict(lo, planned=n), verdict(hi, planned=n)),

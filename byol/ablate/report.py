@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from byol.ablate.claims import RULE, collapsed_run, gain, knn, per_seed, seed_rows, spread, untrained_top1
+from byol.ablate.claims import RULE, collapsed_run, gain, knn, per_seed, seed_rows, spread, trained_taus, untrained_top1
+from byol.ablate.variants import VARIANTS
 from byol.report import save_figure
 from byol.train.diagnostics import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED
 
@@ -94,14 +95,12 @@ def _catalogue(name: str, results: dict[str, Any]) -> dict[str, Any]:
     """A variant's label, paper figure and source from today's catalogue (a run written under an older
     label keeps its own where the catalogue has no such variant), the label saying the τ_base its seeds
     trained where it is not the one the catalogue names."""
-    from byol.ablate.variants import VARIANTS
-
     known = VARIANTS.get(name)
     if known is None:
         return {}
     out = {"label": known.label, "paper": known.paper, "source": known.source}
     nominal = (known.overrides.get("optim") or {}).get("tau_base")
-    trained = sorted({r["tau_base"] for r in seed_rows(results, name).values() if r.get("tau_base") is not None})
+    trained = trained_taus(results, name)
     if nominal is not None and trained and trained != [nominal]:
         out["label"] += f" — trained τ_base {', '.join(f'{t:.3g}' for t in trained)} (scaled to the run's length)"
     return out
