@@ -28,6 +28,7 @@ class Variant:
     # batch variants: as many images as the base batch, accumulated up to it ("images") or in real batches ("real"),
     # or as many "steps" as the base batch
     equal: str = "images"
+    step_batch: int | None = None  # accumulated batch variants: the images of one step, where not the base batch
     probe: bool = False  # a collapse probe: read by its collapse diagnostics, may train shorter (--probe-epochs)
 
 
@@ -60,6 +61,12 @@ def _batch_variants() -> list[Variant]:
                                {"model": {"method": method}, "optim": {"batch_size": b, "micro_batch": str(b)}},
                                paper.get(b), f"{GRILL}, fig. 3a (emulated by accumulation there)" if b in paper else "",
                                batch=b, method=method, equal="real"))  # fmt: skip
+    for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):  # the paper's emulation above 256
+        prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+        out.append(Variant(f"{prefix}batch_256_of_1024", f"{name}, batch 256 accumulated to 1024 (BatchNorm sees "
+                           "256; the steps and lr of a real 1024)", {"model": {"method": method}}, paper[256],
+                           f"{GRILL}, fig. 3a (4096 emulated the same way)", batch=256, method=method,
+                           step_batch=1024))  # fmt: skip
     for b in (64, 512):  # at equal steps: the real batch, no accumulation, epochs scaled by batch / base
         for method in ("byol", "simclr"):
             prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
@@ -202,6 +209,8 @@ SUITES = {
         "simclr_batch_512",
         "batch_64_steps",
         "simclr_batch_64_steps",
+        "batch_256_of_1024",
+        "simclr_batch_256_of_1024",
         "batch_1024_real",
         "simclr_batch_1024_real",
         "batch_64_real",
@@ -224,9 +233,26 @@ SUITES = {
         "simclr_no_color",
         "batch_1024_real",
         "simclr_batch_1024_real",
+        "batch_256_of_1024",
+        "simclr_batch_256_of_1024",
+        "batch_64",
+        "simclr_batch_64",
         "batch_64_real",
         "simclr_batch_64_real",
     ],
+    # The batch claims' variants: the paper's emulation (accumulated; BatchNorm sees the smaller batch at the
+    # steps and lr of the larger) on both sides of 256, and real batches at equal images beside.
+    "batch": [
+        "simclr",
+        "batch_1024_real",
+        "simclr_batch_1024_real",
+        "batch_256_of_1024",
+        "simclr_batch_256_of_1024",
+        "batch_64",
+        "simclr_batch_64",
+        "batch_64_real",
+        "simclr_batch_64_real",
+    ],  # fmt: skip
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
 }
 
@@ -262,8 +288,10 @@ def variant_config(
     length = {"time_budget": minutes} if minutes is not None else {"time_budget": None, "epochs": epochs}
     values = merge(values, {"run": length})
     if variant.batch is not None:
-        accumulate = max(1, base_batch // variant.batch) if variant.equal == "images" else 1
-        micro = str(variant.batch) if variant.equal == "real" else "auto"  # a real batch: one pass, BatchNorm sees it
+        step = variant.step_batch or base_batch
+        accumulate = max(1, step // variant.batch) if variant.equal == "images" else 1
+        pinned = variant.equal == "real" or variant.step_batch  # one pass per batch: BatchNorm sees it
+        micro = str(variant.batch) if pinned else "auto"
         values = merge(values, {"optim": {"accumulate": accumulate, "micro_batch": micro}})
     values = paper_views(values)  # the simclr_paper variant: SimCLR's own views
     own_tau = (variant.overrides.get("optim") or {}).get("tau_base")
