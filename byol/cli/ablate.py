@@ -15,8 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, out_help="folder of the variants' runs, ablations.md/.json and the plots")
     p.add_argument(
         "--suite", default="paper",
-        help="claims (the variants the claims read), paper (every variant), collapse (baseline, no predictor, "
-        "τ = 0, τ = 1), or a comma list of variants",
+        help="claims (the variants the claims read), paper (every variant), batch (the batch claims' variants), "
+        "collapse (baseline, no predictor, τ = 0, τ = 1), or a comma list of variants",
     )  # fmt: skip
     p.add_argument(
         "--minutes", type=float,
@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", help="labelled test folder: kNN top-1 of each variant against DATA's features")
     p.add_argument(
         "--seeds", type=int, default=None,
-        help="seeds per variant (the preset's seed and the next ones); 3 for the claims and paper suites, else 1",
+        help="seeds per variant (the preset's seed and the next ones); 3 for the claims, paper and batch suites, "
+        "else 1",
     )  # fmt: skip
     p.add_argument(
         "--scale-tau", action=argparse.BooleanOptionalAction, default=None,
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         minutes, epochs = None, args.epochs
     else:  # the baseline trains --minutes, every other variant as many epochs
         minutes, epochs = (4.0 if args.minutes is None else args.minutes), None
-    claims_suite = args.suite in ("claims", "paper")
+    claims_suite = args.suite in ("claims", "paper", "batch")
     seeds = args.seeds if args.seeds is not None else (3 if claims_suite else 1)
     scale = bool(args.scale_tau)  # off unless asked: the τ arms then train the τ_base their label says
     results = run_ablations(base, args.out, args.suite, minutes, args.test, epochs, seeds, scale, args.probe_epochs)
