@@ -46,7 +46,8 @@ def _batch_variants() -> list[Variant]:
             out.append(
                 Variant(
                     f"{prefix}batch_{b}",
-                    f"{'SimCLR' if method == 'simclr' else 'BYOL'}, batch {b}",
+                    f"{'SimCLR' if method == 'simclr' else 'BYOL'}, batch {b} (accumulated up to the base batch "
+                    f"where below it: BatchNorm sees {b})",
                     {"model": {"method": method}, "optim": {"batch_size": b}},
                     paper.get(b),
                     f"{GRILL}, fig. 3a" if b in paper else "",
@@ -237,8 +238,6 @@ SUITES = {
         "simclr_batch_256_of_1024",
         "batch_64",
         "simclr_batch_64",
-        "batch_64_real",
-        "simclr_batch_64_real",
     ],
     # The batch claims' variants: the paper's emulation (accumulated; BatchNorm sees the smaller batch at the
     # steps and lr of the larger) on both sides of 256, and real batches at equal images beside.
