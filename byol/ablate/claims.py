@@ -141,13 +141,17 @@ def both(*verdicts: str) -> str:
 
 
 def spread(values: list[float], scale: float = 100.0) -> str:
-    """``mean ± std`` over seeds (std 0 for one seed), in points by default; "—" without values."""
+    """``mean ± std`` over seeds (std 0 for one seed); in points (the default scale) with each seed's value
+    after it, seed by seed: ``54.9 ± 0.3 (55.2, 54.5, 54.9)``; "—" without values."""
     if not values:
         return "—"
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    form = ".1f" if scale == 100 else ".3g"
-    return f"{scale * mean:{form}} ± {scale * std:{form}} (n={len(values)})"
+    if scale != 100:
+        return f"{scale * mean:.3g} ± {scale * std:.3g} (n={len(values)})"
+    if len(values) == 1:
+        return f"{scale * mean:.1f} (one seed)"
+    return f"{scale * mean:.1f} ± {scale * std:.1f} ({', '.join(f'{scale * v:.1f}' for v in values)})"
 
 
 def knn(row: Row) -> float | None:

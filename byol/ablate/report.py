@@ -138,8 +138,11 @@ def plots(results: dict[str, Any], out: Path) -> None:
     axes[0].set(yscale="log", xlabel="step", ylabel="spread around the mean (→ 0: collapsed)", title="Spread")
     axes[1].axhline(TOP_SHARE_COLLAPSED, color="k", ls=":", lw=1)
     axes[1].set(xlabel="step", ylabel="share of the top direction (→ 1: collapsed)", title="Dimensional collapse")
-    axes[1].legend(fontsize=6, ncol=2)
-    save_figure(fig, out / "collapse.png", dpi=110)
+    if axes[1].get_lines()[:-1]:  # curves beside the threshold line (results written before them have none)
+        axes[1].legend(fontsize=6, ncol=2)
+        save_figure(fig, out / "collapse.png", dpi=110)
+    else:
+        plt.close(fig)
     _accuracy_plot(results, out)
     _batch_plot(results, out)
 
