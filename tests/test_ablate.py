@@ -277,3 +277,19 @@ def test_the_claims_page_s_kept_run_folders_are_the_runs_its_table_reads():
         assert json.loads((run / "summary.json").read_text())["steps"] == row["steps"], run
         assert json.loads((run / "ablation_eval.json").read_text())["knn_top1"] == row["knn_top1"], run
         assert set(results["variants"][name]["seeds"]) == {p.name.removeprefix("seed") for p in run.parent.iterdir()}
+
+
+def test_results_json_puts_each_curve_on_one_line_and_reads_back_the_same():
+    """ablations.json stays small (a 7,810-step run logs 390 [step, value] pairs per curve): every list
+    of numbers on one line, everything else one key a line, and json reads back exactly what was written."""
+    from byol.ablate.runner import results_json
+
+    results = {"variants": {"a": {"seeds": {"0": {"spread_curve": [[0, 0.82], [20, 1e-05]], "knn_top1": 0.552,
+                                                  "top_share_curve": [[s, -0.5 + s / 7] for s in range(0, 400, 20)],
+                                                  "note": [None, "x"]}}}}}  # fmt: skip
+    text = results_json(results)
+    assert json.loads(text) == results and text.endswith("}\n")
+    lines = [line.strip() for line in text.splitlines()]
+    assert '"spread_curve": [[0,0.82],[20,1e-05]],' in lines
+    assert sum(line.startswith('"top_share_curve": [[0,-0.5],[20,') and line.endswith("]],") for line in lines) == 1
+    assert "null," in lines  # a list that is not all numbers keeps a line an item

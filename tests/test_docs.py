@@ -32,6 +32,12 @@ def test_every_file_a_results_page_names_is_in_the_repository(page):
     assert not missing_files(page)
 
 
+def test_every_results_file_is_small_enough_for_the_repository():
+    """Results are small text and PNGs (data lives in ../shared): nothing under docs/results reaches 1 MiB."""
+    big = {str(f.relative_to(RESULTS)): f.stat().st_size for f in RESULTS.rglob("*") if f.is_file()}
+    assert not {name: size for name, size in big.items() if size >= 1 << 20}
+
+
 def test_the_check_sees_a_missing_file(tmp_path):
     page = tmp_path / "README.md"
     (tmp_path / "here.json").write_text("{}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ class AblationRunner:
         row = self._score(run_dir, result, seed, results)
         row["tau_base"] = cfg.optim.tau_base
         with atomic_write(run_dir / EVAL_FILE, "w") as f:
-            f.write(json.dumps(row, indent=1) + "\n")
+            f.write(results_json(row))
         entry["seeds"][str(seed)] = row
         self._save(results)
 
@@ -151,10 +152,23 @@ class AblationRunner:
     def _save(self, results: dict[str, Any]) -> None:
         results["claims"] = claims(results)
         with atomic_write(self.out / RESULTS_JSON, "w") as f:
-            f.write(json.dumps(results, indent=1) + "\n")
+            f.write(results_json(results))
         with atomic_write(self.out / RESULTS_MD, "w") as f:
             f.write(report_markdown(results))
         plots(results, self.out)
+
+
+NUMBERS = re.compile(r"\[[\d\s.,eE+\-\[\]]*\]")  # a list of numbers, or of lists of them (the curves)
+
+
+def results_json(results: dict[str, Any]) -> str:
+    """Results as JSON text, one key a line (indent 1), every list of numbers on one line: the curves
+    (hundreds of [step, value] pairs a run) stay one line each instead of four lines a pair."""
+
+    def inline(match: re.Match[str]) -> str:
+        return json.dumps(json.loads(match.group(0)), separators=(",", ":"))
+
+    return NUMBERS.sub(inline, json.dumps(results, indent=1)) + "\n"
 
 
 def _diagnostics(line: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from byol.ablate import AblationRunner
+from byol.ablate.runner import results_json
 from byol.ablate.variants import SUITES
 from byol.presets import resolve
 
@@ -52,5 +53,5 @@ def assemble(run_dir: Path) -> dict:
 
 if __name__ == "__main__":
     results = assemble(Path(sys.argv[1]))
-    (PAGE / "ablations.json").write_text(json.dumps(results, indent=1) + "\n")
+    (PAGE / "ablations.json").write_text(results_json(results))
     AblationRunner(resolve("cpu", {}), PAGE, None).report()
