@@ -286,10 +286,11 @@ def test_results_json_puts_each_curve_on_one_line_and_reads_back_the_same():
 
     results = {"variants": {"a": {"seeds": {"0": {"spread_curve": [[0, 0.82], [20, 1e-05]], "knn_top1": 0.552,
                                                   "top_share_curve": [[s, -0.5 + s / 7] for s in range(0, 400, 20)],
-                                                  "note": [None, "x"]}}}}}  # fmt: skip
+                                                  "note": [None, "x"], "label": "crop [0.2, 1.0]"}}}}}  # fmt: skip
     text = results_json(results)
     assert json.loads(text) == results and text.endswith("}\n")
     lines = [line.strip() for line in text.splitlines()]
     assert '"spread_curve": [[0,0.82],[20,1e-05]],' in lines
     assert sum(line.startswith('"top_share_curve": [[0,-0.5],[20,') and line.endswith("]],") for line in lines) == 1
     assert "null," in lines  # a list that is not all numbers keeps a line an item
+    assert '"label": "crop [0.2, 1.0]"' in lines  # brackets inside a string are left as they are

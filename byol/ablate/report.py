@@ -126,6 +126,7 @@ def plots(results: dict[str, Any], out: Path) -> None:
     if not variants:
         return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    drawn = False  # results written before the curves existed have none: no plot then
     for i, name in enumerate(variants):
         rows = seed_rows(results, name)
         row = rows[min(rows, key=str)] if rows else {}
@@ -134,11 +135,12 @@ def plots(results: dict[str, Any], out: Path) -> None:
             if row.get(key):
                 steps, values = zip(*row[key])
                 ax.plot(steps, values, style, label=name, lw=1.2, color=plt.cm.tab20(i % 20))
+                drawn = True
     axes[0].axhline(SPREAD_COLLAPSED, color="k", ls=":", lw=1)
     axes[0].set(yscale="log", xlabel="step", ylabel="spread around the mean (→ 0: collapsed)", title="Spread")
     axes[1].axhline(TOP_SHARE_COLLAPSED, color="k", ls=":", lw=1)
     axes[1].set(xlabel="step", ylabel="share of the top direction (→ 1: collapsed)", title="Dimensional collapse")
-    if axes[1].get_lines()[:-1]:  # curves beside the threshold line (results written before them have none)
+    if drawn:
         axes[1].legend(fontsize=6, ncol=2)
         save_figure(fig, out / "collapse.png", dpi=110)
     else:

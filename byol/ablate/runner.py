@@ -158,7 +158,9 @@ class AblationRunner:
         plots(results, self.out)
 
 
-NUMBERS = re.compile(r"\[[\d\s.,eE+\-\[\]]*\]")  # a list of numbers, or of lists of them (the curves)
+# A value that is a list of numbers, or of lists of them (the curves): after a key or at a line's start, so that
+# brackets inside a string are never touched.
+NUMBERS = re.compile(r"(?m)(: |^\s*)(\[[\d\s.,eE+\-\[\]]*\])")
 
 
 def results_json(results: dict[str, Any]) -> str:
@@ -166,7 +168,7 @@ def results_json(results: dict[str, Any]) -> str:
     (hundreds of [step, value] pairs a run) stay one line each instead of four lines a pair."""
 
     def inline(match: re.Match[str]) -> str:
-        return json.dumps(json.loads(match.group(0)), separators=(",", ":"))
+        return match.group(1) + json.dumps(json.loads(match.group(2)), separators=(",", ":"))
 
     return NUMBERS.sub(inline, json.dumps(results, indent=1)) + "\n"
 

@@ -32,6 +32,11 @@ class Variant:
     probe: bool = False  # a collapse probe: read by its collapse diagnostics, may train shorter (--probe-epochs)
 
 
+def _named(method: str) -> tuple[str, str]:
+    """A method's variant-name prefix and its name in labels."""
+    return ("", "BYOL") if method == "byol" else ("simclr_", "SimCLR")
+
+
 def _batch_variants() -> list[Variant]:
     """Batches of 32 … 512 per forward pass. As the paper emulated small batches (§5.1), a batch
     below the base batch accumulates gradients up to it (one optimiser step and one target update
@@ -42,12 +47,11 @@ def _batch_variants() -> list[Variant]:
     out = []
     for b in (32, 64, 128, 256, 512):
         for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):
-            prefix = "" if method == "byol" else "simclr_"
+            prefix, name = _named(method)
             out.append(
                 Variant(
                     f"{prefix}batch_{b}",
-                    f"{'SimCLR' if method == 'simclr' else 'BYOL'}, batch {b} (accumulated up to the base batch "
-                    f"where below it: BatchNorm sees {b})",
+                    f"{name}, batch {b} (accumulated up to the base batch where below it: BatchNorm sees {b})",
                     {"model": {"method": method}, "optim": {"batch_size": b}},
                     paper.get(b),
                     f"{GRILL}, fig. 3a" if b in paper else "",
@@ -57,20 +61,20 @@ def _batch_variants() -> list[Variant]:
             )
     for b in (64, 1024):  # real batches at equal images: no accumulation, BatchNorm and NT-Xent see the batch
         for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):
-            prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+            prefix, name = _named(method)
             out.append(Variant(f"{prefix}batch_{b}_real", f"{name}, a real batch of {b} (no accumulation)",
                                {"model": {"method": method}, "optim": {"batch_size": b, "micro_batch": str(b)}},
                                paper.get(b), f"{GRILL}, fig. 3a (emulated by accumulation there)" if b in paper else "",
                                batch=b, method=method, equal="real"))  # fmt: skip
     for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):  # the paper's emulation above 256
-        prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+        prefix, name = _named(method)
         out.append(Variant(f"{prefix}batch_256_of_1024", f"{name}, batch 256 accumulated to 1024 (BatchNorm sees "
                            "256; the steps and lr of a real 1024)", {"model": {"method": method}}, paper[256],
                            f"{GRILL}, fig. 3a (4096 emulated the same way)", batch=256, method=method,
                            step_batch=1024))  # fmt: skip
     for b in (64, 512):  # at equal steps: the real batch, no accumulation, epochs scaled by batch / base
         for method in ("byol", "simclr"):
-            prefix, name = ("" if method == "byol" else "simclr_"), ("BYOL" if method == "byol" else "SimCLR")
+            prefix, name = _named(method)
             out.append(Variant(f"{prefix}batch_{b}_steps", f"{name}, batch {b}, as many steps as the base batch",
                                {"model": {"method": method}, "optim": {"batch_size": b}}, batch=b, method=method,
                                equal="steps"))  # fmt: skip
