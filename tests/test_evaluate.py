@@ -91,7 +91,7 @@ def test_the_linear_protocol_leaves_the_encoder_bit_identical_and_fine_tuning_ch
 
     run_dir, _ = short_run
     ev = EncoderEval.load(run_dir, workers=0)
-    data = _crop_flip_data(ev, str(small["train"]), 64)
+    data, _ = _crop_flip_data(ev, str(small["train"]), str(small["test"]), 64)
     before = {k: v.clone() for k, v in ev.encoder.state_dict().items()}
     for finetune in (False, True):
         encoder = copy.deepcopy(ev.encoder)

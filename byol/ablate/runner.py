@@ -14,6 +14,7 @@ from byol.ablate.claims import claims
 from byol.ablate.report import plots, report_markdown
 from byol.ablate.variants import VARIANTS, Variant, suite_variants, variant_config
 from byol.config import Config
+from byol.data.labels import labelled_splits
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.train.metrics_file import read_metrics
@@ -44,6 +45,8 @@ class AblationRunner:
         if VARIANTS["baseline"] not in variants:
             variants = [VARIANTS["baseline"], *variants]
         variants = sorted(variants, key=lambda v: v.name != "baseline")
+        if self.test:  # the test split's classes checked against the training folder's before any training
+            labelled_splits(self.base.data.path, self.test, f"--test {self.test}")
         self.out.mkdir(parents=True, exist_ok=True)
         results = self._load()
         setup = results.setdefault("setup", {})
@@ -91,11 +94,6 @@ class AblationRunner:
         entry["seeds"][str(seed)] = row
         self._save(results)
 
-    def _labelled(self) -> bool:
-        from byol.data.folder import list_images
-
-        return list_images(self.base.data.path).labels is not None
-
     def _score(self, run_dir: Path, result, seed: int, results: dict[str, Any]) -> dict[str, Any]:
         rows = [r for r in read_metrics(run_dir) if "projection_std_ratio" in r]
         start = next((r for r in rows if r["step"] == 0), {})
@@ -110,7 +108,7 @@ class AblationRunner:
             "spread_curve": [(r["step"], r["spread"]) for r in rows if "spread" in r],
             "top_share_curve": [(r["step"], r["top_share"]) for r in rows if "top_share" in r],
         }  # fmt: skip
-        if self.test and self._labelled():
+        if self.test:  # labelled: checked in run()
             row.update(self._knn(run_dir, seed, results))
         elif result.knn:
             row["knn_top1"], row["knn_on"] = result.knn["knn_top1"], "monitor"

@@ -68,11 +68,14 @@ def _walk_images(folder: Path, seen: set[tuple[int, int]]) -> list[Path]:
     return found
 
 
-def list_images(root: str | Path) -> ImageList:
+def list_images(root: str | Path, min_classes: int = 2) -> ImageList:
     """List the images below ``root`` (or load a named dataset: ``cifar10``, ``cifar10:test``...).
 
-    ImageFolder-style (``root/<class>/...``, no images directly in ``root``): labels are the class
-    folders in sorted order. Anything else (flat or nested without that shape): unlabelled.
+    ImageFolder-style (``root/<class>/...``, no images directly in ``root``, at least ``min_classes``
+    class folders with images): labels are the class folders in sorted order. Anything else (flat or
+    nested without that shape): unlabelled. A training folder needs two classes to be labelled (one
+    folder of images is how unlabelled data is often kept); a split scored against another's classes
+    may hold one (``byol.data.labels``).
     """
     named = parse_name(str(root))
     if named is not None and not Path(root).exists():
@@ -97,7 +100,7 @@ def list_images(root: str | Path) -> ImageList:
                 labels.extend([len(classes)] * len(files))
                 classes.append(d.name)
                 paths.extend(files)
-        if len(classes) >= 2:
+        if len(classes) >= min_classes:
             return ImageList(root, paths, labels, classes)
     seen = set()
     paths = _walk_images(root, seen)

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol.data.augment import TwoViewAugment, ViewParams
+from byol.data.folder import ImageList
+from byol.data.labels import labelled_splits
 from byol.data.loader import TrainData
 from byol.data.seeding import seeded_generator
 from byol.errors import ByolError
@@ -50,19 +52,22 @@ def class_balanced_subset(labels: list[int], fraction: float, seed: int = 0) -> 
 
 def linear_fast(ev: EncoderEval, train: str, test: str) -> dict[str, Any]:
     """Features once, L-BFGS logistic regression with its penalty picked on held-out train images."""
-    train_x, train_y, n_classes = ev.features(train)
-    test_x, test_y, _ = ev.features(test)
-    return linear_probe(train_x, train_y, test_x, test_y, n_classes)
+    fit, scored = labelled_splits(train, test)
+    train_x, train_y = ev.features(fit)
+    test_x, test_y = ev.features(scored)
+    return linear_probe(train_x, train_y, test_x, test_y, len(fit.classes))
 
 
-def _crop_flip_data(ev: EncoderEval, folder: str, batch_size: int) -> TrainData:
-    """A labelled folder as crop + flip training batches (and evaluation-view batches)."""
-    ev.labelled(folder)
+def _crop_flip_data(ev: EncoderEval, train: str, test: str, batch_size: int) -> tuple[TrainData, ImageList]:
+    """A labelled folder as crop + flip training batches (and evaluation-view batches), and the test
+    split labelled as its classes (``byol.data.labels.labelled_splits``: checked before any training)."""
+    _, scored = labelled_splits(train, test)
     meta = ev.meta
-    return TrainData(
-        folder, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, ev.seed, workers=ev.workers,
+    data = TrainData(
+        train, meta["image_size"], batch_size, CROP_FLIP, CROP_FLIP, ev.seed, workers=ev.workers,
         eval_crop=meta["eval_crop"],
     )  # fmt: skip
+    return data, scored
 
 
 def train_supervised(
@@ -113,9 +118,9 @@ def train_supervised(
 
 
 @torch.no_grad()
-def score(ev: EncoderEval, encoder: nn.Module, head: nn.Linear, folder: str) -> dict[str, float]:
-    """Top-1/top-5 of ``head`` on ``encoder``'s features of a labelled folder's evaluation views."""
-    feats, labels, _ = ev.features(folder, encoder)
+def score(ev: EncoderEval, encoder: nn.Module, head: nn.Linear, images: ImageList) -> dict[str, float]:
+    """Top-1/top-5 of ``head`` on ``encoder``'s features of a labelled split's evaluation views."""
+    feats, labels = ev.features(images, encoder)
     return topk_accuracy(head(feats.to(ev.device)).cpu(), labels)
 
 
@@ -123,7 +128,7 @@ def linear_augmented(
     ev: EncoderEval, train: str, test: str, epochs: int = 80, lrs=PAPER_LRS, batch_size: int = 1024, val_fraction=0.1
 ) -> dict[str, Any]:
     """The paper's linear evaluation: the lr picked on held-out train images, retrained on all, test once."""
-    data = _crop_flip_data(ev, train, batch_size)
+    data, scored = _crop_flip_data(ev, train, test, batch_size)
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(ev.seed))
     n_val = max(1, int(len(perm) * val_fraction))
     val_idx, fit_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
@@ -137,17 +142,17 @@ def linear_augmented(
     best = max(val_acc, key=lambda lr: (val_acc[lr], -lr))
     enc = copy.deepcopy(ev.encoder).to(ev.device)
     head = train_supervised(ev, enc, data, epochs, best)
-    return {**score(ev, enc, head, test), "lr": best, "val_top1": val_acc[best], "epochs": epochs}
+    return {**score(ev, enc, head, scored), "lr": best, "val_top1": val_acc[best], "epochs": epochs}
 
 
 def finetune(
     ev: EncoderEval, train: str, test: str, label_fraction: float, epochs: int = 30, lr: float = 0.05, batch_size=256
 ) -> dict[str, Any]:
     """Semi-supervised: encoder and head fine-tuned on a class-balanced fraction of the labels, test once."""
-    data = _crop_flip_data(ev, train, 1)
+    data, scored = _crop_flip_data(ev, train, test, 1)
     subset = class_balanced_subset([data.labels[i] for i in range(len(data))], label_fraction, ev.seed)
     data.batch_size = min(batch_size, len(subset))
     enc = copy.deepcopy(ev.encoder).to(ev.device)
     head = train_supervised(ev, enc, data.restrict(subset), epochs, lr, finetune=True)
-    acc = score(ev, enc, head, test)
+    acc = score(ev, enc, head, scored)
     return {**acc, "label_fraction": label_fraction, "labelled_images": len(subset), "epochs": epochs, "lr": lr}

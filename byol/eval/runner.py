@@ -19,8 +19,8 @@ from torch import nn
 
 from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
+from byol.data.labels import labelled_splits
 from byol.encoder_io import build_from_meta, load_encoder_with_meta
-from byol.errors import ByolError
 from byol.eval.features import adapt_batchnorm, extract_features
 from byol.eval.knn import knn_accuracy
 from byol.eval.pretrained import is_pretrained, load_pretrained
@@ -76,17 +76,10 @@ class EncoderEval:
         )
         return dataclasses.replace(base, encoder=base.encoder.eval())
 
-    def labelled(self, folder: str) -> ImageList:
-        images = list_images(folder)
-        if images.labels is None:
-            raise ByolError(f"{folder} has no class folders (<class>/*.jpg); evaluation needs labels")
-        return images
-
-    def features(self, folder: str, encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Features and labels of every readable image of a labelled folder; also the class count."""
-        images = self.labelled(folder)
-        feats, labels, _ = self.embed(images, encoder=encoder, desc=f"features {folder}")
-        return feats, labels, len(images.classes)
+    def features(self, images: ImageList, encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and labels of the readable images of a labelled split (``byol.data.labels.labelled_splits``)."""
+        feats, labels, _ = self.embed(images, encoder=encoder, desc=f"features {images.root}")
+        return feats, labels
 
     def embed(
         self, images: ImageList, batch_size: int = 512, encoder: nn.Module | None = None, desc: str = "embed"
@@ -118,8 +111,7 @@ def with_baselines(ev: EncoderEval, folder: str, evaluate: Callable[[EncoderEval
 
 def knn_evaluate(ev: EncoderEval, train: str, test: str, k: int = 200, temperature: float = 0.1) -> dict[str, float]:
     """Weighted kNN top-1/top-5 from the ``train`` folder's features to the ``test`` folder's."""
-    train_x, train_y, n_classes = ev.features(train)
-    test_x, test_y, n_test_classes = ev.features(test)
-    if n_test_classes > n_classes:
-        raise ByolError(f"{test} has {n_test_classes} classes but {train} only {n_classes}")
-    return knn_accuracy(train_x, train_y, test_x, test_y, k, temperature, n_classes)
+    fit, scored = labelled_splits(train, test)
+    train_x, train_y = ev.features(fit)
+    test_x, test_y = ev.features(scored)
+    return knn_accuracy(train_x, train_y, test_x, test_y, k, temperature, len(fit.classes))

@@ -12,6 +12,7 @@ import torch
 from byol import faults
 from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
+from byol.data.labels import labelled_as
 from byol.data.seeding import seeded_generator
 from byol.data.source import LabelledImages
 from byol.errors import ByolError
@@ -42,7 +43,7 @@ class KnnMonitor(Hook):
         cfg, data = run.cfg, run.data
         self.run, self.logger = run, logger
         self.every = max(1, round(cfg.run.knn_every * run.steps_per_epoch))
-        self.test = labelled_test_folder(cfg.data.knn_test, data) if cfg.data.knn_test else None
+        self.test = labelled_test_folder(cfg.data.knn_test, data, cfg.data.path) if cfg.data.knn_test else None
         if self.test is not None:
             self.protocol = TEST_PROTOCOL
             self.query_idx, self.bank_idx = None, torch.arange(len(data.labels))
@@ -100,23 +101,15 @@ class KnnMonitor(Hook):
         return ((images, labels) for images, labels, _ in batches)
 
 
-def labelled_test_folder(folder: str, data: LabelledImages) -> ImageList:
-    """The labelled test folder of ``data.knn_test``, checked: it has images, in the training folder's classes."""
-    option = option_name("data.knn_test")
+def labelled_test_folder(folder: str, data: LabelledImages, data_path: str) -> ImageList:
+    """The labelled test folder of ``data.knn_test``, labelled as the training folder's classes by
+    name (``byol.data.labels``): it may hold some of them, not one that training lacks."""
+    option = f"{option_name('data.knn_test')} {folder}"
     try:
-        images = list_images(folder)
+        images = list_images(folder, min_classes=1)
     except (ByolError, OSError) as e:
-        raise ByolError(f"{option} {folder}: {e}") from None
-    if images.labels is None or not len(images):
-        raise ByolError(f"{option} {folder}: needs labelled images in class folders (<class>/*.jpg)")
-    train_classes = data.classes
-    if list(images.classes) != list(train_classes):
-        extra = sorted(set(images.classes) - set(train_classes))
-        raise ByolError(
-            f"{option} {folder}: its classes must be the training folder's ({len(train_classes)}), "
-            f"got {len(images.classes)}" + (f" ({', '.join(extra[:3])} not in training)" if extra else "")
-        )
-    return images
+        raise ByolError(f"{option}: {e}") from None
+    return labelled_as(images, data.classes, option, str(data_path))
 
 
 def monitor_split(data: LabelledImages, seed: int, fraction: float, max_bank: int) -> tuple[torch.Tensor, torch.Tensor]:
