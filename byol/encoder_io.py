@@ -102,16 +102,25 @@ def build_from_meta(meta: dict[str, Any]) -> nn.Module:
 
 
 def _read_meta(file: Path) -> dict[str, Any]:
+    """The encoder's metadata: its ``.json`` sidecar, or a ``.safetensors`` file's own header. Where
+    both exist they must agree on every key they share (a weights file copied over another run's, with
+    the old sidecar left beside it, would otherwise be evaluated at the wrong size or normalisation)."""
     sidecar = file.with_suffix(".json")
-    meta = None
-    if sidecar.exists():
-        meta = json.loads(sidecar.read_text())
-    elif file.suffix == ".safetensors":
+    meta = header = None
+    if file.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(file), "pt") as f:
-            header = (f.metadata() or {}).get("byol")
-        meta = json.loads(header) if header else None
+            text = (f.metadata() or {}).get("byol")
+        header = json.loads(text) if text else None
+    if sidecar.exists():
+        meta = json.loads(sidecar.read_text())
+        differ = sorted(k for k in set(meta) & set(header or {}) if meta[k] != header[k])
+        if differ:
+            said = ", ".join(f"{k} {meta[k]!r} vs {header[k]!r}" for k in differ[:4])
+            raise ByolError(f"{sidecar} does not describe {file.name} (its header says otherwise: {said}); "
+                            f"remove or restore {sidecar.name}")  # fmt: skip
+    meta = meta if meta is not None else header
     if meta is None:
         raise ByolError(f"{file}: no {sidecar.name} beside it says which backbone it is")
     # Encoders written before byol recorded the evaluation view: the crop their evaluation used.

@@ -29,8 +29,9 @@ def atomic_write(path: str | Path, mode: str | None = "wb") -> Iterator[IO[Any] 
 
     Yields a file opened with ``mode`` on a temporary name in the same folder (``.NAME.tmpPID``);
     when the block ends without error the file is flushed, fsynced and renamed over ``path``, then
-    the folder is fsynced. On any error the temporary file is removed and ``path`` is untouched;
-    an ``OSError`` becomes ``WriteFailed``, whose message names the file and the free space.
+    the folder is fsynced. On any error the temporary file is removed and ``path`` is untouched.
+    A failure of the file system becomes ``WriteFailed``, whose message names the file and the free
+    space, whatever the serializer raised (``write_failure``); any other error keeps its traceback.
     ``mode=None`` yields the temporary path instead, for writers that take a file name.
 
     Example:
@@ -57,12 +58,52 @@ def atomic_write(path: str | Path, mode: str | None = "wb") -> Iterator[IO[Any] 
         faults.reached(f"before-rename:{path.name}")
         os.replace(tmp, path)
         _fsync(path.parent)
-    except OSError as e:
-        if isinstance(e, WriteFailed):
+    except WriteFailed:
+        raise
+    except Exception as e:
+        failed = write_failed(path, e)
+        if failed is None:
             raise
-        raise WriteFailed(f"cannot write {path}: {e.strerror or e}; {_free_space(path)}") from None
+        raise failed from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_failed(path: Path, error: BaseException) -> WriteFailed | None:
+    """The one-line ``WriteFailed`` of a write of ``path`` that ``error`` ended, naming the file, why
+    (``write_failure``) and the free space; None when the file system is not what failed."""
+    why = write_failure(error, Path(path).parent)
+    return None if why is None else WriteFailed(f"cannot write {path}: {why}; {_free_space(Path(path))}")
+
+
+FULL_BELOW = 2**20
+"""A volume with less free space than this (1 MiB) after a serializer failed is taken as full."""
+
+
+def write_failure(error: BaseException, folder: Path) -> str | None:
+    """Why a write into ``folder`` failed, when the file system failed it; None for any other error.
+
+    An ``OSError`` (disk full, permissions, a vanished mount) is found where it was raised or where
+    it was met on the way out: ``torch.save``'s zip writer meets ``ENOSPC`` in ``write`` and raises a
+    ``RuntimeError`` ("unexpected pos ...") while handling it. Some writers say less: numpy's
+    ``tofile`` raises an ``OSError`` without an errno ("499968 requested and 49120 written"), a C++
+    writer given a file name a bare ``RuntimeError``; on a volume left with less than ``FULL_BELOW``
+    free, either is a full disk. Anything else is a bug of the caller's, not disguised as a full disk.
+    """
+    seen, link, os_error = set(), error, None
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            if link.strerror:
+                return link.strerror
+            os_error = link
+            break
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    said = str(os_error or error).strip()
+    said = said.splitlines()[0] if said else type(os_error or error).__name__
+    if (os_error is not None or isinstance(error, RuntimeError)) and _free_bytes(folder) < FULL_BELOW:
+        return f"No space left on device ({said})"
+    return said if os_error is not None else None
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -106,8 +147,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _existing(folder: Path) -> Path | None:
+    return next((f for f in (folder, *folder.parents) if f.exists()), None)
+
+
+def _free_bytes(folder: Path) -> int:
+    where = _existing(Path(folder))
+    return shutil.disk_usage(where).free if where is not None else 2**62
+
+
 def _free_space(path: Path) -> str:
-    for folder in (path.parent, *path.parent.parents):
-        if folder.exists():
-            return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free in {folder}"
-    return "free space unknown"
+    where = _existing(Path(path).parent)
+    if where is None:
+        return "free space unknown"
+    return f"{shutil.disk_usage(where).free / 2**20:,.1f} MiB free in {where}"

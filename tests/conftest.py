@@ -2,7 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import ForkServer, cifar_subset, tiny_config
+from helpers import ForkServer, SmallDisk, cifar_subset, tiny_config
 
 from byol.train.pretrain import pretrain
 
@@ -43,6 +43,16 @@ def fork_server(tmp_path_factory, cold_image_cache):
     server = ForkServer(tmp_path_factory.mktemp("children"))
     yield server
     server.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of its own: a 64 MiB tmpfs at ``tmp_path/disk`` (``helpers.SmallDisk``:
+    ``resize`` it, ``fill`` it), unmounted after the test. Skipped, saying why, where mounting is
+    refused (mount needs root or CAP_SYS_ADMIN)."""
+    disk = SmallDisk.mount(tmp_path / "disk", 64 * 2**20)
+    yield disk
+    disk.unmount()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,53 @@ def cifar_subset(cifar_root: Path, split: str, per_class: int, dest: Path, class
     return dest
 
 
+class SmallDisk:
+    """A tmpfs mounted at ``path``: writes there meet a real ``ENOSPC``, raised by the kernel, not a mock."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def mount(cls, path: Path, size: int) -> SmallDisk:
+        import subprocess
+
+        import pytest
+
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs for a real full disk here: {done.stderr.strip() or done.returncode}")
+        return cls(path)
+
+    def resize(self, size: int) -> None:
+        """The file system's size in bytes (rounded up to pages); files already there stay."""
+        import subprocess
+
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True, capture_output=True)
+
+    def used(self) -> int:
+        import shutil
+
+        usage = shutil.disk_usage(self.path)
+        return usage.total - usage.free
+
+    def fill(self, leave: int) -> None:
+        """Leave about ``leave`` bytes free: a file takes the rest."""
+        import shutil
+
+        with open(self.path / ".filler", "ab") as f:
+            f.write(b"\0" * max(0, shutil.disk_usage(self.path).free - leave))
+
+    def files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.name != ".filler")
+
+    def unmount(self) -> None:
+        import subprocess
+
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
 def tiny_config(data: Path, cache_dir: Path, **run):
     """A seconds-long CPU config: convnet, small heads, eager augmentation, no compile, fp32 (the same
     numbers on every CPU: auto would be bf16 where the CPU has AMX)."""

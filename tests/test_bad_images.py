@@ -157,3 +157,65 @@ def test_a_run_on_a_folder_with_bad_files_finishes_and_lists_them(tmp_path):
     assert result.steps > 0 and summary["skipped_images"] == len(bad)
     assert {os.path.basename(p) for p in summary["skipped_files"]} == bad
     assert torch.isfinite(torch.tensor(summary["final_loss"]))
+
+
+UNREADABLE_CHILD = """
+import json, logging, os, sys
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from byol.data.eval_stream import eval_images
+from byol.data.folder import list_images
+from byol.data.loader import TrainData
+from byol.data.shards import write_shards
+root, cache, side, workers, shards = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+data = TrainData(root, side, 5, cache_dir=cache, workers=workers)
+sizes = [len(b.indices) for epoch in range(2) for b in data.epoch(epoch)]
+kept = [int(i) for _, _, idx in eval_images(list_images(root), side, cache_dir=cache, workers=workers) for i in idx]
+info = write_shards(root, shards) if workers == 0 else {}
+print(json.dumps({"skipped": sorted(os.path.basename(p) for p in data.skipped), "sizes": sizes,
+                  "classes": data.classes, "evaluated": len(kept), "shard_samples": info.get("samples")}))
+"""
+
+
+def _without_root_s_reach(argv: list[str]) -> list[str]:
+    """``argv`` run without the power to read what its mode forbids: for root, without the capabilities
+    that override file permissions (``setpriv``, util-linux); as anyone else, as it is."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads every file, and setpriv (util-linux) is not here to drop that power")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--", *argv]
+
+
+@pytest.mark.parametrize("side, workers", [(32, 0), (96, 0), (96, 2)], ids=["cached", "streamed", "streamed-workers"])
+def test_files_without_read_permission_are_skipped_counted_and_listed(tmp_path, side, workers):
+    """A real EACCES, raised by the kernel: three files of mode 000 and a class folder of mode 000, read by
+    a child that cannot override permissions (the tests run as root, who reads everything). Unreadable
+    files are skipped and listed once, like undecodable ones; the folder is named in one warning; batches
+    keep their size; evaluation and ``byol shard`` skip the same files."""
+    import subprocess
+    import sys
+
+    root, rng = tmp_path / "imgs", np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        (root / c).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    for name in ("a/0.png", "a/1.png", "b/5.png"):
+        os.chmod(root / name, 0)
+    os.chmod(root / "c", 0)
+    argv = [sys.executable, "-c", UNREADABLE_CHILD, str(root), str(tmp_path / "cache"), str(side), str(workers),
+            str(tmp_path / "shards")]  # fmt: skip
+    try:
+        done = subprocess.run(_without_root_s_reach(argv), capture_output=True, text=True, timeout=300)
+    finally:
+        os.chmod(root / "c", 0o755)  # for pytest's clean-up
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["skipped"] == ["0.png", "1.png", "5.png"] and result["classes"] == ["a", "b"]
+    assert result["sizes"] and all(size == 5 for size in result["sizes"])  # no batch shrinks
+    assert result["evaluated"] == 21 and result["shard_samples"] in (21, None)
+    assert f"skipped 1 folders of {root} that could not be read: {root / 'c'} (Permission denied)" in done.stderr
+    assert "skipped 3 of 24 images that could not be read" in done.stderr, done.stderr[-2000:]

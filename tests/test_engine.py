@@ -164,6 +164,50 @@ def test_a_non_finite_loss_skips_the_update():
     assert not bool(train_step(model, opt, [views(6)], lr=0.1).skipped)  # the next good batch trains
 
 
+def _norm_state(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lars"])
+def test_a_skipped_step_leaves_batchnorm_as_if_the_bad_batch_never_came(optimizer):
+    """A batch that turns the forward pass non-finite moves every running mean to NaN before the loss is
+    known; the skipped step puts the statistics (and their counters) back. Two good steps with a bad one
+    between them end bit for bit where the two good steps alone end: weights, optimiser state, running
+    statistics of online and target."""
+    from byol import LARS, param_groups
+
+    def build():
+        model = make()
+        opt = LARS(param_groups(model, 1e-3), lr=0.1) if optimizer == "lars" else sgd(model)
+        return model, opt
+
+    bad = views(5)
+    bad[0][:, :, :, :] = float("inf")
+    (seen, opt_seen), (never, opt_never) = build(), build()
+    before = _norm_state(seen)
+    train_step(seen, opt_seen, [views(1)], lr=0.1)
+    result = train_step(seen, opt_seen, [bad], lr=0.1)
+    train_step(seen, opt_seen, [views(2)], lr=0.1)
+    for batch in (views(1), views(2)):
+        train_step(never, opt_never, [batch], lr=0.1)
+    assert bool(result.skipped)
+    after_seen, after_never = _norm_state(seen), _norm_state(never)
+    assert any(k.startswith("target_encoder") for k in after_seen) and any("predictor" in k for k in after_seen)
+    assert all(torch.equal(after_seen[k], after_never[k]) for k in after_seen)
+    assert not all(torch.equal(after_seen[k], before[k]) for k in before)  # the good steps did move them
+    assert all(torch.equal(a, b) for a, b in zip(seen.state_dict().values(), never.state_dict().values()))
+
+
+def test_without_the_restore_a_non_finite_batch_spoils_batchnorm_for_good():
+    """What the restore prevents: the forward pass alone writes NaN into the running statistics."""
+    model = make()
+    bad = views(5)
+    bad[0][:, :, :, :] = float("inf")
+    model(*bad)
+    means = [m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert means and all(torch.isnan(mean).any() for mean in means)
+
+
 @pytest.mark.parametrize("found", [0.0, 1.0])
 def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
     """The sync-free path a GPU takes: ``found_inf`` set, the choice made by ``torch.where``."""

@@ -284,3 +284,19 @@ def test_bn_adapted_baseline_has_untrained_weights_and_the_folders_batch_statist
     handle.remove()
     mean = torch.cat(seen).mean(dim=(0, 2, 3))
     assert sum(len(s) for s in seen) == 400 and torch.allclose(bn.running_mean, mean, atol=1e-4)
+
+
+def test_a_sidecar_that_disagrees_with_the_weights_header_is_refused(short_run, tmp_path):
+    """encoder.json beside encoder.safetensors that another run wrote: the weights load (same shapes), but
+    would be evaluated at the other run's size or normalisation; the header the weights carry says so."""
+    import shutil
+
+    run_dir, _ = short_run
+    for name in ("encoder.safetensors", "encoder.json"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    load_encoder_with_meta(tmp_path / "encoder.safetensors")  # as written: they agree
+    meta = json.loads((tmp_path / "encoder.json").read_text())
+    meta["image_size"], meta["mean"] = 64, [0.5, 0.5, 0.5]
+    (tmp_path / "encoder.json").write_text(json.dumps(meta))
+    with pytest.raises(ByolError, match=r"encoder.json does not describe encoder.safetensors .*image_size 64 vs 32"):
+        load_encoder_with_meta(tmp_path)

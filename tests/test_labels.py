@@ -4,8 +4,8 @@ that train lacks in one line.
 
 The check of "restricted to its images" is a count: split the test folder into the images of one class
 and the rest, and the hits of the two parts add up to the hits of the whole. Labels matched by position
-break it (every class after the absent one is shifted: 25.0% on the whole folder, 7.8% without airplane
-on the run these tests train, where the part without airplane holds all 50 hits).
+break it (every class after the absent one is shifted: a 3-epoch tiny run scored 25.0% on the whole
+folder and 7.8% without airplane, where the part without airplane held all 50 hits).
 """
 
 import json
@@ -111,7 +111,7 @@ def test_every_protocol_scores_a_test_folder_without_a_class_as_the_whole_restri
     results = {part: _eval(capsys, PROTOCOLS[name], run_dir, small["train"], splits[part]) for part in splits if
                part != "foreign"}  # fmt: skip
     _assert_parts_add_up({part: r["top1"] for part, r in results.items()}, splits)
-    assert 0 < results["without"]["top1"]  # something to add up: the encoder scores above nothing
+    assert results["without"]["top1"] > 0  # something to add up: the encoder scores above nothing
 
 
 @pytest.mark.parametrize("name", PROTOCOLS)

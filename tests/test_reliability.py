@@ -71,7 +71,29 @@ def test_a_kill_inside_a_checkpoint_write_loses_nothing_and_the_rerun_resumes_fr
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
+def _pretrain_args(small, out, epochs: int) -> list[str]:
+    args = ["pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--epochs", str(epochs)]
+    args += ["--batch-size", "32", "--cache-dir", str(small["cache"]), "--workers", "0", "--no-progress"]
+    return args + [
+        "--set",
+        "augment.compile=off",
+        "--set",
+        "model.projector_hidden=64",
+        "--set",
+        "model.predictor_hidden=64",
+    ]
+
+
+def _assert_failed_at_24_keeping_12(err: str, out) -> None:
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "step-000000024.pt: No space left on device" in err and "MiB free in" in err
+    assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
+    assert ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[0])["step"] == 12
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
 def test_a_full_disk_is_a_one_line_error_that_keeps_the_previous_checkpoint(small, tmp_path, capsys, monkeypatch):
+    """The rename fails (mocked): what a file system may raise at the last moment."""
     import byol.files
 
     real_replace = os.replace
@@ -83,27 +105,30 @@ def test_a_full_disk_is_a_one_line_error_that_keeps_the_previous_checkpoint(smal
 
     monkeypatch.setattr(byol.files.os, "replace", replace)
     out = tmp_path / "run"
-    args = [
-        "pretrain",
-        str(small["train"]),
-        "--out",
-        str(out),
-        "--preset",
-        "cpu",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-    ]
-    args += ["--cache-dir", str(small["cache"]), "--workers", "0", "--no-progress", "--set", "augment.compile=off"]
-    args += ["--set", "model.projector_hidden=64", "--set", "model.predictor_hidden=64"]
-    assert cli(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "step-000000024.pt" in err and "No space left on device" in err and "MiB free in" in err
-    assert [p.name for p in ckpt_io.list_checkpoints(out)] == ["step-000000012.pt"]
-    assert ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[0])["step"] == 12
-    assert not [p for p in (out / "checkpoints").iterdir() if ".tmp" in p.name]
+    assert cli(_pretrain_args(small, out, 3)) == 2
+    _assert_failed_at_24_keeping_12(capsys.readouterr().err.strip(), out)
+
+
+def test_a_real_full_disk_is_a_one_line_error_and_the_run_resumes_when_there_is_room(small, small_disk, capsys, caplog):
+    """A tmpfs (conftest.small_disk) with room for one checkpoint more than the run has: torch.save's zip
+    writer meets ENOSPC and raises a RuntimeError on its way out ("unexpected pos ..."); one line, exit 2,
+    the checkpoint before intact, no temporary file, every metrics line whole; given room, the same command
+    resumes from it and finishes."""
+    out = small_disk.path / "run"
+    assert cli(_pretrain_args(small, out, 1)) == 0  # 12 steps: step-000000012.pt, the encoder, the summary
+    capsys.readouterr()
+    checkpoint = ckpt_io.list_checkpoints(out)[0].stat().st_size
+    small_disk.resize(small_disk.used() + checkpoint // 4)  # the next checkpoint stops a quarter in
+    assert cli(_pretrain_args(small, out, 3)) == 2
+    _assert_failed_at_24_keeping_12(capsys.readouterr().err.strip(), out)
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]  # all whole
+    small_disk.resize(64 * 2**20)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="byol"):
+        assert cli(_pretrain_args(small, out, 3)) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]  # the command's summary line
+    assert_resume_logged(caplog.text, 12, printed, out)
+    assert json.loads(printed)["steps"] == 36
 
 
 def test_a_second_run_in_the_same_folder_is_refused_naming_the_holder(small, tmp_path, capsys):

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from byol.data.augment import TwoViewAugment
     from byol.data.cache import uses_cache
     from byol.data.crops import TwoCropDataset
-    from byol.data.folder import center_view, list_images, open_rgb
+    from byol.data.folder import decode_view, list_images, warn_skipped
 
     if args.num_images < 1:
         raise ByolError("--num-images must be at least 1")
@@ -44,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     order = torch.randperm(len(images), generator=g)[: args.num_images].tolist()
     aug = TwoViewAugment(size, v1, v2, mean=None, std=None, interpolation=cfg.augment.interpolation,
                          jitter=cfg.augment.jitter)  # fmt: skip
-    originals = []
-    for i in order:  # the whole image, as the training cache holds it
-        originals.append(torch.from_numpy(center_view(open_rgb(images.paths[i]), size).copy()).permute(2, 0, 1))
-    originals_t = torch.stack(originals)
+    decoded = {i: decode_view(images.paths[i], size) for i in order}  # the whole image, as the training cache holds it
+    warn_skipped([images.paths[i] for i, view in decoded.items() if view is None], len(order))
+    order = [i for i, view in decoded.items() if view is not None]
+    if not order:
+        raise ByolError(f"none of the {len(decoded)} images drawn from {args.data} could be read")
+    originals_t = torch.stack([torch.from_numpy(decoded[i].copy()).permute(2, 0, 1) for i in order])
     if uses_cache(images, size):
         view1, view2 = aug(originals_t, g)  # batched crop, as training does for small images
     else:

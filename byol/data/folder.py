@@ -53,11 +53,13 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _walk_images(folder: Path, seen: set[tuple[int, int]]) -> list[Path]:
+def _walk_images(folder: Path, seen: set[tuple[int, int]], unlisted: list[str]) -> list[Path]:
     """Image files below ``folder`` in sorted order, following links to folders; a folder already
-    in ``seen`` (device, inode) is not walked again, so a link loop ends and nothing is listed twice."""
+    in ``seen`` (device, inode) is not walked again, so a link loop ends and nothing is listed twice.
+    A folder that cannot be read (no permission) is added to ``unlisted`` as ``PATH (why)``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    failed = lambda e: unlisted.append(f"{e.filename} ({e.strerror})")  # noqa: E731
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=failed):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:
             dirnames.clear()
@@ -87,26 +89,39 @@ def list_images(root: str | Path, min_classes: int = 2) -> ImageList:
         raise ByolError(f"data folder {root} does not exist")
     if not root.is_dir():
         raise ByolError(f"data path {root} is not a folder")
-    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        raise ByolError(f"cannot read the data folder {root}: {e.strerror}") from None
     st = root.stat()
     seen = {(st.st_dev, st.st_ino)}
     top_images = [e for e in entries if e.is_file() and _is_image(e.name)]
     class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
     if not top_images and class_dirs:
-        paths, labels, classes = [], [], []
+        paths, labels, classes, unlisted = [], [], [], []
         for d in class_dirs:
-            files = _walk_images(Path(d.path), seen)
+            files = _walk_images(Path(d.path), seen, unlisted)
             if files:
                 labels.extend([len(classes)] * len(files))
                 classes.append(d.name)
                 paths.extend(files)
         if len(classes) >= min_classes:
+            _warn_unlisted(unlisted, root)
             return ImageList(root, paths, labels, classes)
-    seen = set()
-    paths = _walk_images(root, seen)
+    seen, unlisted = set(), []
+    paths = _walk_images(root, seen, unlisted)
+    _warn_unlisted(unlisted, root)
     if not paths:
         raise ByolError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {root}")
     return ImageList(root, paths, None, [])
+
+
+def _warn_unlisted(unlisted: list[str], root: Path) -> None:
+    """One warning for the folders below ``root`` that could not be listed (their images are left out)."""
+    if unlisted:
+        more = f" (and {len(unlisted) - 5} more)" if len(unlisted) > 5 else ""
+        log.warning("skipped %d folders of %s that could not be read: %s%s", len(unlisted), root,
+                    ", ".join(unlisted[:5]), more)  # fmt: skip
 
 
 def open_rgb(path: Path) -> Image.Image:

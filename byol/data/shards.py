@@ -47,7 +47,7 @@ from byol.data.folder import IMAGE_EXTENSIONS, warn_skipped
 from byol.data.loader import Batch
 from byol.data.seeding import epoch_permutation
 from byol.errors import ByolError
-from byol.files import atomic_write
+from byol.files import atomic_write, write_failed
 
 log = logging.getLogger(__name__)
 
@@ -287,19 +287,32 @@ def write_shards(source: str, out: str | Path, shard_size: int = 1000, seed: int
         raise ByolError(f"--out {out} holds shards already; write into an empty folder")
     out.mkdir(parents=True, exist_ok=True)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed)).tolist()
-    with wds.ShardWriter(str(out / "shard-%06d.tar"), maxcount=shard_size, verbose=0) as sink:
-        for n, i in enumerate(order):
-            path = Path(images.paths[i])
-            sample = {"__key__": f"{n:09d}", path.suffix.lower().lstrip(".") or "jpg": path.read_bytes()}
-            if images.labels is not None:
-                sample["cls"] = images.labels[i]
-            sink.write(sample)
+    unreadable, n, sink = [], 0, None
+    try:
+        with wds.ShardWriter(str(out / "shard-%06d.tar"), maxcount=shard_size, verbose=0) as sink:
+            for i in order:
+                path = Path(images.paths[i])
+                try:
+                    data = path.read_bytes()
+                except OSError:  # no read permission, vanished: skipped and listed, like an undecodable image
+                    unreadable.append(path)
+                    continue
+                sample = {"__key__": f"{n:09d}", path.suffix.lower().lstrip(".") or "jpg": data}
+                if images.labels is not None:
+                    sample["cls"] = images.labels[i]
+                sink.write(sample)
+                n += 1
+    except OSError as e:  # the disk filled: no half-written set of shards is left to be taken for a whole one
+        for shard in out.glob("shard-*.tar"):
+            shard.unlink()
+        raise write_failed(Path(getattr(sink, "fname", None) or out), e) from None
+    warn_skipped(unreadable, len(images))
     shards = len(list(out.glob("shard-*.tar")))
     last = max(shards - 1, 0)
     info = {
         "pattern": str(out / f"shard-{{000000..{last:06d}}}.tar"),
         "shards": shards,
-        "samples": len(images),
+        "samples": n,
         "classes": list(images.classes),
     }
     with atomic_write(out / "shards.json", "w") as f:

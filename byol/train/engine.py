@@ -43,8 +43,11 @@ def train_step(
     ``update_target``) once per step, however many micro-batches, as the paper emulated large batches.
 
     When the loss or a gradient is not finite the optimiser does not step (``result.skipped``),
-    as AMP's GradScaler skips: on a GPU without a host sync for LARS and fused SGD/AdamW.
+    as AMP's GradScaler skips: on a GPU without a host sync for LARS and fused SGD/AdamW. The norm
+    layers' running statistics, which the step's forward passes moved, are put back as they were
+    before it (``NormStatistics``): a skipped step leaves no trace, NaN statistics included.
     """
+    statistics = NormStatistics(model)
     set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=view_pairs[0][0].device)
@@ -59,8 +62,39 @@ def train_step(
         (out.loss / n).backward()
         total += out.loss.detach() / n
     skipped = non_finite(total, optimizer)
+    statistics.restore_if(skipped)
     guarded_step(optimizer, skipped)
     return StepResult(total, out, skipped)
+
+
+class NormStatistics:
+    """The running statistics of ``model``'s norm layers (BatchNorm's mean, variance and count, online
+    and target), copied when made; ``restore_if(flag)`` puts them back where a device flag says so.
+
+    A forward pass in train mode moves them before the loss is known: one batch that turns non-finite
+    leaves NaN in every running mean behind it, for good, unless they are put back. The copy is one
+    flat tensor per dtype and the restore a ``torch.where`` on the device: no host sync, a few kernels
+    per step whatever the depth of the network.
+    """
+
+    def __init__(self, model: nn.Module):
+        buffers: dict[torch.dtype, list[torch.Tensor]] = {}
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+                for b in (m.running_mean, m.running_var, m.num_batches_tracked):
+                    if b is not None:
+                        buffers.setdefault(b.dtype, []).append(b)
+        self.buffers = list(buffers.values())
+        self.saved = [_flat(group) for group in self.buffers]  # torch.cat copies
+
+    def restore_if(self, flag: torch.Tensor) -> None:
+        for group, saved in zip(self.buffers, self.saved):
+            kept = torch.where(flag.to(saved.device), saved, _flat(group))
+            torch._foreach_copy_(group, [v.view_as(b) for v, b in zip(kept.split([b.numel() for b in group]), group)])
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
 
 
 def non_finite(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:

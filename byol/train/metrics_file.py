@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
+
+from byol.files import write_failed
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +29,35 @@ class MetricsWriter:
                 log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
 
     def log(self, step: int, values: dict[str, Any]) -> None:
+        """Append one line (whole or not at all: a failed append is cut off again, and raised as
+        ``WriteFailed`` naming the file and the free space), then its numbers to TensorBoard."""
         if not self.enabled:
             return
-        record = {"step": step, **values}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps({"step": step, **values}) + "\n"
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with open(self.path, "a") as f:
+                f.write(line)
+        except OSError as e:
+            if self.path.exists():
+                os.truncate(self.path, size)  # no half line for the next reader (a resume reads every line)
+            raise write_failed(self.path, e) from None
         if self.writer is not None:
-            for k, v in values.items():
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    self.writer.add_scalar(k, v, step)
+            try:
+                for k, v in values.items():
+                    if isinstance(v, int | float) and not isinstance(v, bool):
+                        self.writer.add_scalar(k, v, step)
+            except OSError as e:
+                self.writer = None  # its thread has failed; metrics.jsonl holds every line
+                raise write_failed(Path(self.path.parent, "tb"), e) from None
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except OSError as e:
+                raise write_failed(self.path.parent / "tb", e) from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
