@@ -58,52 +58,50 @@ def atomic_write(path: str | Path, mode: str | None = "wb") -> Iterator[IO[Any] 
         faults.reached(f"before-rename:{path.name}")
         os.replace(tmp, path)
         _fsync(path.parent)
-    except WriteFailed:
+    except ByolError:  # WriteFailed included: said already
         raise
     except Exception as e:
-        failed = write_failed(path, e)
-        if failed is None:
+        why = write_failure(e, tmp.parent)
+        if why is None:
             raise
-        raise failed from None
+        raise write_failed(path, e, why) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_failed(path: Path, error: BaseException) -> WriteFailed | None:
-    """The one-line ``WriteFailed`` of a write of ``path`` that ``error`` ended, naming the file, why
-    (``write_failure``) and the free space; None when the file system is not what failed."""
-    why = write_failure(error, Path(path).parent)
-    return None if why is None else WriteFailed(f"cannot write {path}: {why}; {_free_space(Path(path))}")
+def write_failed(path: Path, error: OSError | RuntimeError, why: str | None = None) -> WriteFailed:
+    """The one-line ``WriteFailed`` of a write of ``path`` that ``error`` (the file system's) ended:
+    the file, why (``write_failure``, or the error's own words) and the free space."""
+    why = why or write_failure(error, Path(path).parent) or str(error)
+    return WriteFailed(f"cannot write {path}: {why}; {_free_space(Path(path))}")
 
 
 FULL_BELOW = 2**20
-"""A volume with less free space than this (1 MiB) after a serializer failed is taken as full."""
+"""A volume with less free space than this (1 MiB) after an errno-less ``OSError`` is taken as full."""
 
 
 def write_failure(error: BaseException, folder: Path) -> str | None:
     """Why a write into ``folder`` failed, when the file system failed it; None for any other error.
 
-    An ``OSError`` (disk full, permissions, a vanished mount) is found where it was raised or where
-    it was met on the way out: ``torch.save``'s zip writer meets ``ENOSPC`` in ``write`` and raises a
-    ``RuntimeError`` ("unexpected pos ...") while handling it. Some writers say less: numpy's
-    ``tofile`` raises an ``OSError`` without an errno ("499968 requested and 49120 written"), a C++
-    writer given a file name a bare ``RuntimeError``; on a volume left with less than ``FULL_BELOW``
-    free, either is a full disk. Anything else is a bug of the caller's, not disguised as a full disk.
+    An ``OSError`` (disk full, permissions, a vanished mount), raised, or met on the way out of a
+    serializer: ``torch.save``'s zip writer meets ``ENOSPC`` in ``write`` and raises a ``RuntimeError``
+    ("unexpected pos ...") while handling it, so the chain is followed through ``RuntimeError``s only,
+    and not past a ``raise ... from None``. numpy's ``tofile`` raises an ``OSError`` without an errno
+    ("499968 requested and 49120 written"): on a volume left with less than ``FULL_BELOW`` free, that
+    is a full disk. Anything else (a ``KeyError`` raised while handling a missing file, a bad value) is
+    the caller's bug and keeps its traceback.
     """
-    seen, link, os_error = set(), error, None
-    while link is not None and id(link) not in seen:
+    link = error
+    while link is not None:
         if isinstance(link, OSError):
             if link.strerror:
                 return link.strerror
-            os_error = link
-            break
-        seen.add(id(link))
+            said = " ".join(str(link).split()) or type(link).__name__
+            return f"No space left on device ({said})" if _free_bytes(folder) < FULL_BELOW else said
+        if not isinstance(link, RuntimeError) or link.__suppress_context__:
+            return None
         link = link.__cause__ or link.__context__
-    said = str(os_error or error).strip()
-    said = said.splitlines()[0] if said else type(os_error or error).__name__
-    if (os_error is not None or isinstance(error, RuntimeError)) and _free_bytes(folder) < FULL_BELOW:
-        return f"No space left on device ({said})"
-    return said if os_error is not None else None
+    return None
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -122,8 +120,11 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     when its process ends, however it ends, so a lock left by a killed run blocks nothing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -132,8 +133,11 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
             raise ByolError(
                 f"{what} is in use by another process (PID {holder}); wait for it to end or choose another --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise write_failed(path, e) from None
         yield
     finally:
         os.close(fd)  # releases the lock

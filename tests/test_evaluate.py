@@ -256,7 +256,7 @@ def test_evaluation_on_an_unlabelled_folder_is_a_one_line_error(short_run, tmp_p
         ["eval", protocol[0], str(run_dir), "--train", str(flat), "--test", str(flat), "--workers", "0", *protocol[1:]]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "has no class folders" in err and len(err.splitlines()) == 1
+    assert code == 2 and "has no labels: class folders" in err and len(err.splitlines()) == 1
 
 
 def test_bn_adapted_baseline_has_untrained_weights_and_the_folders_batch_statistics(synthetic):

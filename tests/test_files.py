@@ -1,5 +1,6 @@
 """The one write path: a file is written whole or not at all."""
 
+import errno
 import os
 
 import pytest
@@ -102,13 +103,86 @@ def test_a_real_full_disk_fails_every_writer_in_one_line_and_keeps_the_file_befo
     assert {f: (small_disk.path / f).read_bytes() for f in small_disk.files()} == before  # nothing else written
 
 
-def test_a_serializer_error_on_a_roomy_disk_is_not_taken_for_a_full_one(small_disk):
-    """A bug in what is written keeps its own exception: only the file system's failures become WriteFailed."""
+class _FillsAfter:
+    """A file whose writes fail with ENOSPC once ``room`` bytes are written: a full disk without a mount."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        if self.room < len(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def test_torch_save_into_a_full_file_is_one_line_without_a_mount(tmp_path):
+    """The chain torch.save's zip writer makes (ENOSPC inside, a RuntimeError on the way out), made
+    wherever the tests run, mount or not."""
     import torch
 
-    from byol.train.checkpoint import atomic_save
+    from byol.files import WriteFailed
 
-    with pytest.raises(Exception) as failed:
-        atomic_save({"bad": lambda: 0}, small_disk.path / "a.pt")  # a lambda cannot be pickled
-    assert type(failed.value).__name__ != "WriteFailed" and small_disk.files() == []
-    assert torch  # imported for atomic_save's sake
+    target = tmp_path / "step-000000012.pt"
+    target.write_bytes(b"the checkpoint before")
+    full = r"step-000000012.pt: No space left on device; [\d,.]+ MiB free in"
+    with pytest.raises(WriteFailed, match=full), atomic_write(target) as f:
+        torch.save({"w": torch.randn(100_000)}, _FillsAfter(f, 50_000))
+    assert target.read_bytes() == b"the checkpoint before" and os.listdir(tmp_path) == [target.name]
+
+
+def test_errors_that_are_not_the_file_system_s_keep_their_own_traceback(tmp_path):
+    """Only the file system's failures become WriteFailed: not a RuntimeError on a roomy disk, nor a bug
+    raised while an unrelated OSError was handled, nor a one-line ByolError raised from None there."""
+    from byol.errors import ByolError
+    from byol.files import WriteFailed
+
+    def key_error_while_handling_a_missing_file():
+        try:
+            (tmp_path / "absent").read_text()
+        except FileNotFoundError:
+            return {}["missing"]
+
+    def option_error_from_none():
+        try:
+            (tmp_path / "absent").read_text()
+        except OSError:
+            raise ByolError("--foo must be positive") from None
+
+    def runtime_error():
+        raise RuntimeError("a bug in what is written")
+
+    for fail, kind in ((key_error_while_handling_a_missing_file, KeyError), (option_error_from_none, ByolError),
+                       (runtime_error, RuntimeError)):  # fmt: skip
+        with pytest.raises(kind) as raised, atomic_write(tmp_path / "x.json", "w") as f:
+            f.write("{")
+            fail()
+        assert not isinstance(raised.value, WriteFailed), raised.value
+    assert os.listdir(tmp_path) == []
+
+
+def test_byol_shard_on_a_full_disk_is_one_line_and_leaves_no_half_set(small_disk, synthetic):
+    from byol.data.shards import write_shards
+    from byol.files import WriteFailed
+
+    small_disk.fill(leave=100_000)
+    with pytest.raises(WriteFailed, match=r"cannot write .*shard-00000\d.tar: No space left on device"):
+        write_shards(str(synthetic["train"]), small_disk.path / "shards", shard_size=50)
+    assert small_disk.files() == ["shards"]  # the folder, and not one shard of a set that is not whole
+
+
+def test_a_run_on_a_disk_without_room_for_its_first_file_is_one_line(small, small_disk, capsys):
+    """Nothing fits: the lock file, config.yaml or TensorBoard's first events, whichever comes first."""
+    from byol.cli.__main__ import main as cli
+
+    small_disk.fill(leave=0)
+    out = small_disk.path / "run"
+    args = ["pretrain", str(small["train"]), "--out", str(out), "--preset", "cpu", "--epochs", "1", "--batch-size",
+            "32", "--cache-dir", str(small["cache"]), "--workers", "0", "--no-progress"]  # fmt: skip
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"cannot write {out}" in err and "No space left on device" in err and "MiB free in" in err, err

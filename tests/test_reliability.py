@@ -219,6 +219,28 @@ def test_resuming_on_other_images_is_refused_unless_allowed(small, tmp_path):
     assert resume(moved, out, at=12).steps == 24
 
 
+def test_resuming_on_other_classes_restarts_the_online_classifier_whose_rows_stood_for_the_old(small, tmp_path, caplog):
+    """--set data.allow_changed=true onto a folder whose classes differ (airplane left out: every class
+    after it moves up a row): the online classifier's rows would be read as the wrong classes, or not fit.
+    It starts afresh, saying why, and the checkpoints after say which classes its rows stand for."""
+    import logging
+
+    other = tmp_path / "other"
+    shutil.copytree(small["train"], other, symlinks=True)
+    shutil.rmtree(other / "airplane")
+    out = tmp_path / "run"
+    pretrain(tiny_config(small["train"], small["cache"], epochs=1, knn_every=0), out, progress=False)
+    moved = tiny_config(other, small["cache"], epochs=2, knn_every=0)
+    moved.data.allow_changed = True
+    with caplog.at_level(logging.WARNING, logger="byol"):
+        assert resume(moved, out, at=12).steps > 12
+    assert "online classifier: started afresh, the training folder's classes changed since" in caplog.text
+    assert "(10 then, 9 now)" in caplog.text
+    saved = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(out)[-1])
+    assert saved["classes"] == sorted(p.name for p in other.iterdir())
+    assert saved["classifier"]["linear"]["weight"].shape[0] == 9
+
+
 def test_a_config_without_checkpoints_is_not_overwritten_and_no_resume_says_what_to_do(
     short_run, small, tmp_path, capsys
 ):

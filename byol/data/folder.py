@@ -58,7 +58,10 @@ def _walk_images(folder: Path, seen: set[tuple[int, int]], unlisted: list[str]) 
     in ``seen`` (device, inode) is not walked again, so a link loop ends and nothing is listed twice.
     A folder that cannot be read (no permission) is added to ``unlisted`` as ``PATH (why)``."""
     found = []
-    failed = lambda e: unlisted.append(f"{e.filename} ({e.strerror})")  # noqa: E731
+
+    def failed(error: OSError) -> None:
+        unlisted.append(f"{error.filename} ({error.strerror})")
+
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=failed):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:

@@ -50,14 +50,22 @@ def labelled_as(images: ImageList, reference: Sequence[str], where: str, referen
     option). An unlabelled split is refused in one line.
     """
     if images.labels is None:
-        raise ByolError(f"{where} has no class folders (<class>/*.jpg); scoring it needs labels")
+        raise unlabelled(where, "scoring it")
     to_reference = class_indices(images.classes, reference, where, reference_where)
     if len(images.classes) < len(reference):
-        missing = [name for name in reference if name not in set(images.classes)]
+        present = set(images.classes)
+        missing = [name for name in reference if name not in present]
         log.info("%s holds %d of the %d classes of %s (none of %s): scored on its own images",
                  where, len(images.classes), len(reference), reference_where, _names(missing))  # fmt: skip
     labels = [to_reference[y] for y in images.labels]
     return ImageList(images.root, images.paths, labels, list(reference), images.array)
+
+
+def unlabelled(where: str, what: str) -> ByolError:
+    """The one-line error for a split without labels where ``what`` needs them."""
+    return ByolError(
+        f"{where} has no labels: class folders (<class>/*.jpg) or a named dataset's labelled split; {what} needs them"
+    )
 
 
 def _names(names: Sequence[str], at_most: int = 10) -> str:
@@ -71,5 +79,5 @@ def labelled_splits(train: str, test: str, test_name: str | None = None) -> tupl
     ``train``'s classes by name (it may hold one class). ``test_name`` names ``test`` in messages."""
     fit = list_images(train)
     if fit.labels is None:
-        raise ByolError(f"{train} has no class folders (<class>/*.jpg, two or more); evaluation needs labels")
+        raise unlabelled(str(train), "fitting on it (two classes or more)")
     return fit, labelled_as(list_images(test, min_classes=1), fit.classes, test_name or str(test), str(train))

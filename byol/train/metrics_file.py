@@ -27,6 +27,8 @@ class MetricsWriter:
                 self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
             except ImportError:  # tensorboard is a dependency, but a trimmed install must still train
                 log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
+            except OSError as e:  # its events file cannot be made (a full disk)
+                raise write_failed(Path(run_dir) / "tb", e) from None
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         """Append one line (whole or not at all: a failed append is cut off again, and raised as

@@ -23,7 +23,7 @@ from byol.config import Config
 from byol.config_io import load_yaml, save_yaml
 from byol.dist import DistInfo
 from byol.errors import ByolError
-from byol.files import atomic_write, remove_stale_temporaries
+from byol.files import atomic_write, remove_stale_temporaries, write_failed
 from byol.flags import option_name
 from byol.schedules import Plan, warmup_steps
 from byol.train import checkpoint as ckpt_io
@@ -68,7 +68,10 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) ->
     else:
         cfg, to_file = _take_up(run_dir, load_yaml(config_path), cfg, bool(checkpoints), info)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_failed(run_dir, e) from None
         save_yaml(to_file, config_path)
     return cfg
 

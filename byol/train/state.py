@@ -128,7 +128,13 @@ def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:
     ckpt_io.load_state_strict(run.method, ckpt["model"], f"checkpoint {path}")
     ckpt_io.load_state_strict(run.optimizer, ckpt["optimizer"], f"the optimiser state of checkpoint {path}")
     if run.classifier is not None and "classifier" in ckpt:
-        run.classifier.load(ckpt["classifier"])
+        saved = ckpt.get("classes")  # the classes its rows stand for (checkpoints before 2026-12-06: unsaid)
+        if saved is not None and list(saved) != _classes(run):
+            log.warning("online classifier: started afresh, the training folder's classes changed since %s "
+                        "(%d then, %d now): its rows stood for the old ones", path, len(saved),
+                        len(_classes(run)))  # fmt: skip
+        else:
+            run.classifier.load(ckpt["classifier"])
 
 
 def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
@@ -148,4 +154,11 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
     }
     if run.classifier is not None:
         ckpt["classifier"] = run.classifier.state()
+        ckpt["classes"] = _classes(run)  # what its rows stand for: a resume on other classes restarts it
     return ckpt
+
+
+def _classes(run: Run) -> list[str]:
+    """The names of the online classifier's rows: a folder's classes; tar shards' ``cls`` numbers."""
+    names = getattr(run.data, "classes", None)
+    return list(names) if names is not None else [str(c) for c in range(run.data.num_classes)]

@@ -61,6 +61,8 @@ class KnnMonitor(Hook):
                 f"{option_name('data.knn_test')} needs a labelled training folder of images (<class>/*.jpg) "
                 f"as the kNN memory bank; {run.cfg.data.path} is not one"
             )
+        if run.cfg.data.knn_test and not run.info.is_main:  # every rank refuses a test folder that does not fit,
+            labelled_test_folder(run.cfg.data.knn_test, run.data, run.cfg.data.path)  # not rank 0 alone
         return labelled and run.cfg.run.knn_every > 0 and run.info.is_main
 
     def after_step(self, event: StepEvent) -> None:
