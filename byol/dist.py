@@ -63,17 +63,38 @@ class DistInfo:
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:
-    """``run.precision``: auto is bf16 autocast on CUDA and on CPUs with bf16 matrix units (Intel AMX),
-    fp32 on other CPUs (bf16 matmuls are slower than fp32 there)."""
+    """``run.precision``: auto is bf16 autocast on CUDA and on CPUs that multiply bf16 in hardware (Intel
+    AMX tiles, or AVX-512 BF16 on Intel and AMD Zen 4 and later), fp32 on other CPUs, where bf16 matmuls are
+    emulated and slower than fp32 (``precision_reason`` says which applied). A CPU's units are what it
+    has, not what it gains: ``byol pretrain`` measures them on its own model before it trains
+    (``byol.train.precision_probe``)."""
     if setting == "auto":
-        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_units()) else "fp32"
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_units() is not None) else "fp32"
     return setting
 
 
-def cpu_has_bf16_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX tiles), as PyTorch reports it."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe()) if probe is not None else False
+def cpu_bf16_units() -> str | None:
+    """The bf16 matrix hardware this CPU has, as PyTorch reports it: ``"AMX"``, ``"AVX-512 BF16"`` or None.
+
+    ``benchmarks/precision.py`` times both precisions on the host it runs on (docs/results/precision-cpu/)."""
+    for name, probe in (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported")):
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            return name
+    return None
+
+
+def precision_reason(setting: str, device: torch.device) -> str:
+    """Why ``resolve_precision`` chose what it chose, in words for the run's log and ``summary.json``."""
+    chosen = resolve_precision(setting, device)
+    if setting != "auto":
+        return f"{chosen}: run.precision={setting}"
+    if device.type == "cuda":
+        return "bf16: auto on CUDA"
+    units = cpu_bf16_units()
+    if units is not None:
+        return f"bf16: auto, this CPU multiplies bf16 in hardware ({units})"
+    return "fp32: auto, this CPU has no bf16 matrix units (neither AMX nor AVX-512 BF16): bf16 would be slower"
 
 
 def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -120,6 +141,7 @@ class DevicePolicy:
 
     device: torch.device
     precision: str = "fp32"  # fp32 or bf16
+    precision_reason: str = ""  # why (``precision_reason``): the run's log and summary.json say it
     memory_format: torch.memory_format = torch.contiguous_format
     compile_augment: bool = False
     sync_bn: bool = False
@@ -137,6 +159,7 @@ class DevicePolicy:
         return cls(
             device,
             resolve_precision(precision, device),
+            precision_reason(precision, device),
             torch.channels_last if channels_last else torch.contiguous_format,
             augment_compile(augment_compile_setting, device),
             sync_bn(sync_bn_setting, device),  # on is refused on a CPU even for one process

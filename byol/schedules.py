@@ -142,21 +142,28 @@ class Plan:
         at the new length: ``warmup_steps``), with no jump in lr or τ.
 
         Where the new length's lr at ``step`` is above the present one (always, for a run that had
-        finished: its lr had decayed to 0 and τ risen to 1), both are re-warmed: over the warm-up's
-        length (at most half the steps left) lr and τ's progress go linearly from their values at
-        ``step`` to the new length's schedule, which they follow from there to the end (lr 0, τ 1).
+        finished: its lr had decayed to 0 and τ risen to 1), both are re-warmed (``rewarmed``): over the
+        warm-up's length (at most half the steps left) lr and τ's progress go linearly from their values
+        at ``step`` to the new length's schedule, which they follow from there to the end (lr 0, τ 1).
         Otherwise the rest of the run is re-laid from ``step`` as a time budget's estimate is.
         """
         if step < self.warmup_steps or step < warmup_steps:  # still warming up: the warm-up goes on
             return self.relaid(step, total_steps, max(warmup_steps, step) if step < self.warmup_steps else None)
         end = step + max(1, min(warmup_steps, (total_steps - step) // 2))
         planned = (end - warmup_steps) / max(total_steps - warmup_steps, 1)  # the new length's cosine progress
-        now_lr = self.lr_at(step)
-        if now_lr >= cosine(planned):
+        if self.lr_at(step) >= cosine(planned):
             return self.relaid(step, total_steps)
+        return self.rewarmed(step, total_steps, end, planned, end / total_steps)
+
+    def rewarmed(self, step: int, total_steps: int, ramp_end: int, decay_to: float, tau_to: float) -> Plan:
+        """The rest of the run from ``step``: the lr goes linearly from its value at ``step`` to the
+        cosine's value at progress ``decay_to`` by ``ramp_end``, then down that cosine to 0 at
+        ``total_steps``; τ's progress goes linearly to ``tau_to`` by ``ramp_end``, then up to 1. For an lr
+        that had fallen further than the run's length calls for: it climbs back without a jump."""
         return dataclasses.replace(
-            self, anchor_step=step, warmup_steps=end, total_steps=total_steps, warmup_from=now_lr / cosine(planned),
-            decay_from=planned, tau_from=self._tau_progress(step), tau_to=end / total_steps,
+            self, anchor_step=step, warmup_steps=ramp_end, total_steps=max(total_steps, ramp_end + 1),
+            warmup_from=self.lr_at(step) / max(cosine(decay_to), 1e-12), decay_from=decay_to,
+            tau_from=self._tau_progress(step), tau_to=tau_to,
         )  # fmt: skip
 
     def ended_at(self, step: int) -> Plan:

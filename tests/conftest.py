@@ -104,7 +104,7 @@ def short_run(small, tmp_path_factory):
 
 def learned_config(train: Path, cache: Path, epochs: int = 12):
     """The learning tests' run: convnet width 0.25, heads 512, batch 128 (78 steps an epoch on 10,000
-    images), precision ``auto`` (bf16 where the CPU has AMX, else fp32), no kNN monitor."""
+    images), precision ``auto`` (bf16 where the CPU has AMX or AVX-512 BF16, else fp32), no kNN monitor."""
     cfg = tiny_config(train, cache, epochs=epochs, knn_every=0, log_every=50, precision="auto")
     cfg.model.width, cfg.model.projector_hidden, cfg.model.predictor_hidden = 0.25, 512, 512
     cfg.optim.batch_size = 128

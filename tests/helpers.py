@@ -81,7 +81,7 @@ class SmallDisk:
 
 def tiny_config(data: Path, cache_dir: Path, **run):
     """A seconds-long CPU config: convnet, small heads, eager augmentation, no compile, fp32 (the same
-    numbers on every CPU: auto would be bf16 where the CPU has AMX)."""
+    numbers on every CPU: auto would be bf16 where the CPU has AMX or AVX-512 BF16)."""
     overrides = {
         "data": {"path": str(data), "cache_dir": str(cache_dir), "workers": 0},
         "model": {"backbone": "convnet", "width": 0.25, "projector_hidden": 128, "predictor_hidden": 128},

@@ -93,6 +93,24 @@ def test_step_benchmark_times_every_implementation_and_counts_flops():
 
 
 @pytest.mark.slow
+def test_precision_benchmark_times_both_precisions_and_says_what_auto_chooses(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import precision
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert precision.main(["--configs", "convnet_32px", "--batch", "8", "--repeats", "1", "--steps", "1",
+                           "--warmup", "1"]) == 0  # fmt: skip
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["convnet_32px_b8_fp32_s"] > 0 and figures["convnet_32px_b8_bf16_s"] > 0
+    assert figures["convnet_32px_b8_bf16_speedup"] > 0 and figures["convnet_32px_b8_auto"] in ("fp32", "bf16")
+    if figures["bf16_units"] is None:  # nothing to measure: fp32, said so
+        assert figures["convnet_32px_b8_auto_reason"].startswith("fp32: auto, this CPU has no bf16 matrix units")
+    else:
+        assert "bf16 measured" in figures["convnet_32px_b8_auto_reason"]
+
+
+@pytest.mark.slow
 def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:

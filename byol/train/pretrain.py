@@ -111,6 +111,7 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "compile_seconds": result.compile_seconds,
             "images_per_sec": result.images_per_sec,
             "precision": run.precision,
+            "precision_reason": run.policy.precision_reason,
             "final_loss": result.final_loss,
             "images": len(run.data),  # the training set's size (the model card says it)
             **({"extended": state.extensions} if state.extensions else {}),

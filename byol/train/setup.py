@@ -30,9 +30,12 @@ from byol.optim import optimizer_for
 from byol.train.engine import augmentation_generator, make_views
 from byol.train.memory import MemoryProbe, choose_passes
 from byol.train.online_classifier import OnlineClassifier
+from byol.train.precision_probe import measured_precision
 from byol.train.run_folder import prepare_run_dir
 
 log = logging.getLogger(__name__)
+
+PRECISION_PROBE_IMAGES = 32  # images per pass of the precision probe (at most the batch): ResNet-18 w1, 32 px: 17 s
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,14 @@ def build_run(
     eager = augment.eager()  # the memory probe's: a pass at its own size, not compiled
     first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
     method, model, optimizer, peak_lr = build_model(cfg, policy, info, first_views)
+    micro = min(cfg.optim.batch_size, PRECISION_PROBE_IMAGES)
+    probe_in = lambda p: lambda: MemoryProbe(method, eager, cfg.data.image_size, p)(micro)  # noqa: E731
+    policy, _ = measured_precision(policy, r.precision, probe_in, info)  # auto on a CPU with bf16 units
     classifier = None
     if cfg.run.online_classifier and data.labelled:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)
-    log.info("model: %s, %s, %s", cfg.model.backbone, policy.precision, "channels_last" if r.channels_last else "NCHW")
+    layout = "channels_last" if r.channels_last else "NCHW"
+    log.info("model: %s, %s, %s", cfg.model.backbone, policy.precision_reason, layout)
     probe = lambda: MemoryProbe(method, eager, cfg.data.image_size, policy)  # noqa: E731
     passes = choose_passes(cfg.optim.batch_size, cfg.optim.micro_batch, info, probe)  # probed for micro_batch auto
     parts = (data, augment, method, model, optimizer, peak_lr, classifier)
