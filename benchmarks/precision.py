@@ -18,30 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 
 import step  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
-from byol.dist import DevicePolicy, DistInfo, cpu_bf16_units
+from byol.dist import DevicePolicy, DistInfo, cpu_bf16_units, cpu_name
 from byol.presets import resolve
 from byol.train.memory import MemoryProbe
 from byol.train.precision_probe import measured_precision
 from byol.train.setup import PRECISION_PROBE_IMAGES, build_model
 
 DEFAULT_CONFIGS = ["convnet_32px", "r18w025_32px"]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_config(config: str, repeats: int, steps: int, warmup: int, batch: int | None) -> tuple[list, dict]:

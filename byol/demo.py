@@ -3,8 +3,12 @@
 Data: ``$BYOL_DATA`` (default ``../shared/data/cifar10/train``) and its sibling ``test`` folder
 (or ``$BYOL_TEST``). Budget: ``$BYOL_DEMO_MINUTES`` (default 10). The last line printed is one
 JSON object with ``knn_untrained``, ``knn_bn_adapted`` (untrained, its BatchNorm statistics adapted to
-the training images: what BatchNorm alone gains), ``knn_trained``, the gains over both, ``minutes`` and
-``images_seen``.
+the training images: what BatchNorm alone gains), ``knn_trained``, the gains over both, ``minutes``,
+``images_seen``, and the host's CPU and the precision it trained in.
+
+``BYOL_DEMO_STALL=AT:MINUTES`` stops the training for ``MINUTES`` once ``AT`` minutes of it have passed,
+as a suspended laptop or a stalled machine would: what a time budget must survive (the stall's
+minutes are lost, the schedule's shape is not; docs/results/demo-cpu/).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from byol.dist import cpu_name
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
 from byol.presets import resolve
@@ -34,7 +39,8 @@ def main() -> int:
                 raise ByolError(f"{folder} not found; set BYOL_DATA to a labelled image folder (and BYOL_TEST)")
         cfg = resolve("cpu", {"data": {"path": train}, "run": {"time_budget": minutes}})
         print(f"byol demo: pretraining on {train} for {minutes:g} minutes (preset cpu), run folder {out}")
-        result = pretrain(cfg, out, resume=True)
+        stall = _stall(os.environ.get("BYOL_DEMO_STALL"))
+        result = pretrain(cfg, out, resume=True, on_step=stall)
         ev = EncoderEval.load(out, "cpu", seed=cfg.run.seed)
         print(f"byol demo: kNN (k=200, T=0.1) from {train} to {test}")
         scores = with_baselines(ev, train, lambda e: knn_evaluate(e, train, test))
@@ -52,10 +58,41 @@ def main() -> int:
         "minutes": round(result.seconds / 60, 2),
         "images_seen": result.images_seen,
         "epochs": round(result.epochs, 2),
+        "cpu": cpu_name(),
+        "precision": summary_of(out).get("precision"),
+        "precision_reason": summary_of(out).get("precision_reason"),
+        "stall": os.environ.get("BYOL_DEMO_STALL"),
         "run": str(out),
     }
     print(json.dumps(summary))
     return 0
+
+
+def _stall(spec: str | None):
+    """The ``on_step`` callback of ``BYOL_DEMO_STALL=AT:MINUTES``: one sleep of MINUTES, at the first step
+    AT minutes after the first step (None without the variable)."""
+    if not spec:
+        return None
+    try:
+        at, minutes = (float(x) * 60 for x in spec.split(":"))
+    except ValueError:
+        raise ByolError(f"BYOL_DEMO_STALL={spec}: give AT:MINUTES, e.g. 3:3") from None
+    clock = {"start": None, "done": False}
+
+    def on_step(step: int) -> None:
+        now = time.monotonic()
+        clock["start"] = clock["start"] or now
+        if not clock["done"] and now - clock["start"] >= at:
+            clock["done"] = True
+            print(f"byol demo: stalled for {minutes / 60:g} minutes at step {step} (BYOL_DEMO_STALL)")
+            time.sleep(minutes)
+
+    return on_step
+
+
+def summary_of(run: Path) -> dict:
+    path = Path(run) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 if __name__ == "__main__":

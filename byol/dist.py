@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import logging
 import os
+import platform
 import shutil
 from dataclasses import dataclass
 
@@ -82,6 +83,18 @@ def cpu_bf16_units() -> str | None:
         if check is not None and check():
             return name
     return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what the platform says: for figures that name their host."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def precision_reason(setting: str, device: torch.device) -> str:

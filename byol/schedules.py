@@ -20,10 +20,12 @@ PROVISIONAL_EPOCHS = 1000  # a time budget's length until its first estimate fro
 
 
 def ramp(step: float, start: float, end: float, start_value: float = 0.0) -> float:
-    """Linear from ``start_value`` at ``start`` to 1 at ``end``, held at its ends outside them."""
+    """Linear from ``start_value`` at ``start`` to 1 at ``end`` (up, or down from above 1), held at its
+    ends outside them."""
     if end <= start:
         return 1.0
-    return min(max(start_value + (1.0 - start_value) * (step - start) / (end - start), start_value), 1.0)
+    low, high = min(start_value, 1.0), max(start_value, 1.0)
+    return min(max(start_value + (1.0 - start_value) * (step - start) / (end - start), low), high)
 
 
 def cosine(progress: float) -> float:
@@ -100,6 +102,14 @@ class Plan:
             return 1.0 if tau_base != 0.0 else 0.0
         return tau_of_progress(self._tau_progress(step), tau_base)
 
+    def decay_progress(self, step: int) -> float:
+        """How far down its cosine the lr is at ``step`` (0 at the peak, 1 at the end): 0 while warming up."""
+        return 0.0 if step < self.warmup_steps else self._decay_progress(step)
+
+    def tau_progress(self, step: int) -> float:
+        """How far up its cosine τ is at ``step`` (0 at τ_base, 1 at 1)."""
+        return self._tau_progress(step)
+
     def _warmup_progress(self, step: int) -> float:
         start, value = (self.anchor_step, self.warmup_from) if self.anchor_step < self.warmup_steps else (0, 0.0)
         return ramp(step, start, self.warmup_steps, value)
@@ -159,7 +169,8 @@ class Plan:
         """The rest of the run from ``step``: the lr goes linearly from its value at ``step`` to the
         cosine's value at progress ``decay_to`` by ``ramp_end``, then down that cosine to 0 at
         ``total_steps``; τ's progress goes linearly to ``tau_to`` by ``ramp_end``, then up to 1. For an lr
-        that had fallen further than the run's length calls for: it climbs back without a jump."""
+        that is not where the run's length (or a budget's clock) calls for: it climbs back, or comes
+        down, without a jump."""
         return dataclasses.replace(
             self, anchor_step=step, warmup_steps=ramp_end, total_steps=max(total_steps, ramp_end + 1),
             warmup_from=self.lr_at(step) / max(cosine(decay_to), 1e-12), decay_from=decay_to,

@@ -189,55 +189,82 @@ def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(r
             assert not state.plan.estimated
         if state.step == 23:  # 3 warm-up steps, then 20 timed ones: the first estimate
             assert state.plan.estimated and state.plan.total_steps == 23 + int((budget - 23.0) / 1.0)
-        if state.step == spe:  # re-estimated at the epoch's end, from the slower speed
-            per_step = (clock.now - 3.0) / (spe - 3)
-            assert state.plan.total_steps == spe + int((budget - clock.now) / per_step)
+        if state.step == spe:  # the epoch's end: 17 steps since the last estimate, timed with the next stretch
+            assert hook.paces == [1.0] and state.plan.total_steps == spe + int((budget - clock.now) / 1.0)
+        if state.step == 60:  # an estimate every 20 steps too: 37 steps at 2 s since step 23; the median of 1 and 2
+            assert hook.paces == [1.0, 2.0] and state.plan.total_steps == 60 + int((budget - clock.now) / 1.5)
     assert state.stop and clock.now >= budget and state.step == 62  # 23 s at step 23, then 2 s per step
     assert state.plan.total_steps == state.step  # τ and lr reach their ends at the stop
 
 
 def budget_sequence(run, spe, warmup, seconds_per_step, budget=300.0):
-    """lr (peak 1) and τ of every step of a budget run whose speed changes as ``seconds_per_step(step)``."""
+    """lr (peak 1), τ and the clock at every step of a budget run whose speed changes as
+    ``seconds_per_step(step, now)``; and the warm-up the first estimate fixed."""
     state = TrainState(0, Plan(spe * 1000, warmup, spe, budget_seconds=budget))
     state.elapsed = clock = Clock()
     hook = TimeBudget(run, start_step=0)
-    lrs, taus, warmups = [], [], set()
+    lrs, taus, times, first_warmup = [], [], [], None
     while not state.finished:
         lrs.append(state.plan.lr_at(state.step))  # as the loop reads them, before the step
         taus.append(state.plan.tau_at(state.step, 0.99))
-        clock.now += seconds_per_step(state.step)
+        times.append(clock.now)
+        clock.now += seconds_per_step(state.step, clock.now)
         state.step += 1
         hook.after_step(event(state, 1.0))
-        if state.plan.estimated:
-            warmups.add(state.plan.warmup_steps)
-    return lrs, taus, warmups, state
+        if state.plan.estimated and first_warmup is None:
+            first_warmup = state.plan.warmup_steps
+    return np.array(lrs), np.array(taus), np.array(times), first_warmup, state
 
 
 @pytest.mark.parametrize("speeds", [(1.0, 2.0, 0.5), (1.0, 0.5, 2.0)], ids=["slower-then-faster", "faster-then-slower"])
-def test_time_budget_lr_rises_through_its_warm_up_then_only_falls_without_jumps(run, speeds):
-    """The estimates of a budget whose speed changes twice re-lay the schedule at epoch ends; the lr
-    must never jump: up to the peak through the warm-up (fixed at the first estimate), then down along
-    a cosine whose steps are never steeper than a cosine over the remaining steps allows."""
+def test_time_budget_lr_rises_through_its_warm_up_then_never_jumps(run, speeds):
+    """The estimates of a budget whose speed changes twice re-lay the schedule; the lr must never jump:
+    up to the peak through the warm-up (fixed at the first estimate), then along cosines and ramps of at
+    least TIMED_STEPS steps (no step moves it by more than 1/20 of the peak), to about 0 at the end."""
     spe = 40
     run.cfg.optim.warmup_epochs = 1.5  # 60 steps: the first estimate (step 23) falls in the warm-up
 
-    def seconds_per_step(step):
+    def seconds_per_step(step, now):
         return speeds[0] if step < 60 else speeds[1] if step < 150 else speeds[2]
 
-    lrs, taus, warmups, state = budget_sequence(run, spe, warmup=60, seconds_per_step=seconds_per_step)
-    assert len(warmups) == 1  # the warm-up was fixed once, at the first estimate
-    (warmup,) = warmups
-    peak_at = lrs.index(max(lrs))
-    assert peak_at == warmup and max(lrs) == pytest.approx(1.0)
-    rise, fall = np.diff(lrs[: peak_at + 1]), np.diff(lrs[peak_at:])
-    assert (rise > 0).all()  # the warm-up rises at every step, through the first estimate too
-    assert (fall <= 1e-12).all()  # after the peak the lr never increases
-    # A cosine over n steps falls at most π/(2n) per step; the tail here is at least a third of the
-    # run after the warm-up (the speed changes by 2×, twice), so no step may fall more than this:
-    decay_steps = state.step - warmup
-    assert -fall.min() <= math.pi / 2 / (decay_steps / 3)
-    assert lrs[-1] < 0.05  # it ended near 0: the budget's estimates laid the cosine over the run
+    lrs, taus, _, warmup, state = budget_sequence(run, spe, warmup=60, seconds_per_step=seconds_per_step)
+    peak_at = int(lrs.argmax())
+    assert peak_at == warmup == 60 and lrs.max() == pytest.approx(1.0)
+    assert (np.diff(lrs[: peak_at + 1]) > 0).all()  # the warm-up rises at every step, through the first estimate
+    assert np.abs(np.diff(lrs)).max() <= 1 / TimeBudget.TIMED_STEPS
+    assert lrs[-1] < 0.05 and state.plan.total_steps == state.step  # it ended near 0, on the budget's last step
     assert (np.diff(taus) >= 0).all() and taus[-1] > 0.999  # τ only rises, and ends near 1
+
+
+STALL_START, STALL = 120.0, 180.0
+
+
+@pytest.mark.parametrize(
+    "stall",
+    [
+        lambda step, now: 0.2 + STALL if STALL_START <= now < STALL_START + 0.2 else 0.2,  # stopped for 3 minutes
+        lambda step, now: 0.6 if STALL_START <= now < STALL_START + STALL else 0.2,  # 3× slower for 3 minutes
+        lambda step, now: 2.0 if STALL_START <= now < STALL_START + STALL else 0.2,  # 10× slower for 3 minutes
+    ],
+    ids=["stopped", "3x-slower", "10x-slower"],
+)
+def test_a_slowdown_costs_a_budget_its_steps_not_the_shape_of_its_schedule(run, stall):
+    """A 10-minute budget at 0.2 s per step, disturbed for 3 minutes from minute 2 (a hook that sleeps:
+    the clock is the test's). Before, one slow stretch laid the tail short and the lr decayed to about 0,
+    to stay there when the speed came back (docs/results/demo-cpu/: 53.7% instead of 59.1%). Now the lr
+    at each moment is the undisturbed run's (within 0.05 of the peak) but in the stretch the stall took
+    and the minute after it; the run loses the steps the stall took, no more; lr and τ reach their ends
+    on the budget's last step."""
+    run.cfg.optim.warmup_epochs = 1.0
+    base_lrs, _, base_times, _, base = budget_sequence(run, 100, 100, lambda step, now: 0.2, budget=600.0)
+    lrs, taus, times, _, state = budget_sequence(run, 100, 100, stall, budget=600.0)
+    away = (times < STALL_START) | (times > STALL_START + STALL + 60)
+    assert np.abs(lrs - np.interp(times, base_times, base_lrs))[away].max() < 0.05
+    lost = sum(1 for t in times if STALL_START <= t < STALL_START + STALL)  # steps made while disturbed
+    expected = base.step - round(STALL / 0.2) + lost  # the undisturbed steps, less those the 3 minutes held
+    assert abs(state.step - expected) <= 0.02 * base.step, (state.step, expected)
+    assert lrs[-1] < 0.01 and state.plan.total_steps == state.step and taus[-1] > 0.999
+    assert np.abs(np.diff(lrs)).max() <= 1 / TimeBudget.TIMED_STEPS and (np.diff(taus) >= 0).all()
 
 
 def test_time_budget_does_nothing_for_a_run_of_fixed_length(run):
