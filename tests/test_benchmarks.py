@@ -111,6 +111,35 @@ def test_precision_benchmark_times_both_precisions_and_says_what_auto_chooses(ca
 
 
 @pytest.mark.slow
+def test_vs_lightly_parity_trains_both_sides_on_the_same_steps_and_pairs_their_gains(small, tmp_path, capsys):
+    """--mode parity, tiny: two seeds, one epoch of 400 images each, lightly's own modules (the real
+    package) beside byol's method; one metrics file per seed with both sides' losses, lr and τ at the same
+    steps, and the paired difference of the gains with its 95% interval."""
+    pytest.importorskip("lightly")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import vs_lightly
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "parity"
+    argv = ["--mode", "parity", "--preset", "cpu", "--data", str(small["train"].parent), "--out", str(out),
+            "--epochs", "1", "--batch", "32", "--seeds", "0", "1", "--log-every", "4"]  # fmt: skip
+    assert vs_lightly.main(argv) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["seeds"] == [0, 1] and figures["steps"] == [12]  # 400 images, batch 32: 12 steps each
+    diff = figures["byol_minus_lightly"]
+    gains = [b - a for b, a in zip(figures["gain_byol"]["per_seed"], figures["gain_lightly"]["per_seed"])]
+    assert diff["per_seed"] == pytest.approx(gains) and diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+    for seed in (0, 1):
+        lines = [json.loads(x) for x in (out / "runs" / f"parity-s{seed}" / "metrics.jsonl").read_text().splitlines()]
+        assert [x["step"] for x in lines] == [4, 8, 12]
+        for x in lines:  # both sides follow their own schedules to the same length
+            assert -1 <= x["byol_cos"] <= 1 and -1 <= x["lightly_cos"] <= 1
+            assert 0 < x["byol_tau"] <= 1 and 0 < x["lightly_tau"] <= 1 and x["byol_lr"] >= 0 and x["lightly_lr"] >= 0
+        assert lines[-1]["lightly_tau"] == 1.0  # lightly's cosine_schedule reaches its end at the last step
+
+
+@pytest.mark.slow
 def test_loop_benchmark_times_each_part_of_the_real_loop(small, capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:

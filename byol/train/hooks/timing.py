@@ -54,7 +54,7 @@ class TimeBudget(Hook):
         if plan.budget_seconds is None:
             return
         if self.mark is None and event.step >= self.first_step + self.WARMUP_STEPS:
-            self.mark = (event.step, state.elapsed())
+            self.mark = (event.step, self._clock(state))
         elif self.mark is not None and (
             (not plan.estimated and event.step >= self.mark[0] + self.TIMED_STEPS)
             or event.step % plan.steps_per_epoch == 0
@@ -67,8 +67,8 @@ class TimeBudget(Hook):
             state.stop = True
 
     def _estimate(self, state: TrainState) -> None:
-        plan, step, info, device = state.plan, state.step, self.run.info, self.run.device
-        elapsed = from_rank0(round(state.elapsed() * 1000), info, device) / 1000  # rank 0's clock on every rank
+        plan, step = state.plan, state.step
+        elapsed = self._clock(state)
         since = self.last or self.mark
         if step - since[0] >= self.TIMED_STEPS or not self.paces:  # a shorter stretch is timed with the next
             self.paces = [*self.paces, (elapsed - since[1]) / max(step - since[0], 1)][-self.PACE_WINDOW :]
@@ -81,10 +81,15 @@ class TimeBudget(Hook):
             state.plan = dataclasses.replace(plan.relaid(step, total, warmup), estimated=True)
         else:
             state.plan = self._relaid_to_the_clock(plan, step, total, elapsed, per_step)
-        log.info(
+        say = log.info if not plan.estimated or step % plan.steps_per_epoch == 0 else log.debug  # the epoch's
+        say(
             "time budget: %.3f s per step (median of %d stretches), %d steps in all (warm-up %d)", per_step,
             len(self.paces), state.plan.total_steps, state.plan.warmup_steps,
         )  # fmt: skip
+
+    def _clock(self, state: TrainState) -> float:
+        """Rank 0's training seconds, on every rank: whatever is decided from them, every rank decides alike."""
+        return from_rank0(round(state.elapsed() * 1000), self.run.info, self.run.device) / 1000
 
     def _relaid_to_the_clock(self, plan: Plan, step: int, total: int, elapsed: float, per_step: float) -> Plan:
         """The rest of the plan over ``total`` steps, its lr's cosine brought back to the clock's."""
