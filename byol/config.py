@@ -294,8 +294,9 @@ class RunConfig(_Section):
     """auto (cuda when available), cpu, cuda, cuda:N."""
     precision: str = "auto"
     """auto: bf16 autocast on CUDA; on a CPU with bf16 units (AMX, AVX-512 BF16) bf16 where a probe of the
-    run's own passes finds it 1.1× faster than fp32 (said in the log and summary.json); fp32 on other
-    CPUs. Or fp32, or bf16."""
+    run's own passes finds it 1.1× faster than fp32 (said in the log and summary.json), measured once a
+    run: a resume keeps its checkpoint's, a run under 200 steps or a 2-minute budget is fp32; fp32 on
+    other CPUs. Or fp32, or bf16."""
     channels_last: bool = True
     """Images and convolutions in channels-last memory order (faster convolutions on GPUs and CPUs)."""
     compile: bool = False

@@ -294,6 +294,21 @@ def test_auto_precision_on_a_cpu_with_bf16_units_is_measured(units, bf16_seconds
         policy = dataclasses.replace(cpu, device=torch.device(device))
         probed.clear()
         assert probe_module.measured_precision(policy, setting, probe, DistInfo()) == (policy, None) and not probed
+    # measured once a run: short runs (by steps or budget) and resumed ones are not probed
+    for planned, saved, expected_reason in (
+        ((199, None), None, "fp32: auto, 199 steps is too short"),
+        ((10_000, 1.5), None, "fp32: auto, a 1.5-minute budget is too short"),
+        ((10, None), "bf16", "bf16: auto, as its checkpoint was trained"),
+        ((10_000, None), "fp32", "fp32: auto, as its checkpoint was trained"),
+    ):
+        probed.clear()
+        chosen, speedup = probe_module.measured_precision(cpu, "auto", probe, DistInfo(), planned, saved)
+        if units is not None:
+            assert chosen.precision_reason.startswith(expected_reason) and not probed and speedup is None
+            assert chosen.precision == expected_reason[:4]
+    probed.clear()
+    assert probe_module.measured_precision(cpu, "auto", probe, DistInfo(), (200, None))[0].precision == expected
+    assert probe_module.measured_precision(cpu, "auto", probe, DistInfo(), (1, 2.0))[0].precision == expected
 
 
 def test_the_precision_probe_runs_the_runs_own_passes_and_leaves_no_trace(synthetic, tmp_path, monkeypatch):
@@ -309,6 +324,7 @@ def test_the_precision_probe_runs_the_runs_own_passes_and_leaves_no_trace(synthe
     from byol.train.pretrain import pretrain
 
     monkeypatch.setattr(probe_module, "cpu_bf16_units", lambda: "AVX-512 BF16")
+    monkeypatch.setattr(probe_module, "PROBE_FROM_STEPS", 0)  # these runs are seconds long
     summaries = {}
     for name, precision, threshold in (("fp32", "fp32", None), ("auto-fp32", "auto", 1e9), ("auto-bf16", "auto", 0.0)):
         if threshold is not None:
@@ -322,6 +338,14 @@ def test_the_precision_probe_runs_the_runs_own_passes_and_leaves_no_trace(synthe
         assert summaries[name]["precision"] == chosen and "bf16 measured" in summaries[name]["precision_reason"]
     assert summaries["auto-fp32"]["final_loss"] == summaries["fp32"]["final_loss"]  # no trace of the probe
     assert summaries["auto-bf16"]["final_loss"] != summaries["fp32"]["final_loss"]
+    # a resumed (here: extended) run keeps the precision its checkpoint was trained in, whatever a
+    # new measurement would say: it ends where an unbroken run does
+    monkeypatch.setattr(probe_module, "BF16_AT_LEAST", 1e9)
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2, knn_every=0, precision="auto")
+    pretrain(cfg, tmp_path / "auto-bf16", progress=False)
+    resumed = json.loads((tmp_path / "auto-bf16" / "summary.json").read_text())
+    assert resumed["precision"] == "bf16" and "as its checkpoint was trained" in resumed["precision_reason"]
+    assert resumed["steps"] == 2 * summaries["auto-bf16"]["steps"]
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])

@@ -140,6 +140,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
+def saved_precision(run_dir: Path) -> str | None:
+    """The precision (fp32, bf16) the newest readable checkpoint in ``run_dir`` was trained in; None
+    where there is none, or it was saved before checkpoints said (2026-12-07). Memory-mapped: the
+    weights are not read."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # unreadable: latest_checkpoint says so when it resumes
+            continue
+        return ckpt.get("precision") if isinstance(ckpt, dict) else None
+    return None
+
+
 def latest_checkpoint(
     run_dir: Path, map_location="cpu", restore: Callable[[Path, dict[str, Any]], None] | None = None
 ) -> tuple[Path, dict[str, Any]] | None:

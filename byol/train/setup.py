@@ -27,6 +27,7 @@ from byol.flags import option_name
 from byol.method import Method, build_method
 from byol.models.norms import mimic_batchnorm
 from byol.optim import optimizer_for
+from byol.train import checkpoint as ckpt_io
 from byol.train.engine import augmentation_generator, make_views
 from byol.train.memory import MemoryProbe, choose_passes
 from byol.train.online_classifier import OnlineClassifier
@@ -92,7 +93,9 @@ def build_run(
     method, model, optimizer, peak_lr = build_model(cfg, policy, info, first_views)
     micro = min(cfg.optim.batch_size, PRECISION_PROBE_IMAGES)
     probe_in = lambda p: lambda: MemoryProbe(method, eager, cfg.data.image_size, p)(micro)  # noqa: E731
-    policy, _ = measured_precision(policy, r.precision, probe_in, info)  # auto on a CPU with bf16 units
+    planned = (r.epochs * steps_per_epoch, r.time_budget)
+    saved = ckpt_io.saved_precision(run_dir) if resume else None
+    policy, _ = measured_precision(policy, r.precision, probe_in, info, planned, saved)  # auto, CPU bf16 units
     classifier = None
     if cfg.run.online_classifier and data.labelled:
         classifier = OnlineClassifier(method.feature_dim, data.num_classes, device=device)

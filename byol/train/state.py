@@ -150,6 +150,7 @@ def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
         "compile_seconds": state.compile_seconds,
         "timed_steps": state.timed_steps,
         "extensions": state.extensions,
+        "precision": run.precision,  # what a resume trains in (auto measured it once: it must not flip)
         "byol_version": VERSION,
     }
     if run.classifier is not None:
