@@ -68,7 +68,7 @@ def probe_choice(preset: str, overrides: dict, batch: int) -> DevicePolicy:
     method, _, _, _ = build_model(cfg, policy, DistInfo())
     augment = cfg.augment.build(cfg.data.image_size, compile=False).eager()
     micro = min(batch, PRECISION_PROBE_IMAGES)
-    probe = lambda p: lambda: MemoryProbe(method, augment, cfg.data.image_size, p)(micro)  # noqa: E731
+    probe = lambda p: MemoryProbe(method, augment, cfg.data.image_size, p).timed_pass(micro)  # noqa: E731
     return measured_precision(policy, "auto", probe, DistInfo())[0]
 
 

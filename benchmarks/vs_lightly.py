@@ -8,11 +8,13 @@ Three modes (``--mode``), each seed in its own process, each writing ``OUT/runs/
   lr from its ``CosineWarmupScheduler``) and into byol's method (``byol.method``, ``train_step``, τ and lr
   from ``byol.schedules.Plan``). Every step, byol's batched augmentation draws one pair of views from the
   seed and both sides train on that pair: the same images, crops and colours, the same number of steps,
-  the same optimiser (AdamW: its update does not depend on the loss's scale, 4× larger in byol's units)
-  at the ``cpu`` preset's lr, weight decay, warm-up, τ_base, batch and heads, on its backbone (a convnet
-  at width 0.5, 32 px: the model that learns visibly on a CPU). Then byol's kNN of each encoder, of the
-  shared start and of the start with its BatchNorm statistics adapted to the training images. Reports each
-  side's gain over that BatchNorm-adapted start, the paired difference per seed and its 95% interval.
+  the same optimiser (AdamW: its update does not depend on the loss's scale, 4× larger in byol's units;
+  byol keeps biases and norm parameters out of weight decay, the paper's rule, lightly's examples decay
+  every parameter) at the ``cpu`` preset's lr, weight decay, warm-up, τ_base, batch and heads, on its
+  backbone (a convnet at width 0.5, 32 px: the model that learns visibly on a CPU). Then byol's kNN of
+  each encoder, of the shared start and of the start with its BatchNorm statistics adapted to the
+  training images. Reports each side's gain over that BatchNorm-adapted start, the paired difference
+  per seed and its 95% interval.
 - ``pipelines``: each library's own pipeline, end to end (below).
 - ``time``: time to accuracy: each library's pipeline and recipe for ``--minutes`` of training on the
   ``cpu`` preset's model (byol: ``byol pretrain --preset cpu --time-budget``; lightly: its documented
@@ -369,7 +371,7 @@ def summarise(args, results: list[dict]) -> dict:
             same_seed = [by[(row["side"], s)]["images_per_sec"] / by[("lightly", s)]["images_per_sec"]
                          for s in seeds if (row["side"], s) in by and ("lightly", s) in by]  # fmt: skip
             figures[f"{row['side']}_vs_lightly_speed_per_seed"] = same_seed
-            figures[f"{row['side']}_vs_lightly_speed"] = statistics.median(same_seed)
+            figures[f"{row['side']}_vs_lightly_speed"] = statistics.median(same_seed) if same_seed else None
     figures["cache"] = "cold" if args.cold else "warm"
     figures["wall_seconds"] = {side: [by[(side, s)]["wall_seconds"] for s in seeds if (side, s) in by]
                                for side in args.sides}  # fmt: skip

@@ -138,8 +138,9 @@ class Plan:
         progress = self._warmup_progress(step) if warming else self._decay_progress(step)
         if warmup_steps is not None and warming:
             warmup = max(warmup_steps, step)
-            if step == warmup:  # a budget too short for its warm-up: decay from the lr reached
-                warming, progress = False, math.acos(2.0 * progress - 1.0) / math.pi
+            if step == warmup:  # a budget too short for its warm-up (or a ramp cut short): decay from
+                # the lr reached, whatever the ramp's target (a budget's ramp may be coming down to it)
+                warming, progress = False, math.acos(2.0 * min(max(self.lr_at(step), 0.0), 1.0) - 1.0) / math.pi
         # While warming, the warm-up keeps its target (the peak; an extension's re-warm: part-way down).
         warmup_from, decay_from = (progress, self.decay_from) if warming else (1.0, progress)
         return dataclasses.replace(

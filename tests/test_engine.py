@@ -267,20 +267,22 @@ def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, avx512_
     ids=["no-units", "bf16-twice-as-fast", "bf16-5pc-faster", "bf16-slower"],
 )
 def test_auto_precision_on_a_cpu_with_bf16_units_is_measured(units, bf16_seconds, expected, monkeypatch):
-    """What the CPU reports is not what it gains (an Intel Xeon with AVX-512 BF16: ResNet-18 15% slower in
+    """What the CPU reports is not what it gains (an Intel Xeon with AVX-512 BF16: ResNet-18 8% slower in
     bf16): auto keeps bf16 only where a probe of the run's own passes finds it 1.1× faster. Without bf16
     units nothing is probed; fp32 or bf16 asked for, or CUDA, are not probed either."""
-    import time
+    import types
 
     import byol.train.precision_probe as probe_module
     from byol.dist import DevicePolicy, DistInfo
 
     monkeypatch.setattr(probe_module, "cpu_bf16_units", lambda: units)
+    clock = [0.0]  # a pass's seconds on a clock of the test's own: no scheduler jitter near the threshold
+    monkeypatch.setattr(probe_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     probed = []
 
     def probe(policy):
         probed.append(policy.precision)
-        return lambda: time.sleep(bf16_seconds if policy.precision == "bf16" else 0.004)
+        return lambda: clock.__setitem__(0, clock[0] + (bf16_seconds if policy.precision == "bf16" else 0.004))
 
     cpu = DevicePolicy.resolve(torch.device("cpu"), "fp32")
     chosen, speedup = probe_module.measured_precision(cpu, "auto", probe, DistInfo())
@@ -339,7 +341,7 @@ def test_the_precision_probe_runs_the_runs_own_passes_and_leaves_no_trace(synthe
     assert summaries["auto-fp32"]["final_loss"] == summaries["fp32"]["final_loss"]  # no trace of the probe
     assert summaries["auto-bf16"]["final_loss"] != summaries["fp32"]["final_loss"]
     # a resumed (here: extended) run keeps the precision its checkpoint was trained in, whatever a
-    # new measurement would say: it ends where an unbroken run does
+    # new measurement would say (a resume that flipped would not end where an unbroken run does)
     monkeypatch.setattr(probe_module, "BF16_AT_LEAST", 1e9)
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=2, knn_every=0, precision="auto")
     pretrain(cfg, tmp_path / "auto-bf16", progress=False)

@@ -153,6 +153,14 @@ def test_the_knn_monitor_scores_a_test_folder_without_a_class_and_refuses_a_fore
     run.cfg.data.knn_test = str(splits["foreign"])
     with pytest.raises(ByolError, match=r"--knn-test .*foreign: its classes x, y are not among the 10 classes of"):
         KnnMonitor(run, MetricsWriter(run.run_dir, tensorboard=False))
+    # every rank refuses it, whether the monitor runs (rank 0, knn_every > 0) or not: no rank trains on alone
+    import dataclasses
+
+    for rank, every in ((0, 0), (1, 1), (1, 0)):
+        run.cfg.run.knn_every = every
+        ranked = dataclasses.replace(run, info=DistInfo(rank=rank, world_size=2))
+        with pytest.raises(ByolError, match=r"--knn-test .*foreign: its classes x, y are not among"):
+            KnnMonitor.wanted(ranked)
 
 
 def test_the_ablations_knn_matches_classes_by_name_and_refuses_a_foreign_test_before_training(

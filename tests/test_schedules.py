@@ -125,3 +125,16 @@ def test_a_cli_run_lightning_and_a_resumed_then_extended_run_follow_one_lr_and_t
     plan = Plan.from_dict(ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(broken)[-1])["schedule"])
     assert plan.total_steps == 5 * per_epoch and plan.lr_at(plan.total_steps) == 0.0
     assert plan.tau_at(plan.total_steps, cfg.optim.tau_base) == 1.0
+
+
+@pytest.mark.parametrize("decay_to", [0.7, 0.2], ids=["ramp-down", "ramp-up"])
+def test_a_run_extended_in_the_middle_of_a_budgets_ramp_continues_from_its_lr(decay_to):
+    """A time budget's plan can be saved mid-ramp (its lr coming back to the clock after a stall: down,
+    or up); extending it there (``--time-budget`` raised on resume) goes on from the lr it had, down to
+    0 at the new end, without a jump or a math domain error."""
+    plan = Plan(3000, 300, 390, True, 600).rewarmed(1000, 2500, 1100, decay_to, 0.5)
+    for step in (1000, 1050, 1099):
+        longer = plan.extended(step, 4000, 390)
+        assert longer.lr_at(step) == pytest.approx(plan.lr_at(step), abs=1e-9)
+        lrs = [longer.lr_at(s) for s in range(step, 4000)]
+        assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])) and longer.lr_at(3999) < 1e-5

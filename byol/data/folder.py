@@ -122,9 +122,7 @@ def list_images(root: str | Path, min_classes: int = 2) -> ImageList:
 def _warn_unlisted(unlisted: list[str], root: Path) -> None:
     """One warning for the folders below ``root`` that could not be listed (their images are left out)."""
     if unlisted:
-        more = f" (and {len(unlisted) - 5} more)" if len(unlisted) > 5 else ""
-        log.warning("skipped %d folders of %s that could not be read: %s%s", len(unlisted), root,
-                    ", ".join(unlisted[:5]), more)  # fmt: skip
+        log.warning("skipped %d folders of %s that could not be read: %s", len(unlisted), root, _first_few(unlisted))
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -185,6 +183,10 @@ def decode_view(path: Path, size: int, crop: float = 1.0) -> np.ndarray | None:
 def warn_skipped(skipped: list[str] | list[Path], total: int) -> None:
     """One warning for all unreadable files: their count and the first few paths."""
     if skipped:
-        first = ", ".join(str(p) for p in skipped[:5])
-        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-        log.warning("skipped %d of %d images that could not be read: %s%s", len(skipped), total, first, more)
+        log.warning("skipped %d of %d images that could not be read: %s", len(skipped), total, _first_few(skipped))
+
+
+def _first_few(items: list[str] | list[Path], shown: int = 5) -> str:
+    """The first ``shown`` of ``items``, and how many more there are."""
+    more = f" (and {len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(str(p) for p in items[:shown]) + more

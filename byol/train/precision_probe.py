@@ -2,10 +2,11 @@
 
 PyTorch reports what a CPU has (``byol.dist.cpu_bf16_units``: AMX, AVX-512 BF16), not what it gains:
 on an AMD EPYC (Zen 4, AVX-512 BF16) a bf16 step of the ``cpu`` preset took half the fp32 one, while on
-an Intel Xeon whose hypervisor hides AMX but shows AVX-512 BF16 the same step gained 10% and ResNet-18's
-lost 15% (``benchmarks/precision.py``, docs/results/precision-cpu/). So before the first step the run's
-own model takes a few forward and backward passes in each precision, interleaved, and keeps bf16 only
-where it is clearly faster (``BF16_AT_LEAST``). The log line and ``summary.json``'s ``precision_reason``
+an Intel Xeon whose hypervisor hides AMX but shows AVX-512 BF16 the same step gained 5% and ResNet-18's
+lost 8% (``benchmarks/precision.py``, docs/results/precision-cpu/). So before the first step the run's
+own model takes a few forward and backward passes in each precision (the passes alone: views made
+once, nothing else timed), interleaved, and keeps bf16 only where it is clearly faster
+(``BF16_AT_LEAST``). The log line and ``summary.json``'s ``precision_reason``
 say what was measured. CUDA runs bf16 without a probe; a CPU without bf16 units fp32.
 
 A measurement can come out either way near the threshold, so it is taken once per run: a resumed run
@@ -48,7 +49,9 @@ def measured_precision(
     units = cpu_bf16_units()
     if setting != "auto" or policy.device.type != "cpu" or units is None:
         return policy, None
-    if saved in ("fp32", "bf16"):
+    kinds = ("", "fp32", "bf16")  # rank 0's reading of the checkpoint, for every rank: one choice, one probe
+    saved = kinds[from_rank0(kinds.index(saved) if saved in kinds else 0, info, policy.device)]
+    if saved:
         reason = f"{saved}: auto, as its checkpoint was trained (measured when the run started, on {units})"
         return dataclasses.replace(policy, precision=saved, precision_reason=reason), None
     if planned is not None and _too_short(*planned):

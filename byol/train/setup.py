@@ -92,7 +92,7 @@ def build_run(
     first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
     method, model, optimizer, peak_lr = build_model(cfg, policy, info, first_views)
     micro = min(cfg.optim.batch_size, PRECISION_PROBE_IMAGES)
-    probe_in = lambda p: lambda: MemoryProbe(method, eager, cfg.data.image_size, p)(micro)  # noqa: E731
+    probe_in = lambda p: MemoryProbe(method, eager, cfg.data.image_size, p).timed_pass(micro)  # noqa: E731
     planned = (r.epochs * steps_per_epoch, r.time_budget)
     saved = ckpt_io.saved_precision(run_dir) if resume else None
     policy, _ = measured_precision(policy, r.precision, probe_in, info, planned, saved)  # auto, CPU bf16 units

@@ -61,9 +61,11 @@ class KnnMonitor(Hook):
                 f"{option_name('data.knn_test')} needs a labelled training folder of images (<class>/*.jpg) "
                 f"as the kNN memory bank; {run.cfg.data.path} is not one"
             )
-        if run.cfg.data.knn_test and not run.info.is_main:  # every rank refuses a test folder that does not fit,
-            labelled_test_folder(run.cfg.data.knn_test, run.data, run.cfg.data.path)  # not rank 0 alone
-        return labelled and run.cfg.run.knn_every > 0 and run.info.is_main
+        wanted = labelled and run.cfg.run.knn_every > 0 and run.info.is_main
+        if run.cfg.data.knn_test and not wanted:  # every rank refuses a test folder that does not fit (the
+            # monitor's own rank checks it as it starts), whether the monitor runs or not: no rank trains on alone
+            labelled_test_folder(run.cfg.data.knn_test, run.data, run.cfg.data.path)
+        return wanted
 
     def after_step(self, event: StepEvent) -> None:
         if event.step % self.every == 0 or (event.last and event.state.preempted is None):  # no kNN in a grace period
