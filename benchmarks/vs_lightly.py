@@ -190,12 +190,13 @@ def train_byol(side: str, args, run_dir: Path) -> dict:
 
 
 def lightly_epochs(args) -> float:
-    """The epochs lightly's recipe fits in ``--minutes`` of training at the speed its pipeline reached in the
-    ``pipelines`` runs of this preset (``--lightly-images-per-sec``)."""
+    """The whole epochs (its documented schedule steps per epoch) nearest to ``--minutes`` of training at
+    the speed lightly's pipeline reached in the ``pipelines`` runs of this preset
+    (``--lightly-images-per-sec``): rounded, not cut, so lightly is not left with much less time."""
     if not args.lightly_images_per_sec:
         raise SystemExit("vs_lightly.py --mode time: give --lightly-images-per-sec (from a --mode pipelines run)")
     images = len(__import__("byol.data.folder", fromlist=["list_images"]).list_images(str(args.data / "train")))
-    return max(1, math.floor(args.minutes * 60 * args.lightly_images_per_sec / images))
+    return max(1, round(args.minutes * 60 * args.lightly_images_per_sec / images))
 
 
 def parity(args, run_dir: Path) -> dict:
@@ -340,7 +341,8 @@ def run_name(side: str, args) -> str:
 def summarise(args, results: list[dict]) -> dict:
     by = {(r["side"], r["seed"]): r for r in results}
     seeds = sorted({r["seed"] for r in results})
-    figures: dict = {"width": args.width, "batch": args.batch, "epochs": args.epochs, "seeds": seeds,
+    model = f"ResNet-18 w{args.width}" if args.preset == "cifar10" else f"the {args.preset} preset's model"
+    figures: dict = {"model": model, "width": args.width, "batch": args.batch, "epochs": args.epochs, "seeds": seeds,
                      "peer_schedules": args.peer_schedules, "cpu": _cpu()}  # fmt: skip
     rows = []
     for side in args.sides:
@@ -386,6 +388,7 @@ def summarise_parity(args, results: list[dict]) -> dict:
         "mode": "parity", "cpu": _cpu(), "preset": args.preset, "epochs": args.epochs,
         "seeds": [r["seed"] for r in rows], "steps": sorted({r["steps"] for r in rows}),
         "untrained": _ms([r["knn_untrained"] for r in rows]), "bn_adapted": _ms([r["knn_bn_adapted"] for r in rows]),
+        "bn_adapted_per_seed": [r["knn_bn_adapted"] for r in rows],
         "knn_byol": _ms([r["knn_byol"] for r in rows]), "knn_lightly": _ms([r["knn_lightly"] for r in rows]),
         "gain_byol": {**_ms(gain["byol"]), "per_seed": gain["byol"]},
         "gain_lightly": {**_ms(gain["lightly"]), "per_seed": gain["lightly"]},
@@ -400,7 +403,7 @@ def print_parity(figures: dict) -> None:
     print(f"{'seed':>5}{'BN-adapted %':>14}{'byol gain':>11}{'lightly gain':>14}{'byol − lightly':>16}")
     d = figures["byol_minus_lightly"]["per_seed"]
     for i, seed in enumerate(figures["seeds"]):
-        print(f"{seed:>5}{'':>14}{pts(figures['gain_byol']['per_seed'][i]):>11}"
+        print(f"{seed:>5}{100 * figures['bn_adapted_per_seed'][i]:>14.2f}{pts(figures['gain_byol']['per_seed'][i]):>11}"
               f"{pts(figures['gain_lightly']['per_seed'][i]):>14}{pts(d[i]):>16}")  # fmt: skip
     ci = figures["byol_minus_lightly"]["ci95"]
     print(
@@ -421,7 +424,8 @@ def _cpu() -> str:
 
 def print_table(figures: dict) -> None:
     pct = lambda d: f"{100 * d['mean']:5.1f} ± {100 * d['std']:.1f}"  # noqa: E731
-    print(f"ResNet-18 w{figures['width']}, batch {figures['batch']}, {figures['epochs']} epochs, seeds "
+    print(f"{figures.get('model', 'ResNet-18 w' + str(figures['width']))}, batch {figures['batch']}, "
+          f"{figures['epochs']} epochs, seeds "
           f"{figures['seeds']}, {figures['cpu']}; untrained {pct(figures['untrained'])}, "
           f"BatchNorm-adapted {pct(figures['bn_adapted'])}")  # fmt: skip
     print(f"{'side':<14}{'runs':>5}{'steps':>8}{'kNN %':>14}{'gain':>14}{'over BN-adapted':>17}{'images/s':>10}")
