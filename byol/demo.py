@@ -26,6 +26,15 @@ from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
 from byol.presets import resolve
 from byol.train.pretrain import pretrain
 
+# The ``cpu`` preset tuned for the ~9 epochs 10 minutes hold on 2 cores (docs/results/cpu-preset.md,
+# second search: crops of at least half the image, a target that follows faster, more steps an epoch;
+# 5-epoch proxies 51.6% -> 55.7%). The preset itself stays the base of the claims suite, whose committed
+# runs (docs/results/ablations/) it must reproduce.
+DEMO_RECIPE = {
+    "augment": {"view1": {"crop_scale": [0.5, 1.0]}, "view2": {"crop_scale": [0.5, 1.0]}},
+    "optim": {"batch_size": 128, "tau_base": 0.8},
+}
+
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -37,8 +46,9 @@ def main() -> int:
         for folder in (train, test):
             if not Path(folder).is_dir():
                 raise ByolError(f"{folder} not found; set BYOL_DATA to a labelled image folder (and BYOL_TEST)")
-        cfg = resolve("cpu", {"data": {"path": train}, "run": {"time_budget": minutes}})
-        print(f"byol demo: pretraining on {train} for {minutes:g} minutes (preset cpu), run folder {out}")
+        cfg = resolve("cpu", {**DEMO_RECIPE, "data": {"path": train}, "run": {"time_budget": minutes}})
+        print(f"byol demo: pretraining on {train} for {minutes:g} minutes (preset cpu, the demo's recipe), "
+              f"run folder {out}")  # fmt: skip
         stall = _stall(os.environ.get("BYOL_DEMO_STALL"))
         result = pretrain(cfg, out, resume=True, on_step=stall)
         ev = EncoderEval.load(out, "cpu", seed=cfg.run.seed)

@@ -1,6 +1,7 @@
 """The lr against the training clock of the undisturbed and the stalled demo of 2026-12-07 (issue 41).
 
-    .venv/bin/python docs/results/demo-cpu/plot_stall.py UNDISTURBED_RUN STALLED_RUN  # -> stall-2026-12-07.png
+    cd docs/results/demo-cpu && ../../../.venv/bin/python plot_stall.py demo-metrics-2026-12-07.jsonl \
+        demo-stall-metrics-2026-12-07.jsonl  # -> stall-2026-12-07.png (a run folder's metrics.jsonl)
 """
 
 import json
@@ -14,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
 for run, label in zip(sys.argv[1:3], ("undisturbed: 58.23%", "3-minute stall at minute 3: 56.43%")):
-    rows = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    path = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
     rows = [r for r in rows if "lr" in r]
     xs, ys = [], []
     for r in rows:
