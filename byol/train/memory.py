@@ -114,13 +114,17 @@ class MemoryProbe:
         generator = torch.Generator(device=self.device).manual_seed(0)
         return make_views(self.augment, batch, self.device, generator, self.memory_format)
 
+    def _random_views(self, micro: int):
+        """The two views of ``micro`` random images (seeded: the same each call)."""
+        g = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
+        return self.make_views(images)
+
     def timed_pass(self, micro: int) -> Callable[[], None]:
         """A forward and backward pass of ``micro`` random images' views, to be timed (the precision
         probe): the views are made once, here, so each call is the model's passes alone. Eval mode moves
         no BatchNorm statistic and nothing steps, so the only trace, the gradients, is cleared."""
-        g = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
-        view1, view2 = self.make_views(images)
+        view1, view2 = self._random_views(micro)
 
         def run() -> None:
             was_training = self.method.training
@@ -141,9 +145,7 @@ class MemoryProbe:
         rng, was_training = torch.get_rng_state(), self.method.training
         try:
             self.method.eval()
-            g = torch.Generator().manual_seed(0)
-            images = torch.randint(0, 256, (micro, 3, self.size, self.size), dtype=torch.uint8, generator=g)
-            view1, view2 = self.make_views(images)
+            view1, view2 = self._random_views(micro)
             with self.policy.autocast():
                 loss = self.method(view1, view2).loss
             loss.backward()
