@@ -342,11 +342,14 @@ def summarise(args, results: list[dict]) -> dict:
     by = {(r["side"], r["seed"]): r for r in results}
     seeds = sorted({r["seed"] for r in results})
     model = f"ResNet-18 w{args.width}" if args.preset == "cifar10" else f"the {args.preset} preset's model"
-    figures: dict = {"model": model, "width": args.width, "batch": args.batch, "epochs": args.epochs, "seeds": seeds,
+    timed = args.mode == "time"  # each side's length is its own (``epochs`` in its row), not --epochs
+    figures: dict = {"mode": args.mode, "model": model, "width": args.width if args.preset == "cifar10" else None,
+                     "batch": args.batch, "epochs": None if timed else args.epochs,
+                     "minutes": args.minutes if timed else None, "seeds": seeds,
                      "peer_schedules": args.peer_schedules, "cpu": _cpu()}  # fmt: skip
     rows = []
     for side in args.sides:
-        gains, bn_gains, knns, speeds, steps = [], [], [], [], set()
+        gains, bn_gains, knns, speeds, steps, epochs = [], [], [], [], set(), []
         for seed in seeds:
             r, base = by.get((side, seed)), by.get(("baselines", seed))
             if r is None or base is None:
@@ -356,9 +359,10 @@ def summarise(args, results: list[dict]) -> dict:
             bn_gains.append(r["knn"] - base["knn_bn_adapted"])
             speeds.append(r["images_per_sec"])
             steps.add(r["steps"])
+            epochs.append(r["epochs"])
         if not knns:
             continue
-        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "knn": _ms(knns), "gain": _ms(gains),
+        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "epochs": epochs, "knn": _ms(knns), "gain": _ms(gains),
                "gain_over_bn_adapted": _ms(bn_gains), "images_per_sec": statistics.median(speeds),
                "per_seed_knn": knns}  # fmt: skip
         rows.append(row)
@@ -424,14 +428,17 @@ def _cpu() -> str:
 
 def print_table(figures: dict) -> None:
     pct = lambda d: f"{100 * d['mean']:5.1f} ± {100 * d['std']:.1f}"  # noqa: E731
+    length = f"{figures['minutes']:g} minutes each" if figures.get("minutes") else f"{figures['epochs']} epochs"
     print(f"{figures.get('model', 'ResNet-18 w' + str(figures['width']))}, batch {figures['batch']}, "
-          f"{figures['epochs']} epochs, seeds "
+          f"{length}, seeds "
           f"{figures['seeds']}, {figures['cpu']}; untrained {pct(figures['untrained'])}, "
           f"BatchNorm-adapted {pct(figures['bn_adapted'])}")  # fmt: skip
-    print(f"{'side':<14}{'runs':>5}{'steps':>8}{'kNN %':>14}{'gain':>14}{'over BN-adapted':>17}{'images/s':>10}")
+    print(f"{'side':<14}{'runs':>5}{'steps':>8}{'epochs':>8}{'kNN %':>14}{'gain':>14}{'over BN-adapted':>17}"
+          f"{'images/s':>10}")  # fmt: skip
     for r in figures["rows"]:
         steps = "/".join(map(str, r["steps"]))
-        print(f"{r['side']:<14}{r['runs']:>5}{steps:>8}{pct(r['knn']):>14}{pct(r['gain']):>14}"
+        epochs = "/".join(f"{e:.1f}" for e in r.get("epochs", []))
+        print(f"{r['side']:<14}{r['runs']:>5}{steps:>8}{epochs:>8}{pct(r['knn']):>14}{pct(r['gain']):>14}"
               f"{pct(r['gain_over_bn_adapted']):>17}{r['images_per_sec']:>10.0f}")  # fmt: skip
 
 

@@ -111,6 +111,60 @@ def test_precision_benchmark_times_both_precisions_and_says_what_auto_chooses(ca
 
 
 @pytest.mark.slow
+def test_precision_accuracy_trains_each_seed_in_both_precisions_and_pairs_them(small, tmp_path, capsys, monkeypatch):
+    """Tiny: two seeds of one epoch of 400 images (the demo's batch 128: 3 steps) per precision; each run
+    trained in the precision it names, the differences paired by seed; a second call trains nothing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import precision_accuracy
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "acc"
+    argv = ["--data", str(small["train"].parent), "--epochs", "1", "--seeds", "0", "1", "--out", str(out),
+            "--set", "augment.compile=off", "--set", "data.workers=0"]  # fmt: skip
+    assert precision_accuracy.main(argv) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    runs = {(r["precision"], r["seed"]): r for r in figures["runs"]}
+    assert sorted(runs) == [("bf16", 0), ("bf16", 1), ("fp32", 0), ("fp32", 1)]
+    assert all(r["trained_in"] == p and r["steps"] == 3 for (p, _), r in runs.items())
+    diff = [runs["bf16", s]["knn_top1"] - runs["fp32", s]["knn_top1"] for s in (0, 1)]
+    d = figures["bf16_minus_fp32"]
+    assert d["per_seed"] == pytest.approx(diff) and d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+    import byol.train.pretrain
+
+    monkeypatch.setattr(byol.train.pretrain, "pretrain", lambda *a, **k: pytest.fail("a finished run trained again"))
+    assert precision_accuracy.main(argv) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"] == figures["runs"]
+
+
+def test_vs_lightly_time_mode_records_each_sides_own_length_not_the_unused_epoch_flag(capsys):
+    """In ``--mode time`` each side trains its minutes (byol: a time budget; lightly: the epochs its speed
+    fits): the summary keeps the minutes and each run's epochs, and no ``--epochs``/``--width`` it never used."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import vs_lightly
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    args = vs_lightly.main.__globals__["argparse"].Namespace(
+        mode="time", preset="cpu", width=0.125, batch=128, epochs=1, minutes=10.0, peer_schedules="documented",
+        sides=["lightly", "byol_cpu"], cold=False,
+    )  # fmt: skip
+    run = lambda side, knn, epochs, speed: {"side": side, "seed": 0, "knn": knn, "steps": round(epochs * 390),  # noqa: E731
+                                            "epochs": epochs, "images_per_sec": speed, "wall_seconds": 600.0}  # fmt: skip
+    results = [{"side": "baselines", "seed": 0, "knn_untrained": 0.38, "knn_bn_adapted": 0.416},
+               run("lightly", 0.482, 3.0, 300.0), run("byol_cpu", 0.582, 8.87, 738.0)]  # fmt: skip
+    figures = vs_lightly.summarise(args, results)
+    assert figures["mode"] == "time" and figures["minutes"] == 10.0
+    assert figures["epochs"] is None and figures["width"] is None  # the cpu preset's convnet; no --epochs used
+    rows = {r["side"]: r for r in figures["rows"]}
+    assert rows["lightly"]["epochs"] == [3.0] and rows["byol_cpu"]["epochs"] == [8.87]
+    assert figures["byol_cpu_vs_lightly_speed"] == pytest.approx(738 / 300)
+    vs_lightly.print_table(figures)
+    out = capsys.readouterr().out
+    assert "10 minutes each" in out and "8.9" in out and "1 epochs" not in out
+
+
+@pytest.mark.slow
 def test_vs_lightly_parity_trains_both_sides_on_the_same_steps_and_pairs_their_gains(small, tmp_path, capsys):
     """--mode parity, tiny: two seeds, one epoch of 400 images each, lightly's own modules (the real
     package) beside byol's method; one metrics file per seed with both sides' losses, lr and τ at the same
