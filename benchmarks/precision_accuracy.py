@@ -44,8 +44,8 @@ def train_and_score(data: Path, precision: str, seed: int, epochs: float, run_di
     from byol.train.pretrain import pretrain
 
     train, test = str(data / "train"), str(data / "test")
-    overrides = {"data": {"path": train}, "run": {"epochs": epochs, "time_budget": None, "precision": precision, "seed": seed}}
-    overrides = merge(DEMO_RECIPE, overrides)
+    run = {"epochs": epochs, "time_budget": None, "precision": precision, "seed": seed}
+    overrides = merge(DEMO_RECIPE, {"data": {"path": train}, "run": run})
     for item in sets:
         overrides = merge(overrides, nested(*parse_assignment(item)))
     cfg = resolve("cpu", overrides)
@@ -90,11 +90,12 @@ def print_table(figures: dict) -> None:
     for r in sorted(figures["runs"], key=lambda r: (r["seed"], r["precision"] != "fp32")):
         ips = f"{r['images_per_sec']:.0f}" if r["images_per_sec"] else "-"
         trained_in = r["trained_in"] or "-"
-        print(f"{r['seed']:>5}{r['precision']:>10}{trained_in:>11}{r['steps']:>7}{ips:>10}{100 * r['knn_top1']:>10.2f}%")
-    d = figures["bf16_minus_fp32"]
+        top1 = f"{100 * r['knn_top1']:.2f}%"
+        print(f"{r['seed']:>5}{r['precision']:>10}{trained_in:>11}{r['steps']:>7}{ips:>10}{top1:>11}")
+    d, f = figures["bf16_minus_fp32"], figures
     print(
-        f"fp32 {100 * figures['fp32_mean']:.2f} ± {100 * figures['fp32_std']:.2f}, bf16 {100 * figures['bf16_mean']:.2f} "
-        f"± {100 * figures['bf16_std']:.2f} (mean ± std over seeds); bf16 − fp32 per seed "
+        f"fp32 {100 * f['fp32_mean']:.2f} ± {100 * f['fp32_std']:.2f}, bf16 {100 * f['bf16_mean']:.2f} "
+        f"± {100 * f['bf16_std']:.2f} (mean ± std over seeds); bf16 − fp32 per seed "
         f"{', '.join(pts(x) for x in d['per_seed'])}, mean {pts(d['mean'])} (95% interval {pts(d['ci95'][0])} to "
         f"{pts(d['ci95'][1])})"
     )

@@ -362,8 +362,8 @@ def summarise(args, results: list[dict]) -> dict:
             epochs.append(r["epochs"])
         if not knns:
             continue
-        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "epochs": epochs, "knn": _ms(knns), "gain": _ms(gains),
-               "gain_over_bn_adapted": _ms(bn_gains), "images_per_sec": statistics.median(speeds),
+        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "epochs": epochs, "knn": _ms(knns),
+               "gain": _ms(gains), "gain_over_bn_adapted": _ms(bn_gains), "images_per_sec": statistics.median(speeds),
                "per_seed_knn": knns}  # fmt: skip
         rows.append(row)
     bases = [by[("baselines", s)] for s in seeds if ("baselines", s) in by]

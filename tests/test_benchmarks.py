@@ -149,8 +149,11 @@ def test_vs_lightly_time_mode_records_each_sides_own_length_not_the_unused_epoch
         mode="time", preset="cpu", width=0.125, batch=128, epochs=1, minutes=10.0, peer_schedules="documented",
         sides=["lightly", "byol_cpu"], cold=False,
     )  # fmt: skip
-    run = lambda side, knn, epochs, speed: {"side": side, "seed": 0, "knn": knn, "steps": round(epochs * 390),  # noqa: E731
-                                            "epochs": epochs, "images_per_sec": speed, "wall_seconds": 600.0}  # fmt: skip
+
+    def run(side, knn, epochs, speed):
+        return {"side": side, "seed": 0, "knn": knn, "steps": round(epochs * 390), "epochs": epochs,
+                "images_per_sec": speed, "wall_seconds": 600.0}  # fmt: skip
+
     results = [{"side": "baselines", "seed": 0, "knn_untrained": 0.38, "knn_bn_adapted": 0.416},
                run("lightly", 0.482, 3.0, 300.0), run("byol_cpu", 0.582, 8.87, 738.0)]  # fmt: skip
     figures = vs_lightly.summarise(args, results)
