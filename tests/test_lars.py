@@ -81,6 +81,28 @@ def test_lars_validates_arguments(kwargs, match):
         LARS([nn.Parameter(torch.zeros(1))], **kwargs)
 
 
+@pytest.mark.parametrize("name, reference", [("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
+def test_adamw_and_sgd_take_the_fused_kernels_on_a_cpu_and_step_as_the_foreach_ones(name, reference):
+    """On a CPU the fused kernels are several times faster (docs/results/fused-optimizer-cpu/); they must
+    take the same step as PyTorch's default (foreach) implementation, decayed and excluded groups alike."""
+    torch.manual_seed(0)
+    # No bias before the BatchNorm: its gradient is rounding noise, which Adam scales up to whole steps.
+    models = [nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.Linear(16, 4)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = build_optimizer(name, param_groups(models[0], 0.1), lr=0.01, weight_decay=0.1)
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    plain = reference(param_groups(models[1], 0.1), lr=0.01, weight_decay=0.1, foreach=True, **kwargs)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    x = torch.randn(32, 8)
+    for _ in range(3):
+        for model, opt in zip(models, (fused, plain)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_optimizer_name():
     with pytest.raises(ValueError, match="unknown optimizer"):
         build_optimizer("adagrad", [], lr=1.0, weight_decay=0.0)

@@ -67,8 +67,9 @@ def build_optimizer(
     """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``."""
     if name == "lars":
         return LARS(groups, lr, momentum, weight_decay, trust_coefficient, clip, compiled=compiled)
-    # On a GPU the fused kernels are the fast ones, and they skip a flagged step on the device.
-    fused = bool(groups) and all(p.is_cuda for g in groups for p in g["params"]) or None
+    # The fused kernels are the fast ones on a GPU (where they also skip a flagged step on the device)
+    # and on a CPU (AdamW 3.7x, SGD 2.4x faster than foreach: docs/results/fused-optimizer-cpu/).
+    fused = bool(groups) and all(p.device.type in ("cuda", "cpu") for g in groups for p in g["params"]) or None
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
