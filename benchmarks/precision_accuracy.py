@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from vs_lightly import paired  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
+from seed_stats import mean_std, paired  # benchmarks/ is on the path: a script, or a test puts it there
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
@@ -75,9 +75,8 @@ def summarise(args, runs: list[dict]) -> dict:
         "bf16_minus_fp32": paired([top1["bf16"][s] - top1["fp32"][s] for s in seeds]),
     }  # fmt: skip
     for p in PRECISIONS:
-        values = [top1[p][s] for s in seeds]
-        figures[f"{p}_mean"] = statistics.fmean(values)
-        figures[f"{p}_std"] = statistics.stdev(values) if len(values) > 1 else float("nan")
+        spread = mean_std([top1[p][s] for s in seeds])
+        figures[f"{p}_mean"], figures[f"{p}_std"] = spread["mean"], spread["std"]
         speeds = [r["images_per_sec"] for r in runs if r["precision"] == p and r["images_per_sec"]]
         figures[f"{p}_images_per_sec_median"] = statistics.median(speeds) if speeds else None
     return figures

@@ -64,6 +64,8 @@ import sys
 import time
 from pathlib import Path
 
+from seed_stats import mean_std, paired  # benchmarks/ is on the path: a script, or a test puts it there
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
 SIDES = ("lightly", "byol_lightly", "byol_cifar10", "byol_cpu")
@@ -275,16 +277,6 @@ def parity(args, run_dir: Path) -> dict:
             "knn_untrained": knn(start.encoder), "knn_bn_adapted": knn(start.bn_adapted(train).encoder)}  # fmt: skip
 
 
-def paired(differences: list[float]) -> dict:
-    """Mean, standard deviation and 95% interval (Student's t) of paired per-seed differences."""
-    from scipy import stats
-
-    n, mean = len(differences), statistics.fmean(differences)
-    sd = statistics.stdev(differences) if n > 1 else float("nan")
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
-    return {"per_seed": differences, "mean": mean, "std": sd, "ci95": [mean - half, mean + half]}
-
-
 def evaluator(args, run_dir: Path | None):
     """byol's ``EncoderEval`` of a side's trained encoder (lightly's backbone in byol's meta), or the untrained one."""
     import torch
@@ -362,13 +354,13 @@ def summarise(args, results: list[dict]) -> dict:
             epochs.append(r["epochs"])
         if not knns:
             continue
-        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "epochs": epochs, "knn": _ms(knns),
-               "gain": _ms(gains), "gain_over_bn_adapted": _ms(bn_gains), "images_per_sec": statistics.median(speeds),
-               "per_seed_knn": knns}  # fmt: skip
+        row = {"side": side, "runs": len(knns), "steps": sorted(steps), "epochs": epochs, "knn": mean_std(knns),
+               "gain": mean_std(gains), "gain_over_bn_adapted": mean_std(bn_gains),
+               "images_per_sec": statistics.median(speeds), "per_seed_knn": knns}  # fmt: skip
         rows.append(row)
     bases = [by[("baselines", s)] for s in seeds if ("baselines", s) in by]
-    figures["untrained"] = _ms([b["knn_untrained"] for b in bases])
-    figures["bn_adapted"] = _ms([b["knn_bn_adapted"] for b in bases])
+    figures["untrained"] = mean_std([b["knn_untrained"] for b in bases])
+    figures["bn_adapted"] = mean_std([b["knn_bn_adapted"] for b in bases])
     figures["rows"] = rows
     peer = next((r for r in rows if r["side"] == "lightly"), None)
     for row in rows:
@@ -391,11 +383,12 @@ def summarise_parity(args, results: list[dict]) -> dict:
     return {
         "mode": "parity", "cpu": _cpu(), "preset": args.preset, "epochs": args.epochs,
         "seeds": [r["seed"] for r in rows], "steps": sorted({r["steps"] for r in rows}),
-        "untrained": _ms([r["knn_untrained"] for r in rows]), "bn_adapted": _ms([r["knn_bn_adapted"] for r in rows]),
+        "untrained": mean_std([r["knn_untrained"] for r in rows]),
+        "bn_adapted": mean_std([r["knn_bn_adapted"] for r in rows]),
         "bn_adapted_per_seed": [r["knn_bn_adapted"] for r in rows],
-        "knn_byol": _ms([r["knn_byol"] for r in rows]), "knn_lightly": _ms([r["knn_lightly"] for r in rows]),
-        "gain_byol": {**_ms(gain["byol"]), "per_seed": gain["byol"]},
-        "gain_lightly": {**_ms(gain["lightly"]), "per_seed": gain["lightly"]},
+        "knn_byol": mean_std([r["knn_byol"] for r in rows]), "knn_lightly": mean_std([r["knn_lightly"] for r in rows]),
+        "gain_byol": {**mean_std(gain["byol"]), "per_seed": gain["byol"]},
+        "gain_lightly": {**mean_std(gain["lightly"]), "per_seed": gain["lightly"]},
         "byol_minus_lightly": paired([b - a for b, a in zip(gain["byol"], gain["lightly"])]),
     }  # fmt: skip
 
@@ -414,10 +407,6 @@ def print_parity(figures: dict) -> None:
         f"mean: byol {pts(figures['gain_byol']['mean'])}, lightly {pts(figures['gain_lightly']['mean'])}, "
         f"difference {pts(figures['byol_minus_lightly']['mean'])} (95% interval {pts(ci[0])} to {pts(ci[1])})"
     )
-
-
-def _ms(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def _cpu() -> str:

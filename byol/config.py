@@ -248,7 +248,7 @@ class OptimConfig(_Section):
     compiled_step: bool = False
     """LARS: each step as one compiled graph (torch.compile; lr a device tensor, so one graph serves
     every step): a few fused kernels instead of a launch per tensor. For a GPU; same result to float
-    tolerance. SGD and AdamW use PyTorch's fused kernels on CUDA instead."""
+    tolerance. SGD and AdamW use PyTorch's fused kernels instead (on CUDA and CPUs)."""
     warmup_epochs: float = 10.0
     """Linear warmup, then cosine decay to 0; capped at half of the run."""
     tau_base: float = 0.996
@@ -269,7 +269,7 @@ class OptimConfig(_Section):
         self._require(
             "compiled_step",
             not self.compiled_step or self.optimizer == "lars",
-            "false with --optimizer sgd or adamw (PyTorch's fused kernels serve them on CUDA)",
+            "false with --optimizer sgd or adamw (PyTorch's fused kernels serve them)",
         )
         self._require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")

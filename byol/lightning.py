@@ -109,7 +109,10 @@ class BYOLModule(L.LightningModule):
                 "BYOLModule: give the Trainer max_epochs or max_steps (the lr and τ schedules need an end)"
             )
         self.plan = Plan(int(total))
-        optimizer = optimizer_for(cfg, self.method.trained_modules(), self.peak_lr())
+        # Lightning refuses to clip the gradients of an optimiser that unscales them itself (fused kernels
+        # under mixed precision): unfused when the Trainer clips.
+        clips = bool(getattr(self.trainer, "gradient_clip_val", None))
+        optimizer = optimizer_for(cfg, self.method.trained_modules(), self.peak_lr(), fused=not clips)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

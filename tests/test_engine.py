@@ -169,17 +169,21 @@ def _norm_state(model):
     return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "lars"])
+@pytest.mark.parametrize("optimizer", ["sgd", "lars", "adamw"])
 def test_a_skipped_step_leaves_batchnorm_as_if_the_bad_batch_never_came(optimizer):
     """A batch that turns the forward pass non-finite moves every running mean to NaN before the loss is
     known; the skipped step puts the statistics (and their counters) back. Two good steps with a bad one
     between them end bit for bit where the two good steps alone end: weights, optimiser state, running
     statistics of online and target."""
-    from byol import LARS, param_groups
+    from byol import LARS, build_optimizer, param_groups
 
     def build():
         model = make()
-        opt = LARS(param_groups(model, 1e-3), lr=0.1) if optimizer == "lars" else sgd(model)
+        if optimizer == "adamw":  # byol's AdamW: PyTorch's fused kernels on a CPU too
+            opt = build_optimizer("adamw", param_groups(model, 1e-3), lr=0.1, weight_decay=1e-3)
+            assert opt.defaults["fused"]
+        else:
+            opt = LARS(param_groups(model, 1e-3), lr=0.1) if optimizer == "lars" else sgd(model)
         return model, opt
 
     bad = views(5)

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -86,20 +88,58 @@ def test_adamw_and_sgd_take_the_fused_kernels_on_a_cpu_and_step_as_the_foreach_o
     """On a CPU the fused kernels are several times faster (docs/results/fused-optimizer-cpu/); they must
     take the same step as PyTorch's default (foreach) implementation, decayed and excluded groups alike."""
     torch.manual_seed(0)
-    # No bias before the BatchNorm: its gradient is rounding noise, which Adam scales up to whole steps.
-    models = [nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.Linear(16, 4)) for _ in range(2)]
+
+    # A channels_last convolution, as byol trains on a CPU (the kernels walk memory in order), and no bias
+    # before a BatchNorm: its gradient is rounding noise, which Adam scales up to whole steps.
+    def make():
+        layers = [nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 36, 4)]
+        return nn.Sequential(*layers).to(memory_format=torch.channels_last)
+
+    models = [make() for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
+    assert models[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     fused = build_optimizer(name, param_groups(models[0], 0.1), lr=0.01, weight_decay=0.1)
     kwargs = {"momentum": 0.9} if name == "sgd" else {}
     plain = reference(param_groups(models[1], 0.1), lr=0.01, weight_decay=0.1, foreach=True, **kwargs)
     assert fused.defaults["fused"] and not plain.defaults["fused"]
-    x = torch.randn(32, 8)
+    x = torch.randn(32, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     for _ in range(3):
         for model, opt in zip(models, (fused, plain)):
             opt.zero_grad()
             model(x).square().mean().backward()
             opt.step()
     for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_saved_with_other_kernels_resumes_with_the_fused_ones_and_the_same_step():
+    """Checkpoints say what the optimiser learned, not which kernels stepped it: a state saved by the foreach
+    kernels (every CPU run before 2026-12-07) loads into byol's fused AdamW, which then takes the step the
+    foreach one would have taken."""
+    from byol.train.checkpoint import load_state_strict
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.Linear(16, 4))
+    x = torch.randn(32, 8)
+    old = torch.optim.AdamW(param_groups(model, 0.1), lr=0.01, weight_decay=0.1, foreach=True)
+    for _ in range(2):
+        old.zero_grad()
+        model(x).square().mean().backward()
+        old.step()
+    saved = copy.deepcopy(old.state_dict())  # as read from a file: no tensor shared with ``old``
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    assert saved["param_groups"][0]["fused"] is None
+    new = build_optimizer("adamw", param_groups(model, 0.1), lr=0.01, weight_decay=0.1)
+    load_state_strict(new, saved, "the optimiser state")
+    assert all(g["fused"] for g in new.param_groups) and new.state[model[0].weight]["step"] == 2
+    stepped = {}
+    for opt in (old, new):
+        model.load_state_dict(weights)
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        opt.step()
+        stepped[opt is new] = [p.detach().clone() for p in model.parameters()]
+    for a, b in zip(stepped[True], stepped[False]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 

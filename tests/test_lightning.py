@@ -62,6 +62,19 @@ def test_lightning_steps_equal_train_step_on_the_same_batches_and_weights(small,
     assert not torch.equal(initial["target_encoder.features.0.weight"], ours["target_encoder.features.0.weight"])
 
 
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_lightning_steps_bf16_mixed_with_or_without_gradient_clipping(small, images, clip):
+    """AdamW takes the fused kernels on a CPU, which Lightning refuses to clip under mixed precision (they
+    unscale gradients themselves): the module builds them unfused when the Trainer clips, fused otherwise."""
+    cfg = tiny_config(small["train"], small["cache"])
+    cfg.optim.batch_size, cfg.optim.optimizer, cfg.optim.scale_lr = 16, "adamw", False
+    module = BYOLModule(cfg)
+    trainer = _trainer(max_steps=2, precision="bf16-mixed", gradient_clip_val=clip)
+    trainer.fit(module, DataLoader(TensorDataset(images), batch_size=16))
+    assert module.global_step == 2
+    assert trainer.optimizers[0].defaults["fused"] == (None if clip else True)
+
+
 def test_lightning_module_refuses_a_loader_of_another_batch_size_and_saves_a_loadable_encoder(small, images, tmp_path):
     cfg = tiny_config(small["train"], small["cache"])
     cfg.optim.batch_size = 16

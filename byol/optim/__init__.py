@@ -54,6 +54,30 @@ def _no_weight_decay(module: nn.Module) -> set[int]:
     return ids
 
 
+KERNEL_KEYS = ("fused", "foreach")  # how PyTorch's optimisers compute a step, not what they learned
+
+
+def fused_kernels(params) -> bool | None:
+    """True where PyTorch's fused SGD and AdamW kernels serve every parameter and are the fast ones: on a
+    GPU (where they also skip a flagged step on the device) and on a CPU (AdamW 3.7×, SGD 2.4× the foreach
+    kernels' speed: docs/results/fused-optimizer-cpu/); None (PyTorch's default) elsewhere."""
+    params = list(params)
+    return bool(params) and all(p.device.type in ("cuda", "cpu") for p in params) or None
+
+
+def with_kernels_of(optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """``state`` (an optimiser's ``state_dict``) with ``optimizer``'s own kernel choices (``KERNEL_KEYS``)
+    in its groups: ``load_state_dict`` takes every group setting from the state, so a run saved before
+    CPUs took the fused kernels, or moved from a CPU to a GPU, would step with the kernels it was saved
+    with, not those built for the device it runs on now."""
+    groups = [
+        {**saved, **{k: optimizer.param_groups[i][k] for k in KERNEL_KEYS if k in optimizer.param_groups[i]}}
+        if i < len(optimizer.param_groups) else saved
+        for i, saved in enumerate(state["param_groups"])
+    ]  # fmt: skip
+    return {**state, "param_groups": groups}
+
+
 def build_optimizer(
     name: str,
     groups: list[dict],
@@ -63,13 +87,13 @@ def build_optimizer(
     trust_coefficient: float = 1e-3,
     clip: bool = False,
     compiled: bool = False,
+    fused: bool = True,
 ) -> torch.optim.Optimizer:
-    """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``."""
+    """``lars`` (the paper), ``sgd`` (momentum) or ``adamw``, over groups from ``param_groups``; SGD and
+    AdamW with the fused kernels where they serve (``fused_kernels``) unless ``fused`` is False."""
     if name == "lars":
         return LARS(groups, lr, momentum, weight_decay, trust_coefficient, clip, compiled=compiled)
-    # The fused kernels are the fast ones on a GPU (where they also skip a flagged step on the device)
-    # and on a CPU (AdamW 3.7x, SGD 2.4x faster than foreach: docs/results/fused-optimizer-cpu/).
-    fused = bool(groups) and all(p.device.type in ("cuda", "cpu") for g in groups for p in g["params"]) or None
+    fused = fused_kernels(p for g in groups for p in g["params"]) if fused else None
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
@@ -77,9 +101,11 @@ def build_optimizer(
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def optimizer_for(optim_cfg, modules: nn.Module | list[nn.Module], lr: float) -> torch.optim.Optimizer:
+def optimizer_for(
+    optim_cfg, modules: nn.Module | list[nn.Module], lr: float, fused: bool = True
+) -> torch.optim.Optimizer:
     """The optimiser an ``OptimConfig`` describes over ``modules`` (the paper's parameter groups), at ``lr``:
-    the one builder of ``byol pretrain`` and the Lightning module."""
+    the one builder of ``byol pretrain`` and the Lightning module (``fused``: as ``build_optimizer``)."""
     return build_optimizer(
         optim_cfg.optimizer,
         param_groups(modules, optim_cfg.weight_decay),
@@ -89,4 +115,5 @@ def optimizer_for(optim_cfg, modules: nn.Module | list[nn.Module], lr: float) ->
         trust_coefficient=optim_cfg.trust_coefficient,
         clip=optim_cfg.clip_lr,
         compiled=optim_cfg.compiled_step,
+        fused=fused,
     )

@@ -21,6 +21,7 @@ from torch import nn
 
 from byol.errors import ByolError
 from byol.files import atomic_write
+from byol.optim import with_kernels_of
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def load_state_strict(module: nn.Module | torch.optim.Optimizer, state: dict[str
         if isinstance(module, nn.Module):
             module.load_state_dict(state, strict=True)
         else:
-            module.load_state_dict(state)
+            module.load_state_dict(with_kernels_of(module, state))
     except (RuntimeError, ValueError, KeyError) as e:
         first = " ".join(str(e).split())[:300]
         raise ByolError(f"{what} does not match the model built from its config: {first}") from None

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from byol.optim import fused_kernels, with_kernels_of
+
 
 class OnlineClassifier(nn.Module):
     """Linear classifier on detached representations, trained beside BYOL only to monitor it.
@@ -18,8 +20,8 @@ class OnlineClassifier(nn.Module):
     def __init__(self, feature_dim: int, num_classes: int, lr: float = 1e-3, device: torch.device | str = "cpu"):
         super().__init__()
         self.linear = nn.Linear(feature_dim, num_classes, device=device)
-        # Fused on a GPU: one kernel per step instead of a dozen (it runs at every training step).
-        fused = True if self.linear.weight.is_cuda else None
+        # Fused: one kernel per step instead of a dozen (it runs at every training step).
+        fused = fused_kernels(self.linear.parameters())
         self.optimizer = torch.optim.AdamW(self.linear.parameters(), lr=lr, weight_decay=0.0, fused=fused)
 
     def step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -36,4 +38,4 @@ class OnlineClassifier(nn.Module):
 
     def load(self, state: dict[str, Any]) -> None:
         self.linear.load_state_dict(state["linear"], strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(with_kernels_of(self.optimizer, state["optimizer"]))

@@ -1,5 +1,6 @@
 #!/bin/bash
-# demo-length (10-minute budget) trials of the demo recipe with one change: NAME then flags per line of $1
+# demo-length (10-minute budget) trials of the demo recipe with one change: NAME then flags per line of
+# the file $1 (t1 here; the lists were kept under /work/tune2 when run)
 cd /work/main
 D=../shared/data/cifar10
 BASE="--batch-size 128 --set optim.tau_base=0.8 --set augment.view1.crop_scale=[0.5,1.0] --set augment.view2.crop_scale=[0.5,1.0]"

@@ -1,5 +1,6 @@
 #!/bin/bash
-# demo-length (10-minute budget) trials of the demo recipe with one change: NAME then flags per line of $1
+# trials of the demo recipe with one change, from the worktree /work/hack (the patch predictor-lr.diff):
+# NAME then flags per line of the file $1; LEN sets the length (default a 10-minute budget)
 cd /work/hack
 D=../shared/data/cifar10
 BASE="--batch-size 128 --set optim.tau_base=0.8 --set augment.view1.crop_scale=[0.5,1.0] --set augment.view2.crop_scale=[0.5,1.0]"
