@@ -34,11 +34,11 @@ docs: $(STAMP)
 # Two workers, a test file each at a time (session fixtures are per worker: a file's tests share them);
 # tests/helpers.py gives each worker its share of the cores.
 test: lint docs
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # For iterating: everything but the tests marked slow (real training runs, child processes, compiles).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow" --durations=10
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

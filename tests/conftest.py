@@ -15,17 +15,24 @@ CIFAR = SHARED / "data" / "cifar10"
 SLOW_FIXTURES = {"learned_run", "unstepped_run", "short_run", "reference", "trial_data", "fork_server"}
 
 
-# The longest file (its session fixture trains two runs: about 3 minutes on one core) runs first: under
-# ``make test``'s two workers (pytest-xdist, a file a worker at a time) the other worker takes the
-# rest meanwhile, instead of waiting for it at the end.
-FIRST = ("test_learning.py",)
+# The longest files first, longest first (test-seconds of each on 2026-12-07's 2-core Xeon: 236, 145, 132,
+# 94, 48, 33, 28, 21): ``make test``'s two workers (pytest-xdist, a file a worker at a time, in this order
+# because the Makefile passes ``--no-loadscope-reorder``; xdist's default orders files by their number of
+# tests) then end on short files and finish together. Without it one worker idled for about three minutes
+# while the other finished the long files (532 s against 868 test-seconds); with it both workers were
+# busy to within 5 s of the end (329 s, 2026-12-07, a faster hour of the same host).
+FIRST = (
+    "test_learning.py", "test_pretrain.py", "test_benchmarks.py", "test_reliability.py", "test_hub.py",
+    "test_ablate.py", "test_evaluate.py", "test_compare.py",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the rest keep their order
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session", autouse=True)
