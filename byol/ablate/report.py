@@ -35,7 +35,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         "untrained encoder with its BatchNorm statistics adapted to the training images, no training (what "
         "BatchNorm alone gains; — in runs made before it was scored).",
         "",
-        f"The rule, fixed before the runs: {RULE}.",
+        f"The rule (`byol.ablate.claims.RULE`; a committed page says which parts changed after its runs): {RULE}.",
         "",
     ]  # fmt: skip
     if not any(knn(r) is not None for n in variants for r in seed_rows(results, n).values()):

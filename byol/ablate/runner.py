@@ -148,6 +148,9 @@ class AblationRunner:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _save(self, results: dict[str, Any]) -> None:
+        for name, entry in results.get("variants", {}).items():
+            if name in VARIANTS:
+                entry.update(_described(VARIANTS[name]))
         results["claims"] = claims(results)
         with atomic_write(self.out / RESULTS_JSON, "w") as f:
             f.write(results_json(results))
@@ -177,9 +180,15 @@ def _diagnostics(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry(variant: Variant) -> dict[str, Any]:
+    return {**_described(variant), "seeds": {}}
+
+
+def _described(variant: Variant) -> dict[str, Any]:
+    """What the catalogue says of a variant: written with each save, so no results file keeps a wording
+    (a label, the paper's figure, its source) that the catalogue has since corrected."""
     return {
         "label": variant.label, "method": variant.method, "batch": variant.batch, "paper": variant.paper,
-        "source": variant.source, "seeds": {},
+        "source": variant.source,
     }  # fmt: skip
 
 

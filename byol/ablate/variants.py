@@ -41,7 +41,7 @@ def _batch_variants() -> list[Variant]:
     """Batches of 32 … 512 per forward pass. As the paper emulated small batches (§5.1), a batch
     below the base batch accumulates gradients up to it (one optimiser step and one target update
     per cycle): the steps and learning rate stay, BatchNorm (and SimCLR's negatives) see the small
-    batch. Paper figures by batch size: fig. 3a of Grill et al. 2020 (its SimCLR reproduction beside)."""
+    batch. Paper figures by batch size: table 16 of Grill et al. 2020, plotted in its fig. 3a (its SimCLR beside)."""
     byol_paper = {1024: 72.2, 512: 72.2, 256: 71.8, 128: 69.6, 64: 59.7}
     simclr_paper = {1024: 67.4, 512: 66.5, 256: 64.3, 128: 63.6, 64: 59.2}
     out = []
@@ -54,7 +54,7 @@ def _batch_variants() -> list[Variant]:
                     f"{name}, batch {b} (accumulated up to the base batch where below it: BatchNorm sees {b})",
                     {"model": {"method": method}, "optim": {"batch_size": b}},
                     paper.get(b),
-                    f"{GRILL}, fig. 3a" if b in paper else "",
+                    f"{GRILL}, fig. 3a (table 16)" if b in paper else "",
                     batch=b,
                     method=method,
                 )  # fmt: skip
@@ -64,13 +64,13 @@ def _batch_variants() -> list[Variant]:
             prefix, name = _named(method)
             out.append(Variant(f"{prefix}batch_{b}_real", f"{name}, a real batch of {b} (no accumulation)",
                                {"model": {"method": method}, "optim": {"batch_size": b, "micro_batch": str(b)}},
-                               paper.get(b), f"{GRILL}, fig. 3a (emulated by accumulation there)" if b in paper else "",
+                               paper.get(b), f"{GRILL}, fig. 3a (table 16; accumulated there)" if b in paper else "",
                                batch=b, method=method, equal="real"))  # fmt: skip
     for method, paper in (("byol", byol_paper), ("simclr", simclr_paper)):  # the paper's emulation above 256
         prefix, name = _named(method)
         out.append(Variant(f"{prefix}batch_256_of_1024", f"{name}, batch 256 accumulated to 1024 (BatchNorm sees "
                            "256; the steps and lr of a real 1024)", {"model": {"method": method}}, paper[256],
-                           f"{GRILL}, fig. 3a (4096 emulated the same way)", batch=256, method=method,
+                           f"{GRILL}, fig. 3a (table 16; 4096 emulated the same way)", batch=256, method=method,
                            step_batch=1024))  # fmt: skip
     for b in (64, 512):  # at equal steps: the real batch, no accumulation, epochs scaled by batch / base
         for method in ("byol", "simclr"):
@@ -160,7 +160,7 @@ VARIANTS: dict[str, Variant] = {
             "SimCLR, its own recipe (symmetric views at colour strength 1, 128-d projector with BN)",
             {"model": {"method": "simclr"}, "methods": {"simclr": {"recipe": "paper"}}},
             67.9,
-            f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
+            f"{GRILL}, fig. 3a (table 16: their SimCLR, batch 4096)",
             method="simclr",
         ),  # fmt: skip
         Variant(
@@ -168,7 +168,7 @@ VARIANTS: dict[str, Variant] = {
             "NT-Xent in BYOL's pipeline (BYOL's projector and views; SimCLR's loss)",
             {"model": {"method": "simclr"}},
             67.9,
-            f"{GRILL}, fig. 3a (their SimCLR, batch 4096)",
+            f"{GRILL}, fig. 3a (table 16: their SimCLR, batch 4096)",
             method="simclr",
         ),  # fmt: skip
         Variant(
