@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from byol.constants import IMAGENET_MEAN, IMAGENET_STD, PAPER_EVAL_CROP
+from byol.constants import IMAGENET_MEAN, IMAGENET_STD, KNN_K, KNN_TEMPERATURE, PAPER_EVAL_CROP
 from byol.data.augment import JITTERS, VIEW1, VIEW2, TwoViewAugment, ViewParams
 from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
 from byol.dist import default_workers
@@ -310,10 +310,11 @@ class RunConfig(_Section):
     """Steps between metrics lines (loss, lr, τ, images/s, collapse diagnostics)."""
     knn_every: float = 1.0
     """Epochs between kNN monitor evaluations when labels exist (0: off)."""
-    knn_k: int = 200
-    """The kNN monitor's k (neighbours that vote)."""
-    knn_temperature: float = 0.1
-    """The kNN monitor's temperature T of the vote's weights exp(similarity / T)."""
+    knn_k: int = KNN_K
+    """kNN's k: the neighbours that vote (the training monitor's, and byol eval knn's --k)."""
+    knn_temperature: float = KNN_TEMPERATURE
+    """kNN's temperature T: each neighbour's vote weighs exp(cosine similarity / T) (the monitor's, and byol
+    eval knn's --temperature)."""
     knn_max_bank: int = 10000
     """At most this many training images form the monitor's kNN memory bank."""
     online_classifier: bool = True

@@ -16,6 +16,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PAPER_EVAL_CROP = 224 / 256
 """The paper's evaluation view keeps the central 224 px of an image resized to 256 px (§C.1)."""
 
+KNN_K = 200
+"""kNN evaluation's k, the neighbours that vote (Wu et al. 2018's choice, the SSL literature's usual one):
+the default of the training monitor (``run.knn_k``), ``byol eval knn``, ``make demo`` and ``byol ablate``."""
+
+KNN_TEMPERATURE = 0.1
+"""kNN evaluation's temperature T: each neighbour's vote weighs exp(cosine similarity / T); the same four
+users as ``KNN_K``."""
+
+LINEAR_LRS = (0.4, 0.3, 0.2, 0.1, 0.05)
+"""The paper's linear evaluation: the learning rates tried on a held-out part of train (§C.1)."""
+
+LINEAR_EPOCHS = 80
+"""The paper's linear evaluation: epochs of SGD per training (§C.1)."""
+
+LINEAR_BATCH_SIZE = 1024
+"""The paper's linear evaluation: batch size (§C.1)."""
+
 
 def is_small(side: int) -> bool:
     """Whether an image (or a view) of this side counts as small (see ``SMALL_IMAGE_MAX_SIDE``)."""

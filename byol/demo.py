@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from byol.constants import KNN_K, KNN_TEMPERATURE
 from byol.dist import cpu_name
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
@@ -52,7 +53,7 @@ def main() -> int:
         stall = _stall(os.environ.get("BYOL_DEMO_STALL"))
         result = pretrain(cfg, out, resume=True, on_step=stall)
         ev = EncoderEval.load(out, "cpu", seed=cfg.run.seed)
-        print(f"byol demo: kNN (k=200, T=0.1) from {train} to {test}")
+        print(f"byol demo: kNN (k={KNN_K}, T={KNN_TEMPERATURE:g}) from {train} to {test}")
         scores = with_baselines(ev, train, lambda e: knn_evaluate(e, train, test))
     except ByolError as e:
         print(f"byol demo: error: {e}", file=sys.stderr)

@@ -161,3 +161,47 @@ def test_the_resume_rule_catches_a_test_that_compares_weights_only():
     weights_only = "def test_x_resumes(a):\n    pretrain(a)\n    pretrain(a)\n"
     proved = "def test_x_resumes(a):\n    pretrain(a)\n    resume(a, at=12)\n"
     assert unproved_resumes(weights_only) == ["test_x_resumes"] and unproved_resumes(proved) == []
+
+
+# The evaluation protocols' numbers, each defined once (byol.constants): a default written as a literal
+# anywhere else is a second definition that can drift from the first.
+PROTOCOL_LITERALS = re.compile(
+    r"\b(k|knn_k)(: int)? ?= ?200\b|\btemperature(: float)? ?= ?0\.1\b|\bk=200\b|T=0\.1\b"
+    r"|0\.4, 0\.3, 0\.2, 0\.1, 0\.05|\bepochs(: int)? ?= ?80\b"
+)
+
+
+def protocol_literals(source: str) -> list[str]:
+    return [
+        f"line {i}: {line.strip()}" for i, line in enumerate(source.splitlines(), 1) if PROTOCOL_LITERALS.search(line)
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", [m for m in MODULES if m.name != "constants.py"], ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_knn_and_linear_protocol_numbers_are_defined_once(path):
+    assert not protocol_literals(path.read_text())
+
+
+def test_the_protocol_rule_catches_a_literal_default_and_the_defaults_agree_everywhere(capsys):
+    import inspect
+
+    from byol.cli.__main__ import main
+    from byol.config import Config
+    from byol.config_docs import option_help
+    from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_LRS
+    from byol.eval.knn import knn_accuracy
+    from byol.eval.protocols import linear_augmented
+    from byol.eval.runner import knn_evaluate
+
+    assert protocol_literals("def f(x, k: int = 200, temperature=0.1):") and not protocol_literals("k = KNN_K")
+    assert (Config().run.knn_k, Config().run.knn_temperature) == (KNN_K, KNN_TEMPERATURE)
+    for fn in (knn_accuracy, knn_evaluate):
+        params = inspect.signature(fn).parameters
+        assert (params["k"].default, params["temperature"].default) == (KNN_K, KNN_TEMPERATURE)
+    assert inspect.signature(linear_augmented).parameters["lrs"].default == LINEAR_LRS
+    with pytest.raises(SystemExit):
+        main(["eval", "knn", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # byol eval knn's options say what the reference says
+    assert option_help("run.knn_k") in shown and option_help("run.knn_temperature") in shown

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from byol.cli.common import add_device_argument, add_workers_argument
+from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
-    knn = sub.add_parser("knn", help="weighted kNN (cosine, k=200, T=0.1) from train features to test features")
+    from byol.config_docs import option_help  # the schema's texts: --help and the reference say the same
+
+    knn = sub.add_parser(
+        "knn", help=f"weighted kNN (cosine, k={KNN_K}, T={KNN_TEMPERATURE:g}) from train features to test features"
+    )
     _common(knn)
-    knn.add_argument("--k", type=int, default=200, help="neighbours that vote")
-    knn.add_argument("--temperature", type=float, default=0.1, help="votes weigh exp(similarity / T)")
+    knn.add_argument("--k", type=int, default=KNN_K, help=option_help("run.knn_k"))
+    knn.add_argument("--temperature", type=float, default=KNN_TEMPERATURE, help=option_help("run.knn_temperature"))
 
     lin = sub.add_parser("linear", help="linear evaluation on the frozen encoder")
     _common(lin)
@@ -63,9 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the paper's protocol (crop+flip, SGD Nesterov, lr picked on held-out train) instead of "
         "the fast one (features once, L-BFGS logistic regression)",
     )
-    lin.add_argument("--epochs", type=int, default=80, help="--augment: epochs per training (80 in the paper)")
-    lin.add_argument("--batch-size", type=int, default=1024, help="--augment: batch size (1024 in the paper)")
-    lin.add_argument("--lrs", type=float, nargs="+", default=[0.4, 0.3, 0.2, 0.1, 0.05], help="--augment: lr grid")
+    lin.add_argument("--epochs", type=int, default=LINEAR_EPOCHS, help="--augment: epochs per training (the paper's)")
+    lin.add_argument("--batch-size", type=int, default=LINEAR_BATCH_SIZE, help="--augment: batch size (the paper's)")
+    lin.add_argument("--lrs", type=float, nargs="+", default=list(LINEAR_LRS), help="--augment: lr grid (the paper's)")
 
     ft = sub.add_parser("finetune", help="semi-supervised: fine-tune on a class-balanced fraction of the labels")
     _common(ft)

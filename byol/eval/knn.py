@@ -1,7 +1,7 @@
 """Weighted kNN classifier on frozen features (Wu et al. 2018; the SSL literature's monitor).
 
 Cosine similarity, the k nearest training features vote for their labels with weight
-exp(sim / T); k = 200, T = 0.1 by default.
+exp(sim / T); k and T by default ``byol.constants.KNN_K`` and ``KNN_TEMPERATURE`` (200 and 0.1).
 """
 
 from __future__ import annotations
@@ -9,14 +9,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from byol.constants import KNN_K, KNN_TEMPERATURE
+
 
 @torch.no_grad()
 def knn_scores(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
     test_features: torch.Tensor,
-    k: int = 200,
-    temperature: float = 0.1,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
     num_classes: int | None = None,
     chunk: int = 1024,
 ) -> torch.Tensor:
@@ -46,7 +48,9 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict
     return result
 
 
-def knn_accuracy(train_features, train_labels, test_features, test_labels, k=200, temperature=0.1, num_classes=None):
+def knn_accuracy(
+    train_features, train_labels, test_features, test_labels, k=KNN_K, temperature=KNN_TEMPERATURE, num_classes=None
+):
     """Top-1 and top-5 accuracy of the weighted kNN classifier."""
     if num_classes is None:
         num_classes = int(max(train_labels.max(), test_labels.max())) + 1

@@ -3,7 +3,7 @@
 - ``linear_fast``: features once (no augmentation), L-BFGS logistic regression (``eval.linear``).
 - ``linear_augmented``: frozen encoder (BatchNorm frozen too), random resized crop + flip on train,
   centre crop on test, SGD with Nesterov momentum 0.9, no weight decay; the learning rate picked from
-  {0.4, 0.3, 0.2, 0.1, 0.05} on a held-out part of train, then retrained on all of it and reported
+  ``byol.constants.LINEAR_LRS`` (0.4 down to 0.05) on a held-out part of train, then retrained on all of it and reported
   once on test.
 - ``finetune``: the semi-supervised protocol: encoder and linear head fine-tuned on a class-balanced
   fraction of the labels (fixed seed), reported on test.
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from byol.constants import LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
 from byol.data.augment import TwoViewAugment, ViewParams
 from byol.data.folder import ImageList
 from byol.data.labels import labelled_splits
@@ -30,7 +31,6 @@ from byol.eval.linear import linear_probe
 from byol.eval.runner import EncoderEval
 from byol.schedules import lr_schedule
 
-PAPER_LRS = (0.4, 0.3, 0.2, 0.1, 0.05)
 CROP_FLIP = ViewParams(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)  # crop (0.08–1) + flip
 
 
@@ -125,7 +125,13 @@ def score(ev: EncoderEval, encoder: nn.Module, head: nn.Linear, images: ImageLis
 
 
 def linear_augmented(
-    ev: EncoderEval, train: str, test: str, epochs: int = 80, lrs=PAPER_LRS, batch_size: int = 1024, val_fraction=0.1
+    ev: EncoderEval,
+    train: str,
+    test: str,
+    epochs: int = LINEAR_EPOCHS,
+    lrs=LINEAR_LRS,
+    batch_size: int = LINEAR_BATCH_SIZE,
+    val_fraction=0.1,
 ) -> dict[str, Any]:
     """The paper's linear evaluation: the lr picked on held-out train images, retrained on all, test once."""
     data, scored = _crop_flip_data(ev, train, test, batch_size)

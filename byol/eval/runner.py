@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from byol.constants import KNN_K, KNN_TEMPERATURE
 from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
 from byol.data.labels import labelled_splits
@@ -109,7 +110,9 @@ def with_baselines(ev: EncoderEval, folder: str, evaluate: Callable[[EncoderEval
     return scores
 
 
-def knn_evaluate(ev: EncoderEval, train: str, test: str, k: int = 200, temperature: float = 0.1) -> dict[str, float]:
+def knn_evaluate(
+    ev: EncoderEval, train: str, test: str, k: int = KNN_K, temperature: float = KNN_TEMPERATURE
+) -> dict[str, float]:
     """Weighted kNN top-1/top-5 from the ``train`` folder's features to the ``test`` folder's."""
     fit, scored = labelled_splits(train, test)
     train_x, train_y = ev.features(fit)
