@@ -249,7 +249,9 @@ def test_the_claims_as_the_paper_states_them():
     assert "BYOL's loss − SimCLR's: 9.0 ± 0.0 (9.0, 9.0, 9.0)" in below["figures"]
 
 
-@pytest.mark.parametrize("name", ["ablations", "ablations-collapse-2ep", "ablations-1.5ep"])
+@pytest.mark.parametrize(
+    "name", ["ablations", "ablations-collapse-2ep", "ablations-1.5ep", "ablations-rule-2026-12-07"]
+)
 def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results(name, tmp_path):
     """docs/results/ablations*/: ``byol ablate ... --report-only`` on the committed results writes the
     committed ablations.md and ablations.json byte for byte (and its plots), so the page is its
