@@ -36,13 +36,13 @@ def resnet_encoder(source: str | Path | nn.Module) -> nn.Module:
     """The encoder of a run folder, encoder file or Hub name (or a module given as is), checked to be a
     ResNet with torchvision's module names: one line naming the backbone where it is not."""
     if isinstance(source, nn.Module):
-        encoder, backbone = source, type(source).__name__
+        encoder, backbone, where = source, type(source).__name__, "the module given"
     else:
         encoder, meta = load_encoder_with_meta(source)
-        backbone = meta["backbone"]
+        backbone, where = meta["backbone"], str(source)
     if not all(isinstance(getattr(encoder, name, None), nn.Module) for name in ("conv1", "bn1", *STAGES)):
         raise ByolError(
-            f"{source}: a {backbone} encoder has no ResNet stages (conv1, layer1 … layer4); detection and "
+            f"{where}: a {backbone} encoder has no ResNet stages (conv1, layer1 … layer4); detection and "
             "segmentation backbones need resnet18/34/50, or a timm model with features_only=True"
         )
     return encoder
@@ -57,16 +57,18 @@ def feature_maps(source: str | Path | nn.Module, layers: tuple[str, ...] = STAGE
 
 
 def frozen_batchnorm(module: nn.Module) -> nn.Module:
-    """Every ``BatchNorm2d`` replaced by torchvision's ``FrozenBatchNorm2d`` with its statistics and affine
-    parameters (what torchvision's detection backbones use): in place, returned for chaining."""
+    """Every ``BatchNorm2d`` (or ``SyncBatchNorm``) replaced by torchvision's ``FrozenBatchNorm2d`` with its
+    statistics and affine parameters (what torchvision's detection backbones use); a norm without affine
+    parameters or running statistics keeps the frozen one's 1 and 0 there. In place, returned for chaining."""
     from torchvision.ops.misc import FrozenBatchNorm2d
 
     for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
+        if isinstance(child, nn.BatchNorm2d | nn.SyncBatchNorm):
             frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
             with torch.no_grad():
                 for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(frozen, key).copy_(getattr(child, key))
+                    if getattr(child, key) is not None:
+                        getattr(frozen, key).copy_(getattr(child, key))
             setattr(module, name, frozen)
         else:
             frozen_batchnorm(child)
@@ -79,11 +81,15 @@ def detection_backbone(
     returned_layers: tuple[int, ...] = (1, 2, 3, 4),
     out_channels: int = 256,
     freeze_batchnorm: bool = True,
+    extra_blocks: nn.Module | None = None,
 ) -> nn.Module:
     """The encoder as an FPN backbone (``BackboneWithFPN``) for torchvision's detectors, as
     ``resnet_fpn_backbone`` makes one: ``trainable_layers`` of the five stages counted from ``layer4``
-    down train (3: ``layer2`` to ``layer4``; torchvision's default), the others are frozen; BatchNorm
-    frozen unless ``freeze_batchnorm=False``; the pyramid over ``returned_layers`` plus a max-pooled level.
+    down train (3: ``layer2`` to ``layer4``; torchvision's default), the others' parameters are frozen;
+    BatchNorm frozen unless ``freeze_batchnorm=False`` (then, in train mode, the frozen stages' BatchNorm
+    still updates its running statistics, as in torchvision); the pyramid over ``returned_layers`` plus
+    ``extra_blocks`` (a max-pooled level by default; RetinaNet's ``LastLevelP6P7(256, 256)`` with
+    ``returned_layers=(2, 3, 4)``). A module given as ``source`` is changed in place.
     """
     from torchvision.models.detection.backbone_utils import BackboneWithFPN
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
@@ -101,7 +107,7 @@ def detection_backbone(
     layers = [f"layer{i}" for i in sorted(returned_layers)]
     channels = [_out_channels(getattr(encoder, name)) for name in layers]
     return BackboneWithFPN(encoder, {name: str(i) for i, name in enumerate(layers)}, channels, out_channels,
-                           extra_blocks=LastLevelMaxPool())  # fmt: skip
+                           extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks)  # fmt: skip
 
 
 def segmentation_backbone(source: str | Path | nn.Module, aux: bool = False, freeze_batchnorm: bool = False):

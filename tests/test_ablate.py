@@ -146,6 +146,25 @@ def test_the_rule_gives_reproduced_not_reproduced_and_inconclusive_from_a_synthe
     assert by_claim(partial)["τ = 1"] == "reproduced"
 
 
+def test_a_collapse_is_read_against_the_baseline_of_its_own_optimiser_seed_by_seed():
+    """ "Of no use" needs a reference of the same optimiser that learns in the same seeds: never another
+    optimiser's; a gain of exactly 0 is no use, a gain at the margin is not clear use; lengths are said."""
+    assert useless_verdict([0.0, -0.01, -0.02], [0.1] * 3) == "reproduced"
+    assert useless_verdict([0.02] * 3, [0.1] * 3) == "inconclusive"  # at the margin, not above it
+    assert useless_verdict([-0.01] * 3, [0.1, 0.1]) == "inconclusive"  # the reference ran fewer seeds
+    assert useless_verdict([-0.01] * 3, [0.1, 0.01, 0.1]) == "inconclusive"  # it learned too little in one
+    useless = [{**_row(0.15, untrained=0.18), "steps": 390} for _ in range(3)]
+    res = _table(baseline=[_row(0.40)] * 3, tau_0_lars=useless, heads_none_sgd=[_row(0.15, untrained=0.18)] * 3)
+    got = {c["claim"].split(" (")[0]: c for c in claims(res)}
+    lars = got["With τ = 0 BYOL collapses, under LARS"]
+    assert lars["verdict"] == "inconclusive" and "lars: —" in lars["figures"]  # AdamW's baseline does not stand in
+    sgd = got["Heads without BatchNorm collapse"]
+    assert sgd["verdict"] == "inconclusive" and "no baseline of its optimiser in the suite" in sgd["figures"]
+    res["variants"]["lars"] = {"seeds": {i: {**_row(0.40), "steps": 1950} for i in range(3)}}
+    lars = {c["claim"].split(" (")[0]: c for c in claims(res)}["With τ = 0 BYOL collapses, under LARS"]
+    assert lars["verdict"] == "reproduced" and "it trained 390 steps, lars 1950" in lars["figures"]
+
+
 def test_each_variant_is_compared_with_its_own_untrained_encoder():
     """GN+WS at 30% beats a BatchNorm untrained encoder at 25% but not its own at 29.5%: not learned."""
     res = _table(
@@ -198,6 +217,9 @@ def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_targ
     # checked against the rule on the row's own figures; the geometric collapse, beside it, is the robust fact
     useless, learns = (v[n]["knn_top1"] - v[n]["untrained_top1"] for n in ("no_predictor", "baseline"))
     assert found["verdict"] == useless_verdict([useless], [learns]) != "not run"
+    assert f"({100 * useless:.1f} (one seed) over it; baseline: {100 * learns:.1f} (one seed)" in found["figures"]
+    said = f"it trained {v['no_predictor']['steps']} steps, baseline {v['baseline']['steps']}"  # 10 epochs vs 15
+    assert v["no_predictor"]["steps"] < v["baseline"]["steps"] and said in found["figures"]
     assert "the geometry: collapsed in 1 of 1 seeds (baseline: 0 of 1)" in found["figures"]
     report = (out / "ablations.md").read_text()
     assert "| no_predictor: no predictor |" in report and "table 5b" in report
@@ -235,7 +257,8 @@ def test_the_claims_as_the_paper_states_them():
     got = {c["claim"].split(" (")[0]: c for c in claims(res)}
     lars = got["With τ = 0 BYOL collapses, under LARS"]
     assert lars["verdict"] == "reproduced"  # collapsed at 3 of 4 logged steps, not at the end
-    assert "(lars: 0 of 3)" in lars["figures"] and "at the end in 0" in lars["figures"] and "75%" in lars["figures"]
+    assert "lars collapsed in 0 of 3 seeds" in lars["figures"] and "at the end in 0" in lars["figures"]
+    assert "75%" in lars["figures"]
     assert "below its own untrained encoder in 3 of 3 seeds" in lars["figures"]
     assert got["Heads without norm, BatchNorm kept in the encoder, under LARS + weight decay, learn about as well "
                "as with it"]["verdict"] == "reproduced"  # 1 point short on average  # fmt: skip

@@ -22,7 +22,7 @@ def _trained_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=g))  # signed: ReLU after max-pool would differ
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return encoder.eval()
 
@@ -82,6 +82,9 @@ def test_a_convnet_encoder_is_refused_in_one_line_naming_its_backbone(tmp_path):
     with pytest.raises(ByolError, match="convnet encoder has no ResNet stages") as e:
         detection_backbone(tmp_path / "conv")
     assert "\n" not in str(e.value)
+    with pytest.raises(ByolError, match="^the module given: a ConvNet encoder") as e:
+        feature_maps(enc.module)  # a module passed as is: named by its class, not its multi-line repr
+    assert "\n" not in str(e.value)
 
 
 def _boxes_set(n: int = 4, side: int = 64, seed: int = 0):
@@ -131,6 +134,8 @@ def test_a_segmentation_head_on_the_encoder_trains_a_few_steps_and_its_loss_fall
     backbone, channels, aux_channels = segmentation_backbone(run, aux=True)
     x = torch.randn(4, 3, 64, 64)
     assert torch.equal(backbone(x)["out"], _stages(load_encoder(run), x)["layer4"])  # BatchNorm kept as trained
+    # train mode, BatchNorm on the batch's statistics: the stem runs in byol's order (conv, norm, ReLU, pool)
+    torch.testing.assert_close(backbone.train()(x)["out"], _stages(load_encoder(run).train(), x)["layer4"])
     model = DeepLabV3(backbone, DeepLabHead(channels, 2), FCNHead(aux_channels, 2))
     images, targets = _boxes_set(n=8)
     masks = torch.zeros(len(images), 64, 64, dtype=torch.long)
@@ -152,7 +157,7 @@ def test_a_segmentation_head_on_the_encoder_trains_a_few_steps_and_its_loss_fall
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
 
 
-def test_timm_features_only_loads_the_exported_weights_and_gives_the_same_stages(run, tmp_path):
+def test_timm_features_only_loads_the_exported_weights_and_gives_the_same_stages(tmp_path):
     """A width-1 ResNet-18 (timm has no width multiplier): byol export's state dict loads strictly into
     timm's ``features_only`` ResNet-18, whose feature maps are the stem's and the four stages'."""
     timm = pytest.importorskip("timm")
@@ -183,3 +188,16 @@ def test_frozen_batchnorm_keeps_the_statistics_and_the_function():
     frozen = frozen_batchnorm(copy.deepcopy(block))
     torch.testing.assert_close(frozen.train()(x), before)  # train mode: still the stored statistics
     assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    plain = nn.Sequential(nn.BatchNorm2d(8, affine=False), nn.SyncBatchNorm(8)).eval()  # no affine; synced
+    torch.testing.assert_close(frozen_batchnorm(copy.deepcopy(plain))(before), plain(before))
+
+
+def test_a_retinanet_takes_the_p6_p7_pyramid_torchvision_builds_for_it(run):
+    from torchvision.models.detection import RetinaNet
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+    backbone = detection_backbone(run, returned_layers=(2, 3, 4), extra_blocks=LastLevelP6P7(256, 256))
+    model = RetinaNet(backbone, num_classes=2, min_size=64, max_size=64).eval()  # its five default anchor sizes
+    with torch.no_grad():
+        assert len(backbone(torch.rand(1, 3, 64, 64))) == 5 and set(model([torch.rand(3, 64, 64)])[0]) == {
+            "boxes", "scores", "labels"}  # fmt: skip

@@ -190,7 +190,7 @@ def test_the_protocol_rule_catches_a_literal_default_and_the_defaults_agree_ever
     from byol.cli.__main__ import main
     from byol.config import Config
     from byol.config_docs import option_help
-    from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_LRS
+    from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
     from byol.eval.knn import knn_accuracy
     from byol.eval.protocols import linear_augmented
     from byol.eval.runner import knn_evaluate
@@ -200,7 +200,15 @@ def test_the_protocol_rule_catches_a_literal_default_and_the_defaults_agree_ever
     for fn in (knn_accuracy, knn_evaluate):
         params = inspect.signature(fn).parameters
         assert (params["k"].default, params["temperature"].default) == (KNN_K, KNN_TEMPERATURE)
-    assert inspect.signature(linear_augmented).parameters["lrs"].default == LINEAR_LRS
+    params = inspect.signature(linear_augmented).parameters
+    assert (params["lrs"].default, params["epochs"].default) == (LINEAR_LRS, LINEAR_EPOCHS)
+    assert params["batch_size"].default == LINEAR_BATCH_SIZE
+    from byol.cli.__main__ import build_parser
+
+    knn = build_parser().parse_args(["eval", "knn", "RUN", "--train", "A", "--test", "B"])
+    lin = build_parser().parse_args(["eval", "linear", "RUN", "--train", "A", "--test", "B", "--augment"])
+    assert (knn.k, knn.temperature) == (KNN_K, KNN_TEMPERATURE)
+    assert (tuple(lin.lrs), lin.epochs, lin.batch_size) == (LINEAR_LRS, LINEAR_EPOCHS, LINEAR_BATCH_SIZE)
     with pytest.raises(SystemExit):
         main(["eval", "knn", "--help"])
     shown = " ".join(capsys.readouterr().out.split())  # byol eval knn's options say what the reference says

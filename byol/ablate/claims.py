@@ -200,10 +200,12 @@ COLLAPSE_CLAIMS = (
     ("tau_0", f"With τ = 0 BYOL collapses ({GRILL_5A}: 0.3 top-1; untrained 1.4)", "baseline"),
     ("tau_0_lars", f"With τ = 0 BYOL collapses, under LARS ({GRILL_5A}: 0.3 top-1; untrained 1.4)", "lars"),
 )
+# (variant, the claim, the baseline of the same optimiser: None where the suite has none)
 HEAD_CLAIMS = (
-    ("heads_none_sgd", "Heads without BatchNorm collapse (plain SGD; STL-10 replication: 28.3, random encoder 28.8)"),
-    ("heads_layernorm", "LayerNorm in the heads does not save it (the same replication: 29.4)"),
-)
+    ("heads_none_sgd", "Heads without BatchNorm collapse (plain SGD; STL-10 replication: 28.3, random encoder 28.8)",
+     None),
+    ("heads_layernorm", "LayerNorm in the heads does not save it (the same replication: 29.4)", "baseline"),
+)  # fmt: skip
 # (BYOL before, BYOL after, SimCLR before, SimCLR after), the claim, +1: BYOL loses less, −1: BYOL loses more.
 # The batch claims as the paper tested them: the smaller batch accumulated up to the larger one, so that only what
 # BatchNorm and NT-Xent see changes (the steps, the lr and the images stay). Real batches at equal images change the
@@ -260,8 +262,8 @@ def _tau_claims(results: dict[str, Any], claim: Callable[[str, str, str], None])
 
 def _norm_claims(results: dict[str, Any], claim: Callable[[str, str, str], None]) -> None:
     n, g = planned_seeds(results), gain(results)
-    for name, text in HEAD_CLAIMS:  # "collapse to random performance": of no use (the baseline is AdamW)
-        _useless_claim(results, claim, name, text, "baseline")
+    for name, text, ref in HEAD_CLAIMS:  # "collapse to random performance": of no use
+        _useless_claim(results, claim, name, text, ref)
     ref = "lars" if seed_rows(results, "lars") else "baseline"
     short, learns = per_seed(results, (ref, "heads_none_lars"), diff), per_seed(results, ("heads_none_lars",), g)
     claim(
@@ -302,24 +304,39 @@ def _collapse_claims(results: dict[str, Any], claim: Callable[[str, str, str], N
     for name, text, ref in COLLAPSE_CLAIMS:
         if name == "tau_0_lars" and not seed_rows(results, name):
             continue
-        _useless_claim(results, claim, name, text, ref if seed_rows(results, ref) else "baseline")
+        _useless_claim(results, claim, name, text, ref)
 
 
 def _useless_claim(results: dict[str, Any], claim: Callable[[str, str, str], None], name: str, text: str,
-                   ref: str) -> None:  # fmt: skip
+                   ref: str | None) -> None:  # fmt: skip
     """A claim of collapse in the paper's measure (``useless_verdict`` against ``ref``, the baseline of the same
-    optimiser where run), with the geometric collapse beside."""
+    optimiser, seed by seed; never another optimiser's: without one it cannot read reproduced), with the
+    reference's length where it differs and the geometric collapse beside."""
     n, g = planned_seeds(results), gain(results)
-    gains, ref_gains = per_seed(results, (name,), g), per_seed(results, (ref,), g)
-    flags, base = per_seed(results, (name,), collapsed_run), per_seed(results, (ref,), collapsed_run)
-    ends = per_seed(results, (name,), collapsed)
+    gains = per_seed(results, (name,), g)
+    ref_gains = per_seed(results, (name, ref), lambda a, b: g(b)) if ref else []  # the seeds both ran
+    flags, ends = per_seed(results, (name,), collapsed_run), per_seed(results, (name,), collapsed)
     top = per_seed(results, (name,), lambda r: max((t for _, t in r.get("top_share_curve") or []), default=None))
     adapted = per_seed(results, (name,), lambda r: None if knn(r) is None or r.get("bn_adapted_top1") is None
                        else knn(r) - r["bn_adapted_top1"])  # fmt: skip
+    if ref is None:
+        reference = "no baseline of its optimiser in the suite"
+    else:
+        base = per_seed(results, (name, ref), lambda a, b: collapsed_run(b))
+        reference = f"{ref}: {spread(ref_gains)}; {ref} collapsed in {sum(base)} of {len(base)} seeds"
+        lengths = sorted({(a.get("steps"), b.get("steps")) for a, b in _pairs(results, name, ref)}, key=str)
+        if any(mine != theirs for mine, theirs in lengths):
+            reference += "; " + ", ".join(f"it trained {m} steps, {ref} {t}" for m, t in lengths)
     claim(text, useless_verdict(gains, ref_gains, planned=n),
           f"kNN at or below its own untrained encoder in {sum(x <= 0 for x in gains)} of {len(gains)} seeds "
-          f"({spread(gains)} over it; {ref}: {spread(ref_gains)})"
+          f"({spread(gains)} over it; {reference})"
           + (f"; over its BatchNorm-adapted untrained encoder {spread(adapted)}" if adapted else "")
-          + f"; beside, the geometry: collapsed in {sum(flags)} of {len(flags)} seeds ({ref}: {sum(base)} of "
-          f"{len(base)}), at the end in {sum(ends)}, at {_shares(per_seed(results, (name,), collapsed_share))} of "
-          f"the logged steps; peak top-direction share {spread(top, 1)}")  # fmt: skip
+          + f"; beside, the geometry: collapsed in {sum(flags)} of {len(flags)} seeds, at the end in {sum(ends)}, "
+          f"at {_shares(per_seed(results, (name,), collapsed_share))} of the logged steps; peak top-direction "
+          f"share {spread(top, 1)}")  # fmt: skip
+
+
+def _pairs(results: dict[str, Any], a: str, b: str) -> list[tuple[Row, Row]]:
+    """The runs of ``a`` and ``b`` of the seeds both ran."""
+    rows_a, rows_b = seed_rows(results, a), seed_rows(results, b)
+    return [(rows_a[s], rows_b[s]) for s in sorted(set(rows_a) & set(rows_b), key=str)]

@@ -180,16 +180,13 @@ def _diagnostics(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry(variant: Variant) -> dict[str, Any]:
-    return {**_described(variant), "seeds": {}}
+    return {**_described(variant), "method": variant.method, "batch": variant.batch, "seeds": {}}
 
 
 def _described(variant: Variant) -> dict[str, Any]:
-    """What the catalogue says of a variant: written with each save, so no results file keeps a wording
-    (a label, the paper's figure, its source) that the catalogue has since corrected."""
-    return {
-        "label": variant.label, "method": variant.method, "batch": variant.batch, "paper": variant.paper,
-        "source": variant.source,
-    }  # fmt: skip
+    """How the catalogue words a variant (label, the paper's figure, its source): written with each save, so
+    no results file keeps a wording the catalogue has since corrected. What ran (method, batch) stays."""
+    return {"label": variant.label, "paper": variant.paper, "source": variant.source}
 
 
 def _device(setting: str):

@@ -144,14 +144,15 @@ class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], layers: list[int], width: float = 1.0, small_images: bool = False):
         super().__init__()
         self.inplanes = _scaled(64, width)
+        # Registered in the order forward runs them, as torchvision's: IntermediateLayerGetter (detection and
+        # segmentation backbones, byol.downstream) runs the children in this order.
         if small_images:  # CIFAR stem: 3×3 conv, stride 1, no max-pool
             self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity() if small_images else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, _scaled(64, width), layers[0])
         self.layer2 = self._make_layer(block, _scaled(128, width), layers[1], stride=2)
         self.layer3 = self._make_layer(block, _scaled(256, width), layers[2], stride=2)
