@@ -1,0 +1,1 @@
+cd /work/main && .venv/bin/byol ablate ../shared/data/cifar10/train --test ../shared/data/cifar10/test --preset cpu --seeds 3 --epochs 10 --suite lars,tau_0_lars --out /work/abl-10ep/run  # baseline seeds 0-2 copied in first from docs/results/ablations/runs/baseline (2026-12-05, AMX Xeon, bf16): the runner skips runs it holds
