@@ -144,14 +144,6 @@ def useless_verdict(gains: list[float], reference_gains: list[float], planned: i
     return "not reproduced" if all(g > MARGIN for g in gains) else "inconclusive"
 
 
-def flags_verdict(flags: list[bool], planned: int = 1) -> str:
-    if not flags:
-        return "not run"
-    if len(flags) < planned:
-        return "inconclusive"
-    return "reproduced" if all(flags) else "not reproduced" if not any(flags) else "inconclusive"
-
-
 def both(*verdicts: str) -> str:
     """A claim made of parts: reproduced when every part is, not reproduced when any is not."""
     if "not run" in verdicts:
@@ -324,7 +316,7 @@ def _useless_claim(results: dict[str, Any], claim: Callable[[str, str, str], Non
     else:
         base = per_seed(results, (name, ref), lambda a, b: collapsed_run(b))
         reference = f"{ref}: {spread(ref_gains)}; {ref} collapsed in {sum(base)} of {len(base)} seeds"
-        lengths = sorted({(a.get("steps"), b.get("steps")) for a, b in _pairs(results, name, ref)}, key=str)
+        lengths = sorted(set(per_seed(results, (name, ref), lambda a, b: (a.get("steps"), b.get("steps")))), key=str)
         if any(mine != theirs for mine, theirs in lengths):
             reference += "; " + ", ".join(f"it trained {m} steps, {ref} {t}" for m, t in lengths)
     claim(text, useless_verdict(gains, ref_gains, planned=n),
@@ -334,9 +326,3 @@ def _useless_claim(results: dict[str, Any], claim: Callable[[str, str, str], Non
           + f"; beside, the geometry: collapsed in {sum(flags)} of {len(flags)} seeds, at the end in {sum(ends)}, "
           f"at {_shares(per_seed(results, (name,), collapsed_share))} of the logged steps; peak top-direction "
           f"share {spread(top, 1)}")  # fmt: skip
-
-
-def _pairs(results: dict[str, Any], a: str, b: str) -> list[tuple[Row, Row]]:
-    """The runs of ``a`` and ``b`` of the seeds both ran."""
-    rows_a, rows_b = seed_rows(results, a), seed_rows(results, b)
-    return [(rows_a[s], rows_b[s]) for s in sorted(set(rows_a) & set(rows_b), key=str)]
