@@ -80,8 +80,10 @@ class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
 
     path: str = ""
-    """Folder of images (ImageFolder-style or unlabelled), cifar10 / cifar100 / stl10, or WebDataset
-    tar shards (a .tar pattern such as train-{000000..000127}.tar, or pipe:COMMAND)."""
+    """Folder of images (ImageFolder-style or unlabelled), cifar10 / cifar100 / stl10, WebDataset
+    tar shards (a .tar pattern such as train-{000000..000127}.tar, or pipe:COMMAND), or a Hugging Face
+    dataset: Parquet files, a save_to_disk folder or hf:NAME from the local cache (#split=, #image=,
+    #label= options)."""
     image_size: int = 224
     """Side of the training views in pixels (32 for CIFAR)."""
     cache: str = "auto"

@@ -13,6 +13,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """Per-channel normalisation of the views and of every evaluation (RGB in [0, 1])."""
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""The files an image folder lists (``byol.data.folder.list_images``), lower case."""
+
 PAPER_EVAL_CROP = 224 / 256
 """The paper's evaluation view keeps the central 224 px of an image resized to 256 px (§C.1)."""
 

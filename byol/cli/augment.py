@@ -16,7 +16,7 @@ from byol.presets import resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="folder of images")
+    p.add_argument("data", help="images: a folder or a dataset")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument(
         "--preset",
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from byol.data.augment import TwoViewAugment
     from byol.data.cache import uses_cache
     from byol.data.crops import TwoCropDataset
-    from byol.data.folder import decode_view, list_images, warn_skipped
+    from byol.data.folder import list_images, warn_skipped
 
     if args.num_images < 1:
         raise ByolError("--num-images must be at least 1")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     order = torch.randperm(len(images), generator=g)[: args.num_images].tolist()
     aug = TwoViewAugment(size, v1, v2, mean=None, std=None, interpolation=cfg.augment.interpolation,
                          jitter=cfg.augment.jitter)  # fmt: skip
-    decoded = {i: decode_view(images.paths[i], size) for i in order}  # the whole image, as the training cache holds it
+    decoded = {i: images.view(i, size) for i in order}  # the whole image, as the training cache holds it
     warn_skipped([images.paths[i] for i, view in decoded.items() if view is None], len(order))
     order = [i for i, view in decoded.items() if view is not None]
     if not order:

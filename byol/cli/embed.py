@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "run", help="run folder, encoder file (.safetensors / .pt), Hub folder, hf-hub:, torchvision: or timm: name"
     )
-    p.add_argument("data", help="folder of images (labelled or not)")
+    p.add_argument("data", help="images (labelled or not): a folder, a named or Hugging Face dataset")
     p.add_argument("--out", required=True, help=".npy (with a .json sidecar of paths and labels) or .parquet")
     p.add_argument("--batch-size", type=int, default=512)
     add_workers_argument(p)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from byol.constants import is_small
-from byol.data.folder import UNREADABLE, ImageList, center_view, decode_view, warn_skipped
+from byol.data.folder import UNREADABLE, ImageList, center_view, warn_skipped
 from byol.errors import ByolError
 from byol.files import atomic_write
 
@@ -32,6 +32,9 @@ def default_cache_dir() -> Path:
 
 def _key(images: ImageList, size: int, crop: float) -> str:
     h = hashlib.sha256(f"v1 size={size}".encode() + (b"" if crop == 1 else f" crop={crop!r}".encode()))
+    if images.rows is not None:  # a dataset's rows: its files' stamp and which rows
+        h.update(images.rows.stamp().encode() + images.ids.tobytes())
+        return h.hexdigest()[:20]
     for p in images.paths:
         try:
             st = p.stat()
@@ -74,7 +77,7 @@ def load_cached(
         log.warning("image cache %s is unreadable; rebuilding it", array_path)
     log.info("image cache: decoding %d images from %s (once)", len(images), images.root)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        decoded = list(pool.map(lambda p: decode_view(p, size, crop), images.paths, chunksize=256))
+        decoded = list(pool.map(lambda i: images.view(i, size, crop), range(len(images)), chunksize=256))
     kept = [i for i, a in enumerate(decoded) if a is not None]
     warn_skipped([images.paths[i] for i, a in enumerate(decoded) if a is None], len(images))
     if not kept:
@@ -95,9 +98,12 @@ def probe_max_side(images: ImageList, count: int = 16) -> int:
     if images.array is not None:
         return max(images.array.shape[1:3])
     sides = []
-    for p in images.paths[: count * 2]:
+    for i in range(min(count * 2, len(images))):
         try:
-            with Image.open(p) as img:
+            if images.rows is not None:
+                sides.append(max(images.open(i).size))
+                continue
+            with Image.open(images.paths[i]) as img:
                 sides.append(max(img.size))
         except UNREADABLE:
             continue

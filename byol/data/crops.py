@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from byol.data.augment import ViewParams, sample_crop_boxes
-from byol.data.folder import UNREADABLE, ImageList, open_rgb
+from byol.data.folder import UNREADABLE, ImageList
 from byol.data.seeding import seeded_generator
 from byol.errors import ByolError
 
@@ -38,7 +38,7 @@ class TwoCropDataset(Dataset):
         bad: list[str] = []
         for _ in range(self.MAX_SUBSTITUTES):
             try:
-                img = open_rgb(self.images.paths[index])
+                img = self.images.open(index)
                 break
             except UNREADABLE:
                 bad.append(str(self.images.paths[index]))

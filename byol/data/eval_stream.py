@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from byol.data.cache import load_cached, uses_cache
-from byol.data.folder import ImageList, decode_view, warn_skipped
+from byol.data.folder import ImageList, warn_skipped
 from byol.dist import default_workers
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _EvalDataset(Dataset):
     def __getitem__(self, i: int):
         path = self.images.paths[i]
         label = -1 if self.images.labels is None else self.images.labels[i]
-        view = decode_view(path, self.size, self.crop)
+        view = self.images.view(i, self.size, self.crop)
         if view is None:
             return None, label, i, path
         return torch.from_numpy(view.copy()).permute(2, 0, 1), label, i, None

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from byol.constants import IMAGE_EXTENSIONS
+from byol.data.hf import Rows, is_hf, list_rows
 from byol.data.named import datasets_root, load_named, parse_name
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 """What ``open_rgb`` raises for a file that is not a usable image: such files are skipped."""
 
@@ -27,13 +29,30 @@ class ImageList:
     """The images of a folder, in a fixed order (sorted), with labels when the folder has classes."""
 
     root: Path
-    paths: list[Path]
+    paths: list[Path]  # a dataset's rows are named ``FILE[ROW]`` below ``root``
     labels: list[int] | None  # None for unlabelled folders
     classes: list[str]
     array: np.ndarray | None = None  # decoded (N, H, W, 3) uint8 images of a named dataset
+    rows: Rows | None = None  # a Hugging Face dataset's rows (``byol.data.hf``), read by ``ids``
+    ids: np.ndarray | None = None  # the row of each entry
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def open(self, i: int) -> Image.Image:
+        """Entry ``i`` decoded to RGB by ``open_rgb``: it raises one of ``UNREADABLE`` when unusable."""
+        return open_rgb(self.paths[i]) if self.rows is None else open_rgb(io.BytesIO(self.read_bytes(i)))
+
+    def view(self, i: int, size: int, crop: float = 1.0) -> np.ndarray | None:
+        """``center_view`` of entry ``i``, or None when it cannot be read."""
+        try:
+            return center_view(self.open(i), size, crop)
+        except UNREADABLE:
+            return None
+
+    def read_bytes(self, i: int) -> bytes:
+        """Entry ``i``'s encoded bytes as stored (``OSError`` or ``ValueError`` when unreadable)."""
+        return Path(self.paths[i]).read_bytes() if self.rows is None else self.rows.image_bytes(int(self.ids[i]))
 
     def fingerprint(self) -> dict[str, Any]:
         """Count and SHA-256 of the sorted paths relative to ``root`` (a moved folder keeps it)."""
@@ -46,7 +65,8 @@ class ImageList:
         indices = list(indices)
         labels = None if self.labels is None else [self.labels[i] for i in indices]
         array = None if self.array is None else self.array[indices]
-        return ImageList(self.root, [self.paths[i] for i in indices], labels, self.classes, array)
+        ids = None if self.ids is None else self.ids[indices]
+        return ImageList(self.root, [self.paths[i] for i in indices], labels, self.classes, array, self.rows, ids)
 
 
 def _is_image(name: str) -> bool:
@@ -74,7 +94,8 @@ def _walk_images(folder: Path, seen: set[tuple[int, int]], unlisted: list[str]) 
 
 
 def list_images(root: str | Path, min_classes: int = 2) -> ImageList:
-    """List the images below ``root`` (or load a named dataset: ``cifar10``, ``cifar10:test``...).
+    """List the images below ``root`` (or load a named dataset: ``cifar10``, ``cifar10:test``...; or
+    list a Hugging Face dataset's rows: ``byol.data.hf``).
 
     ImageFolder-style (``root/<class>/...``, no images directly in ``root``, at least ``min_classes``
     class folders with images): labels are the class folders in sorted order. Anything else (flat or
@@ -82,6 +103,9 @@ def list_images(root: str | Path, min_classes: int = 2) -> ImageList:
     folder of images is how unlabelled data is often kept); a split scored against another's classes
     may hold one (``byol.data.labels``).
     """
+    if is_hf(str(root)):
+        where, names, labels, classes, rows = list_rows(str(root))
+        return ImageList(where, names, labels, classes, rows=rows, ids=np.arange(len(names)))
     named = parse_name(str(root))
     if named is not None and not Path(root).exists():
         array, labels, classes = load_named(*named)
@@ -125,7 +149,7 @@ def _warn_unlisted(unlisted: list[str], root: Path) -> None:
         log.warning("skipped %d folders of %s that could not be read: %s", len(unlisted), root, _first_few(unlisted))
 
 
-def open_rgb(path: Path) -> Image.Image:
+def open_rgb(path: Path | BinaryIO) -> Image.Image:
     """Decode an image fully and convert it to RGB (grayscale, RGBA, palette, CMYK, 16-bit).
 
     The EXIF orientation of photos is applied. Raises one of ``UNREADABLE`` for unreadable or
@@ -170,14 +194,6 @@ def center_view(img: Image.Image, size: int, crop: float = 1.0) -> np.ndarray:
         left, top = (img.width - size) // 2, (img.height - size) // 2
         img = img.crop((left, top, left + size, top + size))
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def decode_view(path: Path, size: int, crop: float = 1.0) -> np.ndarray | None:
-    """``center_view`` of the image at ``path``, or None when it cannot be read."""
-    try:
-        return center_view(open_rgb(path), size, crop)
-    except UNREADABLE:
-        return None
 
 
 def warn_skipped(skipped: list[str] | list[Path], total: int) -> None:

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -58,7 +59,7 @@ def labelled_as(images: ImageList, reference: Sequence[str], where: str, referen
         log.info("%s holds %d of the %d classes of %s (none of %s): scored on its own images",
                  where, len(images.classes), len(reference), reference_where, _names(missing))  # fmt: skip
     labels = [to_reference[y] for y in images.labels]
-    return ImageList(images.root, images.paths, labels, list(reference), images.array)
+    return dataclasses.replace(images, labels=labels, classes=list(reference))
 
 
 def unlabelled(where: str, what: str) -> ByolError:

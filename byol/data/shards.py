@@ -40,10 +40,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from byol.constants import IMAGE_EXTENSIONS
 from byol.data.augment import ViewParams, default_views
 from byol.data.cache import default_cache_dir
 from byol.data.crops import collate_crops, crop_view
-from byol.data.folder import IMAGE_EXTENSIONS, warn_skipped
+from byol.data.folder import warn_skipped
 from byol.data.loader import Batch
 from byol.data.seeding import epoch_permutation
 from byol.errors import ByolError
@@ -275,6 +276,18 @@ class ShardData:
             warn_skipped([Path(p) for p in new], self.samples)
 
 
+def _image_key(path: Path, data: bytes, sniff: bool) -> str:
+    """A sample's image key: the file's extension, or for a dataset's row its bytes' format (jpg default)."""
+    if not sniff:
+        return path.suffix.lower().lstrip(".") or "jpg"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = (img.format or "jpeg").lower()
+    except Exception:  # undecodable: kept under jpg, skipped by the reader as any bad sample
+        kind = "jpeg"
+    return {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind)
+
+
 def write_shards(source: str, out: str | Path, shard_size: int = 1000, seed: int = 0) -> dict[str, Any]:
     """``byol shard``: the images of a folder (original bytes, labels as ``cls``) as shuffled tar shards
     ``OUT/shard-000000.tar...`` and ``OUT/shards.json`` (pattern, sample count, classes)."""
@@ -293,11 +306,11 @@ def write_shards(source: str, out: str | Path, shard_size: int = 1000, seed: int
             for i in order:
                 path = Path(images.paths[i])
                 try:
-                    data = path.read_bytes()
-                except OSError:  # no read permission, vanished: skipped and listed, like an undecodable image
+                    data = images.read_bytes(i)
+                except (OSError, ValueError):  # no read permission, vanished, a row without an image: listed
                     unreadable.append(path)
                     continue
-                sample = {"__key__": f"{n:09d}", path.suffix.lower().lstrip(".") or "jpg": data}
+                sample = {"__key__": f"{n:09d}", _image_key(path, data, images.rows is not None): data}
                 if images.labels is not None:
                     sample["cls"] = images.labels[i]
                 sink.write(sample)

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from byol.data.folder import open_rgb
+from byol.data.hf import row_bytes
 from byol.files import atomic_write
 
 THUMB = 96  # thumbnail side in pixels (small images are enlarged to it, nearest-neighbour)
@@ -30,9 +31,10 @@ class Row:
 
 
 def thumbnail(path: str, side: int = THUMB) -> Image.Image:
-    """The image at ``path`` fitted in ``side`` × ``side`` (a grey square when it does not read)."""
+    """The image at ``path`` (a file, or a dataset's row: ``byol.data.hf.open_row``) fitted in ``side`` ×
+    ``side`` (a grey square when it does not read)."""
     try:
-        img = open_rgb(Path(path))
+        img = open_rgb(Path(path) if Path(path).is_file() else io.BytesIO(row_bytes(path)))
     except Exception:  # listed once by the embedding; here only a placeholder
         return Image.new("RGB", (side, side), (128, 128, 128))
     scale = side / max(img.size)
