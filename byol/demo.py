@@ -25,6 +25,7 @@ from byol.dist import cpu_name
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
 from byol.presets import resolve
+from byol.run_files import RunFiles
 from byol.train.pretrain import pretrain
 
 # The ``cpu`` preset tuned for the ~9 epochs 10 minutes hold on 2 cores (docs/results/cpu-preset.md,
@@ -102,7 +103,7 @@ def _stall(spec: str | None):
 
 
 def summary_of(run: Path) -> dict:
-    path = Path(run) / "summary.json"
+    path = RunFiles(run).summary
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -16,11 +16,10 @@ from byol.constants import PAPER_EVAL_CROP, VERSION, is_small
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.models.backbones import Encoder, build_encoder, is_timm, timm_module
+from byol.run_files import RunFiles
 
 log = logging.getLogger(__name__)
 
-ENCODER_FILE = "encoder.safetensors"
-ENCODER_META = "encoder.json"
 # A folder in the Hugging Face Hub's layout (byol.hub), and the prefix naming a Hub repository.
 HUB_WEIGHTS, HUB_CONFIG, HUB_CARD, HUB_PREFIX = "model.safetensors", "config.json", "README.md", "hf-hub:"
 
@@ -86,7 +85,7 @@ def write_meta(meta: dict[str, Any], path: Path) -> None:
 
 def save_encoder(encoder: nn.Module, meta: dict[str, Any], run_dir: Path) -> Path:
     """Write ``RUN_DIR/encoder.safetensors`` and ``encoder.json`` atomically."""
-    return write_weights(encoder.state_dict(), meta, Path(run_dir) / ENCODER_FILE)
+    return write_weights(encoder.state_dict(), meta, RunFiles(run_dir).encoder)
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
@@ -143,11 +142,11 @@ def load_encoder_with_meta(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``load_encoder``, also returning the metadata (backbone, image size, normalisation...)."""
     path = hub_snapshot(str(path)[len(HUB_PREFIX) :]) if str(path).startswith(HUB_PREFIX) else Path(path)
-    file = path / ENCODER_FILE if path.is_dir() else path
+    file = RunFiles(path).encoder if path.is_dir() else path
     if path.is_dir() and not file.exists() and (path / HUB_WEIGHTS).exists():  # a folder byol export --hub wrote
         file = path / HUB_WEIGHTS
     if not file.exists():
-        raise ByolError(f"no encoder at {file}; is {path} a finished run (byol pretrain writes {ENCODER_FILE})?")
+        raise ByolError(f"no encoder at {file}; is {path} a finished run (byol pretrain writes {file.name})?")
     try:
         meta = _read_meta(file)
         state = _read_state(file, map_location)

@@ -30,8 +30,8 @@ from byol.encoder_io import HUB_CARD, HUB_CONFIG, HUB_WEIGHTS, load_encoder_with
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.models.backbones import TIMM_PREFIX, is_timm
+from byol.run_files import RunFiles
 
-SUMMARY_FILE, CONFIG_FILE, EVAL_DIR = "summary.json", "config.yaml", "eval"
 TIMM_RESNETS = ("resnet18", "resnet34", "resnet50")  # byol's torchvision ResNets, named alike in timm
 PAPER = "https://arxiv.org/abs/2006.07733"
 
@@ -115,13 +115,14 @@ def push(source: str | Path, repo_id: str, private: bool = False, api=None) -> s
 def run_facts(run_dir: Path) -> dict[str, Any]:
     """What a run folder says of itself: its config, summary and the evaluations run into it."""
     facts: dict[str, Any] = {}
-    if (run_dir / SUMMARY_FILE).exists():
-        facts["summary"] = json.loads((run_dir / SUMMARY_FILE).read_text())
-    if (run_dir / CONFIG_FILE).exists():
+    files = RunFiles(run_dir)
+    if files.summary.exists():
+        facts["summary"] = json.loads(files.summary.read_text())
+    if files.config.exists():
         import yaml
 
-        facts["config"] = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
-    evals = sorted((run_dir / EVAL_DIR).glob("*.json")) if (run_dir / EVAL_DIR).is_dir() else []
+        facts["config"] = yaml.safe_load(files.config.read_text())
+    evals = sorted(files.evals.glob("*.json")) if files.evals.is_dir() else []
     facts["evaluations"] = [json.loads(p.read_text()) for p in evals]
     return facts
 
@@ -216,9 +217,9 @@ def _results(summary: dict, evaluations: list[dict]) -> list[str]:
 
 def eval_record(run_dir: Path, protocol: str, result: dict[str, Any], argv: list[str]) -> Path | None:
     """Keep an evaluation in ``RUN/eval/<protocol>.json`` (with its command), for the model card."""
-    if not (run_dir.is_dir() and (run_dir / CONFIG_FILE).exists()):
+    if not RunFiles(run_dir).is_run():
         return None
-    path = run_dir / EVAL_DIR / f"{protocol}.json"
+    path = RunFiles(run_dir).eval_record(protocol)
     path.parent.mkdir(exist_ok=True)
     with atomic_write(path, "w") as f:
         f.write(json.dumps({**result, "command": "byol " + shlex.join(argv)}, indent=1) + "\n")

@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 from byol.errors import ByolError  # noqa: E402
 from byol.files import atomic_write  # noqa: E402
+from byol.run_files import RunFiles
 from byol.train.metrics_file import read_metrics  # noqa: E402
 
 
@@ -139,17 +140,18 @@ def build_report(run_dir: str | Path, test: str | None = None, max_points: int =
         raise ByolError(f"{run_dir} has no metrics.jsonl; is it a byol run folder?")
     out_dir = run_dir / "report"
     plots = plot_metrics(rows, out_dir)
-    cfg = load_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
+    files = RunFiles(run_dir)
+    cfg = load_yaml(files.config) if files.config.exists() else None
     facts: dict[str, Any] = {}
     if cfg is not None:
         facts.update({"data": cfg.data.path, "backbone": f"{cfg.model.backbone} ×{cfg.model.width}"})
         facts.update({"optimizer": cfg.optim.optimizer, "batch": cfg.optim.batch_size, "τ_base": cfg.optim.tau_base})
-    summary = run_dir / "summary.json"
+    summary = files.summary
     if summary.exists():
         facts.update(json.loads(summary.read_text()))
     if test is None and cfg is not None and Path(cfg.data.path).parent.joinpath("test").is_dir():
         test = str(Path(cfg.data.path).parent / "test")
-    if test and (run_dir / "encoder.safetensors").exists():
+    if test and files.encoder.exists():
         from byol.data.eval_stream import eval_images
         from byol.data.folder import list_images
         from byol.encoder_io import load_encoder_with_meta

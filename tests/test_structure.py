@@ -213,3 +213,58 @@ def test_the_protocol_rule_catches_a_literal_default_and_the_defaults_agree_ever
         main(["eval", "knn", "--help"])
     shown = " ".join(capsys.readouterr().out.split())  # byol eval knn's options say what the reference says
     assert option_help("run.knn_k") in shown and option_help("run.knn_temperature") in shown
+
+
+# The run folder's files, named in one module (byol.run_files, issue 42): a file name written as a
+# string anywhere else in the package is a second definition of the layout. Docstrings may describe it.
+RUN_FILE_NAMES = ("config.yaml", "config_history.jsonl", ".lock", "metrics.jsonl", "summary.json",
+                  "encoder.safetensors", "encoder.json", "checkpoints", "skipped-rank", "tb")  # fmt: skip
+OTHERS_FILES = {"eval/pretrained.py": "checkpoints"}  # torch.hub's cache layout, not a run folder's
+
+
+def run_file_literals(source: str) -> list[str]:
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value.strip("/")
+            if (
+                text in RUN_FILE_NAMES
+                or text.startswith("skipped-rank")
+                or text.endswith(("/summary.json", "/config.yaml"))
+            ):
+                found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", [m for m in MODULES if m.name != "run_files.py"], ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_no_run_folder_file_name_outside_run_files(path):
+    allowed = OTHERS_FILES.get(path.relative_to(PACKAGE).as_posix())
+    assert [f for f in run_file_literals(path.read_text()) if f"'{allowed}'" not in f] == []
+
+
+def test_the_run_files_rule_catches_a_literal_and_run_files_names_the_layout(tmp_path):
+    from byol.run_files import RunFiles
+
+    assert run_file_literals('p = run_dir / "summary.json"') == ["line 1: 'summary.json'"]
+    assert run_file_literals('"""Writes summary.json."""\nx = 1') == []  # a docstring describes
+    files = RunFiles(tmp_path)
+    assert [p.name for p in (files.config, files.summary, files.encoder, files.encoder_meta)] == [
+        "config.yaml", "summary.json", "encoder.safetensors", "encoder.json"]  # fmt: skip
+    assert files.checkpoint(12).relative_to(tmp_path).as_posix() == "checkpoints/step-000000012.pt"
+    assert not files.is_run() and not files.is_finished()
+    files.config.write_text("{}")
+    files.summary.write_text("{}")
+    assert files.is_run() and not files.is_finished()  # the encoder is written before the summary
+    files.encoder.write_bytes(b"")
+    assert files.is_finished()

@@ -13,6 +13,7 @@ from byol.config_io import merge
 from byol.errors import ByolError
 from byol.flags import add_flags, flag_values
 from byol.presets import PRESETS, resolve
+from byol.run_files import RunFiles
 from byol.train.checkpoint import list_checkpoints
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.resume and not list_checkpoints(out):
-        raise ByolError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+        raise ByolError(f"--resume: no checkpoint in {RunFiles(out).checkpoints}")
     cfg = resolve(pick_preset(args.preset, args.data), overrides_from_args(args))
     result = pretrain(cfg, out, resume=not args.no_resume, progress=not args.no_progress)
     summary = {"run": str(result.run_dir), "steps": result.steps, "epochs": round(result.epochs, 3)}

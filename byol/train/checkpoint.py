@@ -22,11 +22,11 @@ from torch import nn
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.optim import with_kernels_of
+from byol.run_files import CHECKPOINT_PATTERN, RunFiles
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^step-(\d+)\.pt$")
+_NAME = re.compile(f"^{CHECKPOINT_PATTERN}$")
 REQUIRED_KEYS = ("model", "optimizer", "step", "schedule", "config", "rng")
 
 
@@ -110,12 +110,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:09d}.pt"
+    return RunFiles(run_dir).checkpoint(step)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Checkpoints of a run, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
+    folder = RunFiles(run_dir).checkpoints
     if not folder.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]

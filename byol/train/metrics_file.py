@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from byol.files import write_failed
+from byol.run_files import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +19,17 @@ class MetricsWriter:
 
     def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True):
         self.enabled = enabled
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = RunFiles(run_dir).metrics
         self.writer = None
         if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
+                self.writer = SummaryWriter(str(RunFiles(run_dir).tensorboard))
             except ImportError:  # tensorboard is a dependency, but a trimmed install must still train
                 log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
             except OSError as e:  # its events file cannot be made (a full disk)
-                raise write_failed(Path(run_dir) / "tb", e) from None
+                raise write_failed(RunFiles(run_dir).tensorboard, e) from None
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         """Append one line (whole or not at all: a failed append is cut off again, and raised as
@@ -51,7 +52,7 @@ class MetricsWriter:
                         self.writer.add_scalar(k, v, step)
             except OSError as e:
                 self.writer = None  # its thread has failed; metrics.jsonl holds every line
-                raise write_failed(Path(self.path.parent, "tb"), e) from None
+                raise write_failed(RunFiles(self.path.parent).tensorboard, e) from None
 
     def close(self) -> None:
         if self.writer is not None:
@@ -59,11 +60,11 @@ class MetricsWriter:
             try:
                 writer.close()
             except OSError as e:
-                raise write_failed(self.path.parent / "tb", e) from None
+                raise write_failed(RunFiles(self.path.parent).tensorboard, e) from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunFiles(run_dir).metrics
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

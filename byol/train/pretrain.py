@@ -15,21 +15,19 @@ import torch
 from byol.config import Config
 from byol.data.source import TrainSource
 from byol.dist import init_distributed, resolve_device, shutdown_distributed
-from byol.encoder_io import ENCODER_FILE, run_encoder_meta, save_encoder
+from byol.encoder_io import run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
+from byol.run_files import RunFiles
 from byol.train.checkpoint import list_checkpoints
 from byol.train.hooks import default_hooks
 from byol.train.hooks.knn import knn_summary
 from byol.train.loop import train_loop
 from byol.train.metrics_file import read_metrics
-from byol.train.run_folder import LOCK_FILE
 from byol.train.setup import Run, build_run
 from byol.train.signals import Preempted, SignalCatcher
 from byol.train.state import TrainState, start_state
 
 log = logging.getLogger(__name__)
-
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass
@@ -68,12 +66,12 @@ def pretrain(
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     run_dir = Path(run_dir)
     # One run per folder: rank 0 holds an OS lock on RUN_DIR/.lock until the run ends.
-    lock = exclusive_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") if info.is_main else contextlib.nullcontext()
+    lock = exclusive_lock(RunFiles(run_dir).lock, f"run folder {run_dir}") if info.is_main else contextlib.nullcontext()
     try:
         with lock:
             run = build_run(cfg, run_dir, resume, device, info, source)
             state = start_state(run, resume)
-            if state.finished and _is_complete(run.run_dir):
+            if state.finished and RunFiles(run.run_dir).is_finished():
                 log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
                 return _stored_result(run.run_dir)
             with SignalCatcher() as signals:
@@ -124,17 +122,13 @@ def finish(run: Run, state: TrainState) -> RunResult:
         }
         meta = run_encoder_meta(cfg, run.method.feature_dim)
         save_encoder(run.method.online_encoder, meta, run.run_dir)  # then the summary: its presence means done
-        with atomic_write(run.run_dir / SUMMARY_FILE, "w") as f:
+        with atomic_write(RunFiles(run.run_dir).summary, "w") as f:
             f.write(json.dumps(summary, indent=2) + "\n")
     return result
 
 
-def _is_complete(run_dir: Path) -> bool:
-    return (run_dir / SUMMARY_FILE).exists() and (run_dir / ENCODER_FILE).exists()
-
-
 def _stored_result(run_dir: Path) -> RunResult:
-    done = json.loads((run_dir / SUMMARY_FILE).read_text())
+    done = json.loads(RunFiles(run_dir).summary.read_text())
     knn = {k: done[k] for k in ("knn_top1", "knn_top5") if k in done}
     return RunResult(
         run_dir, done["steps"], done["epochs"], done["images_seen"], done["seconds"], done["final_loss"], knn,

@@ -25,15 +25,11 @@ from byol.dist import DistInfo
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries, write_failed
 from byol.flags import option_name
+from byol.run_files import RunFiles
 from byol.schedules import Plan, warmup_steps
 from byol.train import checkpoint as ckpt_io
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.yaml"
-LOCK_FILE = ".lock"
-HISTORY_FILE = "config_history.jsonl"  # one line per resume that changed a resumable option
-METRICS_FILE = "metrics.jsonl"
 
 # A run's length: given anew on a run with checkpoints, it extends the run (``fit_length`` checks it
 # against the checkpoint's step; only then ``record_length`` writes it into config.yaml and the history).
@@ -50,16 +46,19 @@ RESUMABLE_CHANGES = (
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) -> Config:
     """Create the run folder, or take up the run it holds: its saved config wins, and options that
     would change what is trained are refused. Temporary files left by a crash are removed."""
-    config_path = run_dir / CONFIG_FILE
+    files = RunFiles(run_dir)
+    config_path = files.config
     if info.is_main:
-        for folder in (run_dir, run_dir / ckpt_io.CHECKPOINT_DIR):
+        for folder in (run_dir, files.checkpoints):
             if stale := remove_stale_temporaries(folder):
                 log.warning("removed %d file(s) a crash left half-written: %s", len(stale), ", ".join(map(str, stale)))
     checkpoints = ckpt_io.list_checkpoints(run_dir)
     to_file = cfg  # what config.yaml gets
     if not config_path.exists():
         if checkpoints:
-            raise ByolError(f"{run_dir} holds checkpoints but no {CONFIG_FILE}; restore it, or choose another --out")
+            raise ByolError(
+                f"{run_dir} holds checkpoints but no {config_path.name}; restore it, or choose another --out"
+            )
     elif checkpoints and not resume:
         raise ByolError(
             f"{run_dir} already holds a run (newest checkpoint {checkpoints[-1].name}); drop --no-resume to "
@@ -87,8 +86,8 @@ def _take_up(run_dir: Path, saved: Config, cfg: Config, checkpoints: bool, info:
         )
     if changed:
         raise ByolError(
-            f"{run_dir / CONFIG_FILE} belongs to a run with other options ({named}) that wrote no "
-            f"checkpoint; choose another --out, or delete {run_dir / CONFIG_FILE} to start this run there"
+            f"{RunFiles(run_dir).config} belongs to a run with other options ({named}) that wrote no "
+            f"checkpoint; choose another --out, or delete {RunFiles(run_dir).config} to start this run there"
         )
     applied = {}
     for key in RESUMABLE_CHANGES:  # the new values apply, and are recorded
@@ -110,7 +109,7 @@ def _take_up(run_dir: Path, saved: Config, cfg: Config, checkpoints: bool, info:
 
 def record_history(run_dir: Path, applied: dict[str, list]) -> None:
     """One line in config_history.jsonl: the options a resume changed, from the newest checkpoint's step."""
-    path = run_dir / HISTORY_FILE
+    path = RunFiles(run_dir).history
     lines = path.read_text().splitlines() if path.exists() else []
     steps = [int(p.stem.split("-")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
     lines.append(
@@ -177,7 +176,7 @@ def fit_length(cfg: Config, plan: Plan, step: int, spent: float, timed_steps: in
 def record_length(run_dir: Path, cfg: Config, step: int, what: dict[str, Any], info: DistInfo) -> None:
     """An accepted new length: config.yaml and the history say it (rank 0), and the log."""
     if info.is_main:
-        save_yaml(cfg, run_dir / CONFIG_FILE)
+        save_yaml(cfg, RunFiles(run_dir).config)
         record_history(run_dir, {"run.epochs" if "to_epochs" in what else "run.time_budget": list(what.values())})
     log.info(
         "extended the run at step %d: %s (lr and τ go on from their values there)",
@@ -190,7 +189,7 @@ def record_length(run_dir: Path, cfg: Config, step: int, what: dict[str, Any], i
 
 def truncate_metrics(run_dir: Path, step: int, is_main: bool = True) -> None:
     """Drop metric lines written after the checkpoint we resume from (they will be written again)."""
-    path = Path(run_dir) / METRICS_FILE
+    path = RunFiles(run_dir).metrics
     if not path.exists() or not is_main:
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]

@@ -27,6 +27,7 @@ from byol.flags import option_name
 from byol.method import Method, build_method
 from byol.models.norms import mimic_batchnorm
 from byol.optim import optimizer_for
+from byol.run_files import RunFiles
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import augmentation_generator, make_views
 from byol.train.memory import MemoryProbe, choose_passes
@@ -126,7 +127,7 @@ def _build_data(
     if data is None:
         if not info.is_main:
             barrier(info)  # rank 0 decodes the image cache once; the others then read it
-        data = build_train_source(cfg, info.rank, info.world_size, device, run_dir / f"skipped-rank{info.rank}.txt")
+        data = build_train_source(cfg, info.rank, info.world_size, device, RunFiles(run_dir).skip_log(info.rank))
         if info.is_main:
             barrier(info)
     if not isinstance(data, LabelledImages) and cfg.run.knn_every > 0 and info.is_main:
