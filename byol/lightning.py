@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from byol.config import Config
-from byol.data.loader import Batch
+from byol.data.batch import Batch
 from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
 from byol.method import build_method
 from byol.optim import optimizer_for

@@ -325,7 +325,7 @@ class InMemorySource:
         return {"count": len(self), "sha256": hashlib.sha256(self.images.numpy().tobytes()).hexdigest()}
 
     def epoch(self, epoch: int, start_batch: int = 0, pin_memory: bool = False):
-        from byol.data.loader import Batch
+        from byol.data.batch import Batch
 
         perm = epoch_permutation(len(self), self.seed, epoch)
         for b in range(start_batch, self.batches_per_epoch()):
@@ -355,3 +355,37 @@ def test_a_third_data_source_of_images_in_memory_trains_through_the_real_loop_an
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 64 and summary["skipped_images"] == 0 and "knn_final" not in summary
     assert (out / "encoder.safetensors").exists()
+
+
+def test_a_third_source_registered_by_one_line_is_built_from_data_path_trains_and_resumes(tmp_path, monkeypatch):
+    """``SOURCES`` (issue 42): one entry claims ``memory:N`` paths; ``pretrain`` builds it from the
+    config alone, trains, checkpoints, and a second sitting with a longer run resumes at the step."""
+    from helpers import resume, tiny_config
+
+    from byol.data import source as sources
+    from byol.train.pretrain import pretrain
+
+    monkeypatch.setitem(
+        sources.SOURCES, "memory",
+        sources.SourceSpec(lambda p: p.startswith("memory:"), lambda cfg, *_: InMemorySource(int(cfg.data.path[7:]))),
+    )  # fmt: skip
+    cfg = tiny_config("memory:64", tmp_path / "cache", epochs=0.5, knn_every=0)
+    cfg.optim.batch_size = 16
+    assert isinstance(sources.build_train_source(cfg), InMemorySource)  # claimed before the folder fallback
+    first = pretrain(cfg, tmp_path / "run", progress=False)
+    assert first.steps == 2 and first.images_seen == 32
+    cfg.run.epochs = 1.0
+    second = resume(cfg, tmp_path / "run", at=2)
+    assert second.steps == 4 and second.images_seen == 64
+
+
+def test_a_source_whose_batch_differs_from_the_optimisers_is_one_clear_error(tmp_path):
+    from helpers import tiny_config
+
+    from byol.train.pretrain import pretrain
+
+    cfg = tiny_config("memory:64", tmp_path / "cache", epochs=0.5, knn_every=0)
+    cfg.optim.batch_size = 32  # the source below makes batches of 16
+    with pytest.raises(ByolError, match="the source makes batches of 16 images but optim.batch_size is 32"):
+        pretrain(cfg, tmp_path / "run", progress=False, source=InMemorySource(batch_size=16))
+    assert not list((tmp_path / "run").glob("checkpoints/*.pt"))

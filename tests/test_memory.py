@@ -7,7 +7,7 @@ import torch
 from helpers import tiny_config
 from safetensors.torch import load_file
 
-from byol.data.loader import Batch
+from byol.data.batch import Batch
 from byol.errors import ByolError
 from byol.train import memory
 from byol.train.memory import MemoryProbe, fit_micro_batch

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from byol.data.augment import ViewParams, default_views
+from byol.data.batch import Batch
 from byol.data.cache import load_cached, uses_cache
 from byol.data.crops import TwoCropDataset, collate_crops
 from byol.data.eval_stream import eval_images
@@ -29,32 +29,6 @@ from byol.dist import default_workers
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Batch:
-    """What one training step consumes: whole images (cropped on the device) or two crops."""
-
-    images: torch.Tensor | None  # (B, 3, H, W) uint8
-    crops: tuple[torch.Tensor, torch.Tensor] | None  # two (B, 3, S, S) uint8
-    labels: torch.Tensor | None  # (B,) int64, -1 when unlabelled
-    indices: torch.Tensor
-
-    @classmethod
-    def of_images(cls, images: torch.Tensor) -> Batch:
-        """Whole uint8 images as an unlabelled batch (a user's DataLoader's, the memory probe's)."""
-        return cls(images, None, None, torch.arange(len(images)))
-
-    def split(self, parts: int) -> list[Batch]:
-        """``parts`` batches of near-equal size (differing by at most one image), in order."""
-        if parts == 1:
-            return [self]
-
-        def cut(t):
-            return [None] * parts if t is None else torch.tensor_split(t, parts)
-
-        crops = zip(*(torch.tensor_split(c, parts) for c in self.crops)) if self.crops else [None] * parts
-        return [Batch(*p) for p in zip(cut(self.images), crops, cut(self.labels), cut(self.indices))]
 
 
 class CachedImages:
@@ -236,7 +210,7 @@ class TrainData:
                 images, labels = self.cached.images(at), self.cached.labels_of(at)
                 if pin:
                     images, labels = images.pin_memory(), None if labels is None else labels.pin_memory()
-                yield Batch(images, None, labels, idx)
+                yield Batch.of_images(images, labels, idx)
             return
         loader = DataLoader(
             self.stream,
@@ -252,7 +226,7 @@ class TrainData:
         try:
             for c1, c2, labels, idx, bad in loader:
                 new += [p for p in map(str, bad) if p not in self.skipped and p not in new]
-                yield Batch(None, (c1, c2), labels if self.labels is not None else None, idx)
+                yield Batch.of_crops(c1, c2, labels if self.labels is not None else None, idx)
         finally:
             self.skipped.update(new)
             warn_skipped(new, len(self.image_list))

@@ -42,10 +42,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from byol.constants import IMAGE_EXTENSIONS
 from byol.data.augment import ViewParams, default_views
+from byol.data.batch import Batch
 from byol.data.cache import default_cache_dir
 from byol.data.crops import collate_crops, crop_view
 from byol.data.folder import warn_skipped
-from byol.data.loader import Batch
 from byol.data.seeding import epoch_permutation
 from byol.errors import ByolError
 from byol.files import atomic_write, write_failed
@@ -270,7 +270,7 @@ class ShardData:
                     with atomic_write(self.skip_log, "w") as f:
                         f.write("".join(f"{p}\n" for p in sorted(self.skipped | set(new) | set(met))))
                 new += met
-                yield Batch(None, (c1, c2), labels if self.labelled else None, idx)
+                yield Batch.of_crops(c1, c2, labels if self.labelled else None, idx)
         finally:
             self.skipped.update(new)
             warn_skipped([Path(p) for p in new], self.samples)

@@ -1,21 +1,26 @@
 """Where pretraining batches come from: the ``TrainSource`` protocol, the kNN monitor's
-``LabelledImages``, and the one builder of byol's own sources.
+``LabelledImages``, and the registry that builds a source from ``data.path``.
 
-Two sources meet ``TrainSource``: ``TrainData`` (an image folder or a named dataset, small images
-from the uint8 cache, large ones streamed; also ``LabelledImages``) and ``ShardData`` (WebDataset tar
+Two sources ship: ``TrainData`` (an image folder, a named or Hugging Face dataset; small images from
+the uint8 cache, large ones streamed; also ``LabelledImages``) and ``ShardData`` (WebDataset tar
 shards, read in order). The training loop, its hooks and the run's setup name only the protocols.
+A new kind of data is a module of its own with a ``SourceSpec`` and one line in ``SOURCES`` (or
+``SOURCES["name"] = ...`` from outside): which ``data.path`` it claims, and how it is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from byol.data.loader import Batch, TrainData
+from byol.data.batch import Batch
+from byol.data.loader import TrainData
 from byol.data.shards import ShardData, is_shards
+from byol.errors import ByolError
 
 
 @runtime_checkable
@@ -26,6 +31,7 @@ class TrainSource(Protocol):
     (the uint8 cache on the device, the shards' skip log) are ``build_train_source``'s business."""
 
     skipped: set[str]  # unreadable samples met so far (a file's path, a shard's ``URL#KEY``), in summary.json
+    batch_size: int  # images of this process per batch: the run checks it against optim.batch_size
 
     @property
     def labelled(self) -> bool:
@@ -70,26 +76,62 @@ class LabelledImages(Protocol):
         ...
 
 
-def build_train_source(
-    cfg, rank: int = 0, world_size: int = 1, device: torch.device | None = None, skip_log: Path | None = None
-) -> TrainSource:
-    """The source a run's ``Config`` names in ``data.path``: shards for a ``.tar`` pattern or ``pipe:``
-    (their skip log at ``skip_log``), else a folder or named dataset (its uint8 cache moved to ``device``
-    as ``data.cache_on_device`` says); this process's share of ``world_size``."""
+@dataclass(frozen=True)
+class SourceSpec:
+    """One registry entry: ``claims(path)``, whether ``data.path`` names this kind of data; ``build(cfg,
+    rank, world_size, device, skip_log)``, the source (``cfg``: a ``byol.config.Config``)."""
+
+    claims: Callable[[str], bool]
+    build: Callable[..., TrainSource]
+
+
+def _build_shards(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> ShardData:
     d = cfg.data
-    common = dict(seed=cfg.run.seed, cache_dir=d.cache_dir or None, workers=d.workers, rank=rank, world_size=world_size)
-    if is_shards(d.path):
-        shards = ShardData(
-            d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), **common,
-            samples_per_epoch=d.samples_per_epoch, shuffle_buffer=d.shuffle_buffer,
-        )  # fmt: skip
-        if skip_log is not None:
-            shards.keep_skip_log(skip_log)
-        return shards
+    shards = ShardData(
+        d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
+        cache_dir=d.cache_dir or None, workers=d.workers, rank=rank, world_size=world_size,
+        samples_per_epoch=d.samples_per_epoch, shuffle_buffer=d.shuffle_buffer,
+    )  # fmt: skip
+    if skip_log is not None:
+        shards.keep_skip_log(skip_log)
+    return shards
+
+
+def _build_images(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> TrainData:
+    d = cfg.data
     data = TrainData(
-        d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), **common, cache=d.cache,
+        d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
+        cache_dir=d.cache_dir or None, workers=d.workers, rank=rank, world_size=world_size, cache=d.cache,
         eval_crop=d.eval_crop,
     )  # fmt: skip
     if device is not None:
         data.keep_on_device(d.cache_on_device, device)
     return data
+
+
+SOURCES: dict[str, SourceSpec] = {"shards": SourceSpec(is_shards, _build_shards)}
+"""The sources that claim a ``data.path``, asked in order; a path none claims is images (``TrainData``:
+a folder, a named dataset, a Hugging Face dataset)."""
+
+
+def build_train_source(
+    cfg, rank: int = 0, world_size: int = 1, device: torch.device | None = None, skip_log: Path | None = None
+) -> TrainSource:
+    """The source a run's ``Config`` names in ``data.path`` (the first of ``SOURCES`` that claims it,
+    else images): this process's share of ``world_size``; ``device`` for a cache kept there
+    (``data.cache_on_device``), ``skip_log`` for samples that do not decode (tar shards)."""
+    spec = next((s for s in SOURCES.values() if s.claims(cfg.data.path)), None)
+    build = spec.build if spec is not None else _build_images
+    return build(cfg, rank, world_size, device, skip_log)
+
+
+def check_batch_size(source: TrainSource, batch_size: int, where: str) -> None:
+    """A source's batches must be ``optim.batch_size`` images: that number sets the peak lr, the
+    memory probe and the images counted; one clear error instead of a run that silently trains on
+    another batch."""
+    got = getattr(source, "batch_size", None)
+    if got != batch_size:
+        raise ByolError(
+            f"{where}: the source makes batches of {got} images but optim.batch_size is {batch_size} "
+            "(it sets the peak lr and the memory probe); build the source with the run's batch size"
+        )

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from byol.data.augment import TwoViewAugment
-from byol.data.loader import Batch
+from byol.data.batch import Batch
 from byol.data.seeding import seeded_generator
 from byol.method import MethodOutput
 
@@ -126,11 +126,8 @@ def make_views(
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Views:
     """BYOL's two augmented views of a batch, on ``device``: whole images cropped there, or two crops."""
-    if batch.images is not None:
-        views = augment(batch.images.to(device, non_blocking=True), generator)
-    else:
-        crops = tuple(c.to(device, non_blocking=True) for c in batch.crops)
-        views = augment(generator=generator, crops=crops)
+    images, crops = batch.on(device)
+    views = augment(images, generator) if images is not None else augment(generator=generator, crops=crops)
     return tuple(v.contiguous(memory_format=memory_format) for v in views)
 
 

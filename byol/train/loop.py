@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 
 from byol import faults
-from byol.data.loader import Batch
+from byol.data.batch import Batch
 from byol.train.engine import augmentation_generator, make_views, train_step
 from byol.train.hooks.base import Hook, StepEvent
 from byol.train.setup import Run

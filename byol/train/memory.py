@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from byol.data.loader import Batch
+from byol.data.batch import Batch
 from byol.dist import DevicePolicy, DistInfo, from_rank0
 from byol.errors import ByolError
 from byol.train.engine import make_views

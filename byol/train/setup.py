@@ -19,7 +19,7 @@ from torch import nn
 
 from byol.config import Config
 from byol.data.augment import TwoViewAugment
-from byol.data.source import LabelledImages, TrainSource, build_train_source
+from byol.data.source import LabelledImages, TrainSource, build_train_source, check_batch_size
 from byol.dist import DevicePolicy, DistInfo, barrier, configure_device
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
@@ -130,6 +130,7 @@ def _build_data(
         data = build_train_source(cfg, info.rank, info.world_size, device, RunFiles(run_dir).skip_log(info.rank))
         if info.is_main:
             barrier(info)
+    check_batch_size(data, cfg.optim.batch_size, cfg.data.path or "pretrain(source=...)")
     if not isinstance(data, LabelledImages) and cfg.run.knn_every > 0 and info.is_main:
         log.info("kNN monitor: off for a source without images by index (tar shards are read in order); "
                  "evaluate with byol eval knn on a folder")  # fmt: skip
