@@ -88,7 +88,7 @@ def run_lightly(args) -> float:
     from lightly.loss import NegativeCosineSimilarity
     from lightly_recipe import PeerBYOL, peer_transform
 
-    from byol.dist import default_workers
+    from byol.device import default_workers
     from byol.models.backbones import build_encoder
 
     cfg = config(args)

@@ -157,7 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, as pretrain's")
     args = p.parse_args(argv)
 
-    from byol.dist import init_distributed, resolve_device, shutdown_distributed
+    from byol.device import resolve_device
+    from byol.dist import init_distributed, shutdown_distributed
     from byol.train.hooks import default_hooks
     from byol.train.setup import build_run
     from byol.train.state import start_state

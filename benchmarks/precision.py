@@ -2,7 +2,7 @@
 
 The real step of ``byol pretrain`` (``step.byol_step``: the preset's model, optimiser and memory format)
 on fixed random views, once in fp32 and once under bf16 autocast, interleaved per repeat, after warm-up.
-``auto`` picks bf16 where PyTorch reports bf16 matrix units (AMX, AVX-512 BF16: ``byol.dist.cpu_bf16_units``);
+``auto`` picks bf16 where PyTorch reports bf16 matrix units (AMX, AVX-512 BF16: ``byol.device.cpu_bf16_units``);
 this says whether that holds on the host it runs on.
 
     python benchmarks/precision.py [--configs convnet_32px r18w025_32px] [--repeats 6] [--steps 2]
@@ -23,7 +23,8 @@ import statistics
 import step  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
-from byol.dist import DevicePolicy, DistInfo, cpu_bf16_units, cpu_name
+from byol.device import DevicePolicy, cpu_bf16_units, cpu_name
+from byol.dist import DistInfo
 from byol.presets import resolve
 from byol.train.memory import MemoryProbe
 from byol.train.precision_probe import measured_precision

@@ -65,7 +65,7 @@ def train_and_score(data: Path, precision: str, seed: int, epochs: float, run_di
 
 
 def summarise(args, runs: list[dict]) -> dict:
-    from byol.dist import cpu_bf16_units, cpu_name
+    from byol.device import cpu_bf16_units, cpu_name
 
     top1 = {p: {r["seed"]: r["knn_top1"] for r in runs if r["precision"] == p} for p in PRECISIONS}
     seeds = [s for s in args.seeds if all(s in top1[p] for p in PRECISIONS)]

@@ -110,7 +110,7 @@ def train_lightly(args, run_dir: Path) -> dict:
     from lightly.loss import NegativeCosineSimilarity
     from lightly_recipe import PeerBYOL, peer_transform
 
-    from byol.dist import default_workers
+    from byol.device import default_workers
     from byol.encoder_io import build_configured_encoder
     from byol.schedules import lr_schedule, tau_schedule
     from byol.train.diagnostics import centred_diagnostics, effective_rank
@@ -410,7 +410,7 @@ def print_parity(figures: dict) -> None:
 
 
 def _cpu() -> str:
-    from byol.dist import cpu_name
+    from byol.device import cpu_name
 
     return cpu_name()
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, KNN_K, KNN_TEMPERATURE, PAPER_EVAL_CROP
 from byol.data.augment import JITTERS, VIEW1, VIEW2, TwoViewAugment, ViewParams
 from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
-from byol.dist import default_workers
+from byol.device import default_workers
 from byol.errors import ByolError
 from byol.flags import option_name
 from byol.method import METHODS, default_options

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from byol.constants import KNN_K, KNN_TEMPERATURE
-from byol.dist import cpu_name
+from byol.device import cpu_name
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
 from byol.presets import resolve

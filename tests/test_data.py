@@ -250,7 +250,7 @@ def test_monitor_batches_of_cached_training_data_follow_the_eval_crop(tmp_path):
 def test_default_workers_are_the_usable_cores_at_most_8(cores, workers, monkeypatch):
     import os
 
-    from byol.dist import default_workers
+    from byol.device import default_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert default_workers() == workers

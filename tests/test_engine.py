@@ -244,7 +244,7 @@ def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
 )
 def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, avx512_bf16, expected, monkeypatch):
     """AMX (Intel Xeon) or AVX-512 BF16 (Intel, AMD Zen 4): bf16; neither: fp32. The reason is said."""
-    from byol.dist import DevicePolicy, autocast_for, precision_reason, resolve_precision
+    from byol.device import DevicePolicy, autocast_for, precision_reason, resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
@@ -277,7 +277,8 @@ def test_auto_precision_on_a_cpu_with_bf16_units_is_measured(units, bf16_seconds
     import types
 
     import byol.train.precision_probe as probe_module
-    from byol.dist import DevicePolicy, DistInfo
+    from byol.device import DevicePolicy
+    from byol.dist import DistInfo
 
     monkeypatch.setattr(probe_module, "cpu_bf16_units", lambda: units)
     clock = [0.0]  # a pass's seconds on a clock of the test's own: no scheduler jitter near the threshold
@@ -360,7 +361,8 @@ def test_compile_mode_is_the_mode_torch_compile_gets(mode, synthetic, monkeypatc
     need a GPU: benchmarks/gpu_accuracy.sh measures the modes there)."""
     from helpers import tiny_config
 
-    from byol.dist import DevicePolicy, DistInfo
+    from byol.device import DevicePolicy
+    from byol.dist import DistInfo
     from byol.train.setup import build_model
 
     cfg = tiny_config(synthetic["train"], synthetic["cache"])

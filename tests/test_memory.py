@@ -47,7 +47,7 @@ def _probe(image_size: int):
     """A probe of a small BYOL model on a CPU, as ``byol pretrain`` builds it."""
     from byol import BYOL, build_encoder
     from byol.data.augment import TwoViewAugment, default_views
-    from byol.dist import DevicePolicy
+    from byol.device import DevicePolicy
 
     torch.manual_seed(0)
     enc = build_encoder("convnet", width=0.5, image_size=image_size)

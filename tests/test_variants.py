@@ -261,7 +261,8 @@ def test_bn_mimicking_start_gives_every_channel_batchnorms_start_statistics():
 def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path):
     from helpers import tiny_config
 
-    from byol.dist import DevicePolicy, DistInfo
+    from byol.device import DevicePolicy
+    from byol.dist import DistInfo
     from byol.errors import ByolError
     from byol.train.pretrain import pretrain
     from byol.train.setup import build_model

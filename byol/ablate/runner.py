@@ -190,7 +190,7 @@ def _described(variant: Variant) -> dict[str, Any]:
 
 
 def _device(setting: str):
-    from byol.dist import resolve_device
+    from byol.device import resolve_device
 
     return resolve_device(setting)
 

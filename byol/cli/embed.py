@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.dist import resolve_device
+    from byol.device import resolve_device
     from byol.eval.embeddings import embed_folder
 
     out = Path(args.out)

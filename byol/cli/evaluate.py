@@ -105,7 +105,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.dist import resolve_device
+    from byol.device import resolve_device
     from byol.eval.runner import EncoderEval, with_baselines
     from byol.hub import eval_record
 

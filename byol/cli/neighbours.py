@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _embeddings(args: argparse.Namespace, out: Path):
-    from byol.dist import resolve_device
+    from byol.device import resolve_device
     from byol.eval.embeddings import embed_folder, read_embeddings
 
     if args.run.endswith(".npy"):

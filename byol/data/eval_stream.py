@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from byol.data.cache import load_cached, uses_cache
 from byol.data.folder import ImageList, warn_skipped
-from byol.dist import default_workers
+from byol.device import default_workers
 
 log = logging.getLogger(__name__)
 

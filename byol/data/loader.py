@@ -25,7 +25,7 @@ from byol.data.crops import TwoCropDataset, collate_crops
 from byol.data.eval_stream import eval_images
 from byol.data.folder import list_images, warn_skipped
 from byol.data.seeding import epoch_permutation
-from byol.dist import default_workers
+from byol.device import default_workers
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)

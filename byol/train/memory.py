@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from byol.data.batch import Batch
-from byol.dist import DevicePolicy, DistInfo, from_rank0
+from byol.device import DevicePolicy
+from byol.dist import DistInfo, from_rank0
 from byol.errors import ByolError
 from byol.train.engine import make_views
 

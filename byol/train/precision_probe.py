@@ -1,6 +1,6 @@
 """``run.precision: auto`` on a CPU with bf16 units: the faster precision, measured, not assumed.
 
-PyTorch reports what a CPU has (``byol.dist.cpu_bf16_units``: AMX, AVX-512 BF16), not what it gains:
+PyTorch reports what a CPU has (``byol.device.cpu_bf16_units``: AMX, AVX-512 BF16), not what it gains:
 on an AMD EPYC (Zen 4, AVX-512 BF16) a bf16 step of the ``cpu`` preset took half the fp32 one, while on
 an Intel Xeon whose hypervisor hides AMX but shows AVX-512 BF16 the same step gained 5% and ResNet-18's
 lost 8% (``benchmarks/precision.py``, docs/results/precision-cpu/). So before the first step the run's
@@ -23,7 +23,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from byol.dist import DevicePolicy, DistInfo, cpu_bf16_units, from_rank0
+from byol.device import DevicePolicy, cpu_bf16_units
+from byol.dist import DistInfo, from_rank0
 
 BF16_AT_LEAST = 1.1  # bf16 must be this many times faster than fp32: otherwise fp32, the exact one
 ROUNDS = 3  # timed passes of each precision, interleaved, after one warm-up pass each

@@ -14,7 +14,8 @@ import torch
 
 from byol.config import Config
 from byol.data.source import TrainSource
-from byol.dist import init_distributed, resolve_device, shutdown_distributed
+from byol.device import resolve_device
+from byol.dist import init_distributed, shutdown_distributed
 from byol.encoder_io import run_encoder_meta, save_encoder
 from byol.files import atomic_write, exclusive_lock
 from byol.run_files import RunFiles

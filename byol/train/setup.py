@@ -20,7 +20,8 @@ from torch import nn
 from byol.config import Config
 from byol.data.augment import TwoViewAugment
 from byol.data.source import LabelledImages, TrainSource, build_train_source, check_batch_size
-from byol.dist import DevicePolicy, DistInfo, barrier, configure_device
+from byol.device import DevicePolicy, configure_device
+from byol.dist import DistInfo, barrier
 from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
 from byol.flags import option_name

@@ -12,7 +12,8 @@ import torch
 
 from byol.config_io import merge
 from byol.demo import DEMO_RECIPE
-from byol.dist import DevicePolicy, DistInfo, cpu_name
+from byol.device import DevicePolicy, cpu_name
+from byol.dist import DistInfo
 from byol.optim import param_groups
 from byol.presets import resolve
 from byol.train.setup import build_model
