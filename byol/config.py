@@ -146,8 +146,9 @@ class ModelConfig(_Section):
     norm: str = "batchnorm"
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
     encoder_norm: str = "batchnorm"
-    """Normalisation in the encoder: batchnorm, or groupnorm-ws (GroupNorm + weight-standardised convolutions,
-    no batch statistics anywhere; Richemond et al. 2020)."""
+    """Normalisation in the encoder: batchnorm, groupnorm-ws (GroupNorm + weight-standardised convolutions,
+    no batch statistics anywhere; Richemond et al. 2020), or none (every BatchNorm removed: with
+    model.norm none, no normalisation anywhere, the ablation that collapses)."""
     group_channels: int = GROUP_CHANNELS
     """groupnorm-ws only: at least this many channels per GroupNorm group (up to 32 groups; Wu & He 2018)."""
     encoder_init: str = "default"

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from byol.ablate import VARIANTS, claims, suite_variants, variant_config
 from byol.ablate.claims import useless_verdict
@@ -332,3 +333,39 @@ def test_results_json_puts_each_curve_on_one_line_and_reads_back_the_same():
     assert sum(line.startswith('"top_share_curve": [[0,-0.5],[20,') and line.endswith("]],") for line in lines) == 1
     assert "null," in lines  # a list that is not all numbers keeps a line an item
     assert '"label": "crop [0.2, 1.0]"' in lines  # brackets inside a string are left as they are
+
+
+def test_issue_44s_missing_claims_are_variants_with_rules_read_only_where_they_ran():
+    """No normalisation anywhere (under LARS), heads without norm under the baseline's AdamW, crops alone
+    for BYOL and SimCLR: each is a variant that differs from its reference by what it names, and its claim
+    appears once its runs exist (pages of suites without them are unchanged: the byte checks)."""
+    from torch import nn
+
+    from byol.encoder_io import build_configured_encoder
+
+    base = resolve("cpu", {})
+    lars, none = (variant_config(base, VARIANTS[n], epochs=1) for n in ("lars", "no_norm_lars"))
+    assert (none.model.norm, none.model.encoder_norm, none.optim.optimizer) == ("none", "none", "lars")
+    assert none.optim.weight_decay == lars.optim.weight_decay > 0
+    encoder = build_configured_encoder(none.model, none.data.image_size).module
+    assert not [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert encoder(torch.rand(2, 3, 32, 32)).shape == (2, 128)
+    adamw = variant_config(base, VARIANTS["heads_none"], epochs=1)
+    assert (adamw.optim.optimizer, adamw.model.norm, adamw.model.encoder_norm) == (
+        base.optim.optimizer,
+        "none",
+        "batchnorm",
+    )
+    for name in ("crop_only", "simclr_crop_only"):
+        v1, v2 = variant_config(base, VARIANTS[name], epochs=1).augment.views()
+        assert all(p.jitter_p == p.grayscale_p == p.blur_p == p.solarize_p == 0 for p in (v1, v2)), name
+    assert not [c for c in claims(_table(baseline=[_row(0.40)] * 3)) if "crops alone" in c["claim"].lower()]
+    useless = [_row(0.15, untrained=0.18)] * 3
+    res = _table(baseline=[_row(0.40)] * 3, heads_none=useless, lars=[_row(0.40)] * 3, no_norm_lars=useless)
+    got = {c["claim"].split(" (")[0]: c["verdict"] for c in claims(res)}
+    assert got["Heads without BatchNorm collapse, under the baseline's own optimiser"] == "reproduced"
+    assert got["Without normalisation anywhere BYOL collapses, under LARS + weight decay"] == "reproduced"
+    res["variants"].update({n: {"seeds": {i: _row(a) for i in range(3)}} for n, a in
+                            (("crop_only", 0.30), ("simclr", 0.38), ("simclr_crop_only", 0.20))})  # fmt: skip
+    got = {c["claim"].split(" (")[0]: c["verdict"] for c in claims(res)}
+    assert got["Crops alone hurt BYOL less than SimCLR"] == "reproduced"  # BYOL −10, SimCLR −18

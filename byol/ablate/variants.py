@@ -85,6 +85,8 @@ def _batch_variants() -> list[Variant]:
 LARS = {"optimizer": "lars", "base_lr": 1.0, "scale_lr": True, "weight_decay": 1e-5, "trust_coefficient": 0.02,
         "clip_lr": True}  # fmt: skip
 # The length of the paper's ablations (table 5a): 300 ImageNet epochs at batch 4096.
+CROP_ONLY = {"augment": {"color": False, "view1": {"blur_p": 0.0, "solarize_p": 0.0},
+                         "view2": {"blur_p": 0.0, "solarize_p": 0.0}}}  # fmt: skip
 PAPER_STEPS = round(300 * 1_281_167 / 4096)
 
 
@@ -182,6 +184,36 @@ VARIANTS: dict[str, Variant] = {
             f"{GRILL}, fig. 3b",
             method="simclr",
         ),  # fmt: skip
+        # Issue 44's missing claims (their rules in claims.py, committed before any of these ran).
+        Variant(
+            "heads_none",
+            "heads without norm, under the baseline's own optimiser (AdamW)",
+            {"model": {"norm": "none"}},
+            28.3,
+            STL10,
+        ),  # fmt: skip
+        Variant(
+            "no_norm_lars",
+            "no normalisation anywhere (no BatchNorm in the encoder or the heads), under LARS + weight decay",
+            {"model": {"norm": "none", "encoder_norm": "none"}, "optim": LARS},
+            0.1,
+            "Richemond et al. 2020 (no normalisation, default initialisation)",
+        ),  # fmt: skip
+        Variant(
+            "crop_only",
+            "BYOL, random crops and flips only (no colour, blur or solarisation)",
+            CROP_ONLY,
+            59.4,
+            f"{GRILL}, fig. 3b",
+        ),  # fmt: skip
+        Variant(
+            "simclr_crop_only",
+            "SimCLR, random crops and flips only",
+            {"model": {"method": "simclr"}, **CROP_ONLY},
+            40.3,
+            f"{GRILL}, fig. 3b",
+            method="simclr",
+        ),  # fmt: skip
         *_batch_variants(),
     ]
 }
@@ -257,6 +289,8 @@ SUITES = {
         "simclr_batch_64_real",
     ],  # fmt: skip
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
+    # Issue 44's missing claims: each beside the baseline of its optimiser and method.
+    "missing": ["baseline", "heads_none", "lars", "no_norm_lars", "simclr", "crop_only", "simclr_crop_only"],
 }
 
 

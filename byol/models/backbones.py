@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from byol.constants import is_small
-from byol.models.norms import GROUP_CHANNELS, groupnorm_ws
+from byol.models.norms import GROUP_CHANNELS, groupnorm_ws, without_batchnorm
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def build_timm(name: str, image_size: int, args: dict | None = None) -> Encoder:
     return Encoder(module, int(dim))
 
 
-ENCODER_NORMS = ("batchnorm", "groupnorm-ws")
+ENCODER_NORMS = ("batchnorm", "groupnorm-ws", "none")
 
 
 def build_encoder(
@@ -109,7 +109,8 @@ def build_encoder(
         image_size: side of the training images; picks the stem when ``small_images`` is None.
         small_images: 3×3 stride-1 stem without max-pool; default: ``byol.constants.is_small(image_size)``.
         norm: ``batchnorm``, or ``groupnorm-ws``: every BatchNorm a GroupNorm and every convolution
-            weight-standardised, no batch statistics anywhere (Richemond et al. 2020).
+            weight-standardised, no batch statistics anywhere (Richemond et al. 2020); or ``none``: every
+            BatchNorm removed, no normalisation at all (``byol.models.norms.without_batchnorm``).
         timm_args: keyword arguments of ``timm.create_model`` (timm backbones only; width and
             small_images apply to byol's own backbones).
         group_channels: ``groupnorm-ws`` only: at least this many channels per GroupNorm group
@@ -128,6 +129,8 @@ def build_encoder(
         encoder = _REGISTRY[name](width=width, small_images=small_images)
     if norm == "groupnorm-ws":
         encoder = Encoder(groupnorm_ws(encoder.module, group_channels), encoder.feature_dim)
+    elif norm == "none":
+        encoder = Encoder(without_batchnorm(encoder.module), encoder.feature_dim)
     return encoder
 
 

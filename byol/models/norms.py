@@ -102,3 +102,19 @@ def mimic_batchnorm(module: nn.Module, images: torch.Tensor) -> int:
         for h in handles:
             h.remove()
     return len(done)
+
+
+def without_batchnorm(module: nn.Module, prefix: str = "") -> nn.Module:
+    """``module`` with every ``BatchNorm2d`` (its statistics and its affine) replaced by ``Identity``, in
+    place: the encoder of "no normalisation anywhere" (Richemond et al. 2020: 0.1% top-1 without a special
+    initialisation). Layers that derive from BatchNorm2d (timm's ``BatchNormAct2d``) are refused by name."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and type(child) is not nn.BatchNorm2d:
+            kind = type(child)
+            raise ValueError(f"--encoder-norm none removes plain BatchNorm2d layers, and {prefix}{name} is a "
+                             f"{kind.__module__}.{kind.__name__}")  # fmt: skip
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, nn.Identity())
+        else:
+            without_batchnorm(child, f"{prefix}{name}.")
+    return module
