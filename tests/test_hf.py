@@ -86,7 +86,8 @@ def test_the_views_of_rows_equal_the_folders_through_the_cache_and_the_stream(hf
     folder = TrainData(str(hf["small"]["train"]), 32, 40, cache_dir=tmp_path, workers=0)
     rows = TrainData(f"{hf['parquet']}#split=train", 32, 40, cache_dir=tmp_path, workers=0)
     assert rows.cached is not None and np.array_equal(np.asarray(rows.cached.array), np.asarray(folder.cached.array))
-    assert rows.fingerprint()["count"] == 400 and rows.fingerprint() != folder.fingerprint()
+    again = TrainData(f"{hf['parquet']}#split=train", 32, 40, cache_dir=tmp_path, workers=0)
+    assert rows.fingerprint()["count"] == 400 and again.fingerprint() == rows.fingerprint()  # what a resume checks
     specs = (str(hf["small"]["train"]), f"{hf['disk']}/train")
     streamed = [TrainData(s, 32, 40, cache="off", workers=2) for s in specs]
     for a, b in zip(*(d.epoch(1) for d in streamed), strict=True):  # forked workers read the rows
@@ -109,7 +110,7 @@ def test_bad_rows_are_skipped_and_named_like_bad_files(hf, tmp_path, caplog):
 def test_wrong_options_are_one_line_errors_naming_the_dataset(hf, capsys, tmp_path):
     with pytest.raises(ByolError, match=r"no column 'img' for #image= \(columns: image, label, note\)"):
         list_images(f"{hf['parquet']}#split=test,image=img")
-    with pytest.raises(ByolError, match="holds the splits test, train .* pass .*#split=NAME"):
+    with pytest.raises(ByolError, match="holds the splits test, train: pass .*#split=NAME"):
         list_images(str(hf["parquet"]))
     with pytest.raises(ByolError, match="DatasetDict of the splits train, test"):
         list_images(str(hf["disk"]))
@@ -153,3 +154,57 @@ def test_cli_pretrains_evaluates_embeds_and_finds_neighbours_on_hf_datasets(hf, 
     html = tmp_path / "g.html"
     assert cli(["neighbours", str(tmp_path / "e.npy"), "--out", str(html), "--k", "3", "--random", "2"]) == 0
     assert html.read_text().count("data:image/png;base64,") == 2 * 4
+
+
+def test_the_hubs_other_layouts_and_paths_with_a_hash_sign_are_read_as_they_mean(hf, tmp_path):
+    """Hash-suffixed shard names and the converter's split folders are splits; a real path holding '#' is a
+    path; a folder of images and Parquet files is refused rather than read as either."""
+    src = hf["parquet"] / "data"
+    hashed = tmp_path / "hashed"
+    converted = tmp_path / "converted" / "default"
+    for split in ("train", "test"):
+        (converted / split).mkdir(parents=True)
+        (converted / split / "0000.parquet").write_bytes((src / f"{split}-00000-of-00001.parquet").read_bytes())
+        hashed.mkdir(exist_ok=True)
+        (hashed / f"{split}-00000-of-00001-3f2a9c.parquet").write_bytes(
+            (src / f"{split}-00000-of-00001.parquet").read_bytes()
+        )
+    for base in (hashed, tmp_path / "converted"):
+        with pytest.raises(ByolError, match="holds the splits test, train"):
+            list_images(str(base))
+        assert len(list_images(f"{base}#split=test")) == 200
+    odd = tmp_path / "exp#seed=1"  # looks like options, is a folder
+    (odd / "a").mkdir(parents=True)
+    (odd / "a" / "x.png").write_bytes((hf["small"]["train"] / "airplane").iterdir().__next__().read_bytes())
+    assert split_options(str(odd)) == (str(odd), {}) and len(list_images(str(odd))) == 1
+    (odd / "emb.parquet").write_bytes((src / "test-00000-of-00001.parquet").read_bytes())
+    with pytest.raises(ByolError, match="holds both image files and Parquet files"):
+        list_images(str(odd))
+
+
+def test_options_that_do_not_apply_broken_files_partial_labels_and_slices_are_one_line_errors(
+    hf, offline_cache, tmp_path
+):
+    with pytest.raises(ByolError, match="#config= names a configuration of a dataset in the cache"):
+        list_images(f"{hf['parquet']}#split=test,config=plain")
+    with pytest.raises(ByolError, match="is one split .*drop #split="):
+        list_images(f"{hf['disk']}/test#split=test")
+    (tmp_path / "lfs.parquet").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n")
+    with pytest.raises(ByolError, match=r"lfs.parquet: not a readable Parquet file"):
+        list_images(str(tmp_path / "lfs.parquet"))
+    ds = _dataset(hf["small"]["test"]).cast_column("label", datasets.Value("int64"))
+    ds = ds.map(lambda row, i: {"label": -1 if i < 5 else row["label"]}, with_indices=True)
+    ds.to_parquet(str(tmp_path / "partial.parquet"))
+    with pytest.raises(ByolError, match="5 of 200 rows have no label in 'label'"):
+        list_images(f"{tmp_path / 'partial.parquet'}#label=label")
+    assert list_images(str(tmp_path / "partial.parquet")).labels is None  # found, not named: unlabelled, warned
+    with pytest.raises(ByolError, match=r"part of its files \(40 of 400 rows\); slices are not read"):
+        list_images("hf:tiny#split=train[:10%]")
+
+
+def test_the_cache_built_by_threads_from_rows_equals_the_folders(hf, tmp_path):
+    from byol.data.cache import load_cached
+
+    folder, _ = load_cached(list_images(hf["small"]["train"]), 32, tmp_path / "a", workers=4)
+    rows, kept = load_cached(list_images(f"{hf['parquet']}#split=train"), 32, tmp_path / "b", workers=4)
+    assert kept == list(range(400)) and np.array_equal(np.asarray(rows), np.asarray(folder))

@@ -76,8 +76,11 @@ def load_cached(
             pass
         log.warning("image cache %s is unreadable; rebuilding it", array_path)
     log.info("image cache: decoding %d images from %s (once)", len(images), images.root)
+    # Each thread decodes runs of 256 consecutive images: a dataset's rows are then read a row group at a
+    # time by one thread (one image each, threads would read every group each; map's chunksize is ignored).
+    runs = [range(s, min(s + 256, len(images))) for s in range(0, len(images), 256)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        decoded = list(pool.map(lambda i: images.view(i, size, crop), range(len(images)), chunksize=256))
+        decoded = [v for run in pool.map(lambda r: [images.view(i, size, crop) for i in r], runs) for v in run]
     kept = [i for i, a in enumerate(decoded) if a is not None]
     warn_skipped([images.paths[i] for i, a in enumerate(decoded) if a is None], len(images))
     if not kept:

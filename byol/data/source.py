@@ -130,6 +130,9 @@ def check_batch_size(source: TrainSource, batch_size: int, where: str) -> None:
     memory probe and the images counted; one clear error instead of a run that silently trains on
     another batch."""
     got = getattr(source, "batch_size", None)
+    if got is None:
+        raise ByolError(f"{where}: the source has no batch_size (TrainSource declares it); give it the run's "
+                        f"optim.batch_size, {batch_size}")  # fmt: skip
     if got != batch_size:
         raise ByolError(
             f"{where}: the source makes batches of {got} images but optim.batch_size is {batch_size} "

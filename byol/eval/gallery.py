@@ -31,7 +31,7 @@ class Row:
 
 
 def thumbnail(path: str, side: int = THUMB) -> Image.Image:
-    """The image at ``path`` (a file, or a dataset's row: ``byol.data.hf.open_row``) fitted in ``side`` ×
+    """The image at ``path`` (a file, or a dataset's row: ``byol.data.hf.row_bytes``) fitted in ``side`` ×
     ``side`` (a grey square when it does not read)."""
     try:
         img = open_rgb(Path(path) if Path(path).is_file() else io.BytesIO(row_bytes(path)))
