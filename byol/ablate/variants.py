@@ -187,7 +187,7 @@ VARIANTS: dict[str, Variant] = {
         # Issue 44's missing claims (their rules in claims.py, committed before any of these ran).
         Variant(
             "heads_none",
-            "heads without norm, under the baseline's own optimiser (AdamW)",
+            "heads without norm, under the baseline's own optimiser",
             {"model": {"norm": "none"}},
             28.3,
             STL10,
