@@ -36,6 +36,20 @@ LINEAR_EPOCHS = 80
 LINEAR_BATCH_SIZE = 1024
 """The paper's linear evaluation: batch size (§C.1)."""
 
+FINETUNE_GRID = (("zeros", 0.1), ("zeros", 0.03), ("zeros", 0.01), ("probe", 0.01), ("probe", 0.003), ("probe", 0.001))
+"""Fine-tuning on a fraction of the labels (``byol eval finetune``): the (head start, learning rate)
+pairs tried, each encoder choosing its own on held-out labelled train images. A head started at zero
+takes the usual learning rates; one started as the linear probe (linear probing then fine-tuning,
+Kumar et al. 2022) is near its optimum and takes smaller ones (a pretrained encoder's choice; an
+untrained one's probe is a poor start). docs/results/finetune-cpu has what each encoder chose."""
+
+FINETUNE_BATCH_SIZE = 64
+"""Fine-tuning's batch: small, so that 1% of CIFAR-10 (500 images) still makes 7 steps an epoch."""
+
+FINETUNE_MIN_STEPS = 1000
+"""Fine-tuning trains at least this many steps (more epochs when the labelled images are few): 30
+epochs of 500 images at batch 256 were 30 steps, too few to fine-tune anything (docs/results/finetune-cpu)."""
+
 
 def is_small(side: int) -> bool:
     """Whether an image (or a view) of this side counts as small (see ``SMALL_IMAGE_MAX_SIDE``)."""

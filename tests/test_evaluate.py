@@ -54,6 +54,9 @@ def test_class_balanced_subset_is_balanced_and_fixed_by_seed():
     assert len(class_balanced_subset(labels, 0.001)) == 5  # at least one per class
     with pytest.raises(ByolError):
         class_balanced_subset(labels, 0.0)
+    fit, held_out = class_balanced_subset(labels, 0.1, seed=3, held_out=0.2)
+    assert fit == subset and len(held_out) == 200 and not set(fit) & set(held_out)  # the same fraction, and
+    assert all(sum(labels[i] == c for i in held_out) == 40 for c in range(5))  # validation images beside it
 
 
 def test_eval_linear_augmented_and_finetune_cli(short_run, small, capsys):
@@ -77,12 +80,19 @@ def test_eval_linear_augmented_and_finetune_cli(short_run, small, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # Chance is 10% on the 200 test images (standard error 2.1 points): each protocol must beat it by 3.
     assert out["protocol"] == "linear (augmented)" and out["lr"] in (0.1, 0.05) and out["top1"] > 0.165, out
-    args = ["eval", "finetune", str(run_dir), *common, "--label-fraction", "0.25", "--epochs", "20", "--baseline"]
-    assert cli(args) == 0
+    args = ["eval", "finetune", str(run_dir), *common, "--label-fraction", "0.25", "--epochs", "2", "--baseline"]
+    assert cli([*args, "--min-steps", "20", "--lrs", "0.1", "0.02", "--batch-size", "32"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["labelled_images"] == 100 and "baseline_top1" in out and 0.165 < out["top1"] <= out["top5"], out
+    # 100 images at batch 32: 3 steps an epoch, 7 epochs for 20 steps; the lr chosen on 40 held-out images
+    assert (out["steps"], out["epochs"], out["val_images"]) == (21, 7, 40) and out["lr"] in (0.1, 0.02), out
+    assert 0.1 <= out["linear_top1"] <= 1 and out["baseline_lr"] in (0.1, 0.02)  # each start picks its own
     assert cli(["eval", "finetune", str(run_dir), *common, "--label-fraction", "2"]) == 2
     assert "--label-fraction must be in (0, 1]" in capsys.readouterr().err
+    assert cli(["eval", "finetune", str(run_dir), *common, "--label-fraction", "0.25", "--head-start", "probe"]) == 2
+    assert "--head-start chooses the head of --lrs or --lr" in capsys.readouterr().err  # the grid tries both
+    assert cli(["eval", "finetune", str(run_dir), *common, "--label-fraction", "1", "--epochs", "1"]) == 2
+    assert "leaves no labelled images" in capsys.readouterr().err  # nothing held out to choose on
 
 
 def test_the_linear_protocol_leaves_the_encoder_bit_identical_and_fine_tuning_changes_it(short_run, small):

@@ -92,7 +92,7 @@ PROTOCOLS = {
     "knn": KNN,
     "linear": ["linear"],
     "linear-augmented": ["linear", "--augment", "--epochs", "1", "--batch-size", "64", "--lrs", "0.1"],
-    "finetune": ["finetune", "--label-fraction", "0.25", "--epochs", "1", "--batch-size", "32"],
+    "finetune": ["finetune", "--label-fraction", "0.25", "--epochs", "1", "--batch-size", "32", "--min-steps", "1"],
 }
 
 

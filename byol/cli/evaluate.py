@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from byol.cli.common import add_device_argument, add_workers_argument
-from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
+from byol.constants import (
+    FINETUNE_BATCH_SIZE,
+    FINETUNE_GRID,
+    FINETUNE_MIN_STEPS,
+    KNN_K,
+    KNN_TEMPERATURE,
+    LINEAR_BATCH_SIZE,
+    LINEAR_EPOCHS,
+    LINEAR_LRS,
+)
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
@@ -26,8 +35,8 @@ log = logging.getLogger(__name__)
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder, or an encoder file (.safetensors / .pt)")
-    p.add_argument("--train", required=True, help="labelled folder (<class>/*.jpg) to fit on")
-    p.add_argument("--test", required=True, help="labelled folder to report on")
+    p.add_argument("--train", required=True, help="labelled images to fit on: a folder (<class>/*.jpg) or a dataset")
+    p.add_argument("--test", required=True, help="labelled images to report on (a folder or a dataset)")
     p.add_argument(
         "--baseline",
         action="store_true",
@@ -75,9 +84,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ft = sub.add_parser("finetune", help="semi-supervised: fine-tune on a class-balanced fraction of the labels")
     _common(ft)
     ft.add_argument("--label-fraction", type=float, required=True, help="0.01, 0.1 or 1.0 in the paper")
-    ft.add_argument("--epochs", type=int, default=30)
-    ft.add_argument("--lr", type=float, default=0.05)
-    ft.add_argument("--batch-size", type=int, default=256)
+    ft.add_argument("--epochs", type=int, default=30, help="at least (more when --min-steps asks for them)")
+    ft.add_argument("--min-steps", type=int, default=FINETUNE_MIN_STEPS, help="fewest optimiser steps")
+    rates = ft.add_mutually_exclusive_group()
+    rates.add_argument(
+        "--lrs", type=float, nargs="+",
+        help="learning rates tried with --head-start's head (default: the grid of byol.constants.FINETUNE_GRID, "
+        "head at zero or as the linear probe), the best on held-out labelled train images",
+    )  # fmt: skip
+    rates.add_argument("--lr", type=float, help="one learning rate, no held-out choice (as --lrs LR)")
+    ft.add_argument("--head-start", choices=("zeros", "probe"), help="the head's start with --lrs or --lr (zeros)")
+    ft.add_argument("--batch-size", type=int, default=FINETUNE_BATCH_SIZE)
 
 
 def _evaluate(args: argparse.Namespace, ev) -> dict[str, Any]:
@@ -90,7 +107,11 @@ def _evaluate(args: argparse.Namespace, ev) -> dict[str, Any]:
         return protocols.linear_fast(ev, args.train, args.test)
     if args.protocol == "linear":
         return protocols.linear_augmented(ev, args.train, args.test, args.epochs, tuple(args.lrs), args.batch_size)
-    return protocols.finetune(ev, args.train, args.test, args.label_fraction, args.epochs, args.lr, args.batch_size)
+    lrs = [args.lr] if args.lr is not None else args.lrs
+    grid = FINETUNE_GRID if lrs is None else tuple((args.head_start or "zeros", lr) for lr in lrs)
+    return protocols.finetune(
+        ev, args.train, args.test, args.label_fraction, args.epochs, grid, args.batch_size, args.min_steps
+    )
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -102,6 +123,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ByolError(f"--batch-size must be at least 2, got {args.batch_size}")
     if args.protocol == "finetune" and not 0 < args.label_fraction <= 1:
         raise ByolError(f"--label-fraction must be in (0, 1], got {args.label_fraction}")
+    if args.protocol == "finetune" and args.head_start and args.lr is None and args.lrs is None:
+        raise ByolError("--head-start chooses the head of --lrs or --lr; without them the grid tries both starts")
 
 
 def run(args: argparse.Namespace) -> int:

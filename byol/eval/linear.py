@@ -41,17 +41,16 @@ def fit_logistic(
     return linear
 
 
-def linear_probe(
+def fit_probe(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
     num_classes: int,
     weight_decays=WEIGHT_DECAYS,
     val_fraction: float = 0.1,
     seed: int = 0,
-) -> dict[str, float]:
-    """Pick the penalty on a held-out part of train, refit on all of train, score test once."""
+) -> tuple[torch.nn.Linear, dict[str, float]]:
+    """The penalty picked on a held-out part of train, the classifier refitted on all of it: a linear
+    layer on the raw features (their standardisation folded into its weights), and the choice made."""
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(train_x), generator=g)
     n_val = max(1, int(len(perm) * val_fraction))
@@ -63,8 +62,26 @@ def linear_probe(
         with torch.no_grad():
             val_acc[wd] = topk_accuracy(clf(vx), train_y[val_idx], ks=(1,))["top1"]
     best = max(val_acc, key=lambda wd: (val_acc[wd], wd))
-    tx, sx = standardize(train_x, test_x)
-    clf = fit_logistic(tx, train_y, num_classes, best)
+    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
+    clf = fit_logistic((train_x - mean) / std, train_y, num_classes, best)
+    with torch.no_grad():  # W·(x − μ)/σ + b = (W/σ)·x + (b − W·μ/σ)
+        clf.weight.div_(std)
+        clf.bias.sub_(clf.weight @ mean)
+    return clf, {"weight_decay": best, "val_top1": val_acc[best]}
+
+
+def linear_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    weight_decays=WEIGHT_DECAYS,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Pick the penalty on a held-out part of train, refit on all of train, score test once."""
+    clf, chosen = fit_probe(train_x, train_y, num_classes, weight_decays, val_fraction, seed)
     with torch.no_grad():
-        acc = topk_accuracy(clf(sx), test_y)
-    return {"top1": acc["top1"], "top5": acc["top5"], "weight_decay": best, "val_top1": val_acc[best]}
+        acc = topk_accuracy(clf(test_x), test_y)
+    return {"top1": acc["top1"], "top5": acc["top5"], **chosen}

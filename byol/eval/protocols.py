@@ -6,7 +6,12 @@
   ``byol.constants.LINEAR_LRS`` (0.4 down to 0.05) on a held-out part of train, then retrained on all of it and reported
   once on test.
 - ``finetune``: the semi-supervised protocol: encoder and linear head fine-tuned on a class-balanced
-  fraction of the labels (fixed seed), reported on test.
+  fraction of the labels (fixed seed), SGD Nesterov on crop + flip, BatchNorm in train mode, at least
+  ``FINETUNE_MIN_STEPS`` steps; the head's start (zero, or the linear probe) and the learning rate
+  picked from ``FINETUNE_GRID`` on held-out labelled train images outside the fraction (as the paper
+  picked its hyperparameters on a held-out part of ImageNet's train set), reported once on test,
+  beside that linear probe (L-BFGS on frozen features, fitted on the fraction alone; its penalty is
+  picked on a tenth of the fraction, not on the held-out images the fine-tuning grid reads).
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from byol.constants import LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
+from byol.constants import (
+    FINETUNE_BATCH_SIZE,
+    FINETUNE_GRID,
+    FINETUNE_MIN_STEPS,
+    LINEAR_BATCH_SIZE,
+    LINEAR_EPOCHS,
+    LINEAR_LRS,
+)
 from byol.data.augment import TwoViewAugment, ViewParams
 from byol.data.folder import ImageList
 from byol.data.labels import labelled_splits
@@ -27,27 +39,30 @@ from byol.data.seeding import seeded_generator
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import topk_accuracy
-from byol.eval.linear import linear_probe
+from byol.eval.linear import fit_probe, linear_probe
 from byol.eval.runner import EncoderEval
 from byol.schedules import lr_schedule
 
 CROP_FLIP = ViewParams(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)  # crop (0.08–1) + flip
 
 
-def class_balanced_subset(labels: list[int], fraction: float, seed: int = 0) -> list[int]:
-    """The same ``fraction`` of every class (at least one image each), chosen with a fixed seed."""
+def class_balanced_subset(labels: list[int], fraction: float, seed: int = 0, held_out: float | None = None):
+    """The same ``fraction`` of every class (at least one image each), chosen with a fixed seed; with
+    ``held_out``, a pair: also that fraction of every class among the rest (the validation images)."""
     if not 0 < fraction <= 1:
         raise ByolError(f"--label-fraction must be in (0, 1], got {fraction}")
     by_class: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         by_class.setdefault(y, []).append(i)
     g = torch.Generator().manual_seed(seed)
-    chosen = []
+    chosen, val = [], []
     for y in sorted(by_class):
         idx = by_class[y]
         take = max(1, round(fraction * len(idx)))
-        chosen += [idx[j] for j in torch.randperm(len(idx), generator=g)[:take].tolist()]
-    return sorted(chosen)
+        order = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
+        chosen += order[:take]
+        val += order[take : take + round(held_out * len(idx))]
+    return sorted(chosen) if held_out is None else (sorted(chosen), sorted(val))
 
 
 def linear_fast(ev: EncoderEval, train: str, test: str) -> dict[str, Any]:
@@ -71,15 +86,24 @@ def _crop_flip_data(ev: EncoderEval, train: str, test: str, batch_size: int) -> 
 
 
 def train_supervised(
-    ev: EncoderEval, encoder: nn.Module, data: TrainData, epochs: int, lr: float, finetune: bool = False
+    ev: EncoderEval,
+    encoder: nn.Module,
+    data: TrainData,
+    epochs: int,
+    lr: float,
+    finetune: bool = False,
+    zero_head: bool = False,
+    head: nn.Linear | None = None,
 ) -> nn.Linear:
     """Train a linear head (and, with ``finetune``, ``encoder``) with SGD Nesterov on crop + flip.
 
     A frozen encoder stays in eval mode (BatchNorm statistics frozen). Cosine decay of ``lr`` to 0.
+    ``head`` is where the head starts (trained in place), else a new one, at zero with ``zero_head``:
+    a random head's first gradients into a fine-tuned encoder are noise.
     """
     meta, device = ev.meta, ev.device
     torch.manual_seed(ev.seed)
-    head = nn.Linear(meta["feature_dim"], data.num_classes).to(device)
+    head = (head or _new_head(meta["feature_dim"], data.num_classes, zero_head)).to(device)
     params = list(head.parameters()) + (list(encoder.parameters()) if finetune else [])
     for p in encoder.parameters():
         p.requires_grad_(finetune)
@@ -96,10 +120,12 @@ def train_supervised(
     for epoch in range(epochs):
         for batch in data.epoch(epoch):
             g = seeded_generator(ev.seed, step, device=device)
-            if batch.images is not None:
-                x = augment.view(batch.images.to(device), CROP_FLIP, g)
-            else:
-                x = augment.view(batch.crops[0].to(device), CROP_FLIP, g, crop=False)
+            images, crops = batch.on(device)
+            x = (
+                augment.view(images, CROP_FLIP, g)
+                if crops is None
+                else augment.view(crops[0], CROP_FLIP, g, crop=False)
+            )
             for group in opt.param_groups:
                 group["lr"] = lr_schedule(step, total, lr)  # cosine to 0, no warm-up
             with torch.set_grad_enabled(finetune):
@@ -114,6 +140,14 @@ def train_supervised(
     if bar is not None:
         bar.close()
     encoder.eval()
+    return head
+
+
+def _new_head(features: int, classes: int, zero: bool) -> nn.Linear:
+    head = nn.Linear(features, classes)
+    if zero:
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
     return head
 
 
@@ -143,8 +177,7 @@ def linear_augmented(
     for lr in lrs:
         enc = copy.deepcopy(ev.encoder).to(ev.device)
         head = train_supervised(ev, enc, fit, epochs, lr)
-        feats, labels = extract_features(enc, data.eval_batches(val_idx), ev.device, ev.meta["mean"], ev.meta["std"])
-        val_acc[lr] = topk_accuracy(head(feats.to(ev.device)).detach().cpu(), labels)["top1"]
+        val_acc[lr] = _held_out_top1(ev, enc, head, data, val_idx.tolist())
     best = max(val_acc, key=lambda lr: (val_acc[lr], -lr))
     enc = copy.deepcopy(ev.encoder).to(ev.device)
     head = train_supervised(ev, enc, data, epochs, best)
@@ -152,13 +185,65 @@ def linear_augmented(
 
 
 def finetune(
-    ev: EncoderEval, train: str, test: str, label_fraction: float, epochs: int = 30, lr: float = 0.05, batch_size=256
+    ev: EncoderEval,
+    train: str,
+    test: str,
+    label_fraction: float,
+    epochs: int = 30,
+    grid=FINETUNE_GRID,
+    batch_size: int = FINETUNE_BATCH_SIZE,
+    min_steps: int = FINETUNE_MIN_STEPS,
+    val_fraction: float = 0.1,
 ) -> dict[str, Any]:
-    """Semi-supervised: encoder and head fine-tuned on a class-balanced fraction of the labels, test once."""
+    """Semi-supervised: encoder and head fine-tuned on a class-balanced fraction of the labels, the
+    (head start, lr) pair of ``grid`` picked on ``val_fraction`` of every class's other train images,
+    test once; beside it the linear probe (L-BFGS, frozen features) on the same labels. A head starts
+    at ``zeros`` or as that ``probe``. One pair in ``grid``: no choice, no validation."""
+    if bad := [h for h, _ in grid if h not in ("probe", "zeros")]:
+        raise ByolError(f"a fine-tuning head starts as probe or zeros, not {bad[0]!r}")
     data, scored = _crop_flip_data(ev, train, test, 1)
-    subset = class_balanced_subset([data.labels[i] for i in range(len(data))], label_fraction, ev.seed)
+    labels = [data.labels[i] for i in range(len(data))]
+    subset, val = class_balanced_subset(labels, label_fraction, ev.seed, held_out=val_fraction)
+    if len(grid) > 1 and not val:
+        raise ByolError(f"--label-fraction {label_fraction:g} leaves no labelled images of {train} to choose the "
+                        "head start and lr on: pass --lr LR (and --head-start)")  # fmt: skip
     data.batch_size = min(batch_size, len(subset))
-    enc = copy.deepcopy(ev.encoder).to(ev.device)
-    head = train_supervised(ev, enc, data.restrict(subset), epochs, lr, finetune=True)
-    acc = score(ev, enc, head, scored)
-    return {**acc, "label_fraction": label_fraction, "labelled_images": len(subset), "epochs": epochs, "lr": lr}
+    fit = data.restrict(subset)
+    epochs = max(epochs, -(-min_steps // fit.batches_per_epoch()))
+    probe_head, probe = _probe_on(ev, data, subset, scored)
+    tried: dict[str, float] = {}
+    best = None  # (val top-1, -lr, head start, lr, encoder, head): the highest, the smaller lr on a tie
+    for start, lr in grid:
+        enc = copy.deepcopy(ev.encoder).to(ev.device)
+        head = copy.deepcopy(probe_head) if start == "probe" else None
+        head = train_supervised(ev, enc, fit, epochs, lr, finetune=True, zero_head=True, head=head)
+        acc = tried[f"{start} {lr:g}"] = _held_out_top1(ev, enc, head, data, val) if len(grid) > 1 else 0.0
+        if best is None or (acc, -lr) > best[:2]:
+            best = (acc, -lr, start, lr, enc, head)
+    val_top1, _, head_start, lr, enc, head = best
+    tried = tried if len(grid) > 1 else {}
+    return {
+        **score(ev, enc, head, scored), "label_fraction": label_fraction, "labelled_images": len(subset),
+        "epochs": epochs, "steps": epochs * fit.batches_per_epoch(), "head_start": head_start, "lr": lr,
+        "val_top1": val_top1 if tried else None, "val_images": len(val) if tried else 0, "val_tried": tried,
+        "linear_top1": probe["top1"],
+    }  # fmt: skip
+
+
+@torch.no_grad()
+def _held_out_top1(ev: EncoderEval, encoder: nn.Module, head: nn.Linear, data: TrainData, val: list[int]) -> float:
+    feats, y = extract_features(
+        encoder, data.eval_batches(torch.tensor(val)), ev.device, ev.meta["mean"], ev.meta["std"]
+    )
+    return topk_accuracy(head(feats.to(ev.device)).detach().cpu(), y)["top1"]
+
+
+def _probe_on(ev: EncoderEval, data: TrainData, subset: list[int], scored: ImageList) -> tuple[nn.Linear, dict]:
+    """The linear probe (``fit_probe``: L-BFGS on the frozen encoder's evaluation-view features) fitted
+    on the labelled fraction alone, and its test scores."""
+    idx = torch.tensor(subset, dtype=torch.long)
+    train_x, train_y = extract_features(ev.encoder, data.eval_batches(idx), ev.device, ev.meta["mean"], ev.meta["std"])
+    head, _ = fit_probe(train_x, train_y, data.num_classes, seed=ev.seed)
+    test_x, test_y = ev.features(scored)
+    with torch.no_grad():
+        return head, topk_accuracy(head(test_x), test_y)
