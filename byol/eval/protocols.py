@@ -61,7 +61,7 @@ def class_balanced_subset(labels: list[int], fraction: float, seed: int = 0, hel
         take = max(1, round(fraction * len(idx)))
         order = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
         chosen += order[:take]
-        val += order[take : take + round(held_out * len(idx))]
+        val += order[take : take + round((held_out or 0) * len(idx))]
     return sorted(chosen) if held_out is None else (sorted(chosen), sorted(val))
 
 
