@@ -118,3 +118,28 @@ def test_the_reference_pages_and_help_print_the_same_text_from_the_code(monkeypa
         main(["pretrain", "--help"])
     assert "Epochs, as this test rewrote the docstring." in " ".join(capsys.readouterr().out.split())
     assert "Epochs, as this test rewrote the docstring." in " ".join(cli_reference().split())
+
+
+def test_every_subcommands_device_and_workers_options_show_the_references_text():
+    """Issue 42: --device and --workers of eval, embed and neighbours are pretrain's options (run.device,
+    data.workers), so their help is the schema's one text, as the reference page prints it."""
+    import argparse
+
+    from byol import config_docs
+    from byol.cli.__main__ import build_parser
+
+    def subparsers(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield name, child
+                    yield from ((f"{name} {n}", c) for n, c in subparsers(child))
+
+    seen = 0
+    for name, parser in subparsers(build_parser()):
+        for action in parser._actions:
+            key = {"--device": "run.device", "--workers": "data.workers"}.get(next(iter(action.option_strings), ""))
+            if key:
+                assert action.help == config_docs.option_help(key), (name, action.help)
+                seen += 1
+    assert seen >= 10  # eval knn, linear, finetune, embed, neighbours: both options each, and pretrain's

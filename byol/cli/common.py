@@ -34,13 +34,17 @@ def nested(path: list[str], value: object) -> dict:
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    """``--device`` with ``run.device``'s one text (``byol.config_docs.option_help``), as pretrain's."""
+    from byol.config_docs import option_help
+
+    parser.add_argument("--device", default="auto", help=option_help("run.device"))
 
 
 def add_workers_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--workers", type=int, default=None, help="data loader workers for large images (default: the cores, at most 8)"
-    )
+    """``--workers`` with ``data.workers``' one text."""
+    from byol.config_docs import option_help
+
+    parser.add_argument("--workers", type=int, default=None, help=option_help("data.workers"))
 
 
 def pick_preset(name: str, data: str) -> str:
