@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 from byol.constants import IMAGENET_MEAN, IMAGENET_STD, KNN_K, KNN_TEMPERATURE, PAPER_EVAL_CROP
@@ -75,11 +75,27 @@ class _Section:
         self._require(key, getattr(self, key) in choices, "one of " + ", ".join(map(str, choices)))
 
 
+def resumable(default: Any = MISSING, *, default_factory: Any = MISSING) -> Any:
+    """A field a resumed run may change (``byol pretrain`` on a run folder applies it and records it in
+    ``config_history.jsonl``); the saved config keeps every other. Its policy stands where it is declared."""
+    return field(default=default, default_factory=default_factory, metadata={"resumable": True})
+
+
+def resumable_keys() -> tuple[str, ...]:
+    """``section.key`` of every field declared with ``resumable``."""
+    return tuple(
+        f"{cls.SECTION}.{f.name}"
+        for cls in (DataConfig, ModelConfig, AugmentConfig, OptimConfig, RunConfig)
+        for f in fields(cls)
+        if f.metadata.get("resumable")
+    )
+
+
 @dataclass
 class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
 
-    path: str = ""
+    path: str = resumable("")
     """Folder of images (ImageFolder-style or unlabelled), cifar10 / cifar100 / stl10, WebDataset
     tar shards (a .tar pattern such as train-{000000..000127}.tar, or pipe:COMMAND), or a Hugging Face
     dataset: Parquet files, a save_to_disk folder or hf:NAME from the local cache (#split=, #image=,
@@ -88,22 +104,22 @@ class DataConfig(_Section):
     """Side of the training views in pixels (32 for CIFAR)."""
     cache: str = "auto"
     """Decode images once into a uint8 cache: auto (images of at most 64 px), on, off."""
-    cache_dir: str = ""
+    cache_dir: str = resumable("")
     """Where the cache lives (default $BYOL_CACHE_DIR or ~/.cache/byol)."""
-    cache_on_device: str = "auto"
+    cache_on_device: str = resumable("auto")
     """Keep the uint8 cache on the training device: auto (on a GPU, when it takes at most a quarter of
     its free memory), on, off. Batches are then gathered there: no host copy per step."""
-    workers: int = field(default_factory=default_workers)
+    workers: int = resumable(default_factory=default_workers)
     """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
     """Part of a labelled folder held out as kNN queries for the monitor (when knn_test is not set)."""
-    knn_test: str = ""
+    knn_test: str = resumable("")
     """Labelled folder of test images (<class>/*.jpg, the training folder's classes): the kNN monitor then
     takes every training image as its bank and these as its queries, the protocol of byol eval knn, lightly
     and solo-learn. Unset: a held-out part of the training folder (monitor_fraction) is scored instead."""
-    allow_changed: bool = False
+    allow_changed: bool = resumable(False)
     """Resume on images other than those the run was trained on (refused by default)."""
-    eval_crop: float = PAPER_EVAL_CROP
+    eval_crop: float = resumable(PAPER_EVAL_CROP)
     """Evaluation view: shorter side resized to image_size / eval_crop, centre crop (224/256 in the
     paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
     samples_per_epoch: int = 0
@@ -238,7 +254,7 @@ class OptimConfig(_Section):
     micro_batch: str = "auto"
     """Images per forward pass: auto (what fits in memory; the whole batch when it fits) or a number.
     Gradients of the passes are accumulated, so the step sees the whole batch; BatchNorm sees each pass."""
-    base_lr: float = 0.2
+    base_lr: float = resumable(0.2)
     """Learning rate per 256 images: lr = base_lr × effective batch / 256 (LARS, SGD). AdamW uses it as is."""
     weight_decay: float = 1.5e-6
     """Weight decay of the weights (biases and norm parameters excluded, as the paper)."""
@@ -248,7 +264,7 @@ class OptimConfig(_Section):
     """LARS: η, the trust coefficient of the layer-wise rate."""
     clip_lr: bool = False
     """LARS: clip the adapted learning rate to the global one (the CIFAR recipe)."""
-    compiled_step: bool = False
+    compiled_step: bool = resumable(False)
     """LARS: each step as one compiled graph (torch.compile; lr a device tensor, so one graph serves
     every step): a few fused kernels instead of a launch per tensor. For a GPU; same result to float
     tolerance. SGD and AdamW use PyTorch's fused kernels instead (on CUDA and CPUs)."""
@@ -287,15 +303,15 @@ class OptimConfig(_Section):
 class RunConfig(_Section):
     SECTION: ClassVar[str] = "run"
 
-    epochs: float = 100
+    epochs: float = resumable(100)
     """Length of the run in epochs (ignored when time_budget is set)."""
-    time_budget: float | None = None
+    time_budget: float | None = resumable(None)
     """Minutes of training: schedules are laid over the steps this allows, estimated from the first steps."""
     seed: int = 0
     """Seed of the initialisation, the data order and every augmentation draw."""
-    device: str = "auto"
+    device: str = resumable("auto")
     """auto (cuda when available), cpu, cuda, cuda:N."""
-    precision: str = "auto"
+    precision: str = resumable("auto")
     """auto: bf16 autocast on CUDA; on a CPU with bf16 units (AMX, AVX-512 BF16) bf16 where a probe of the
     run's own passes finds it 1.1× faster than fp32 (said in the log and summary.json), measured once a
     run: a resume keeps its checkpoint's, a run under 200 steps or a 2-minute budget is fp32; fp32 on
@@ -304,12 +320,12 @@ class RunConfig(_Section):
     """Images and convolutions in channels-last memory order (faster convolutions on GPUs and CPUs)."""
     compile: bool = False
     """torch.compile the model (CUDA: faster after a minute of compiling)."""
-    compile_mode: str = "default"
+    compile_mode: str = resumable("default")
     """torch.compile's mode with --compile: default, reduce-overhead (CUDA graphs: fewer kernel launches
     from the host), max-autotune (also searches kernels; minutes of compiling) or max-autotune-no-cudagraphs."""
     deterministic: bool = False
     """Deterministic kernels: a resumed run then equals an uninterrupted one exactly (CPU)."""
-    log_every: int = 50
+    log_every: int = resumable(50)
     """Steps between metrics lines (loss, lr, τ, images/s, collapse diagnostics)."""
     knn_every: float = 1.0
     """Epochs between kNN monitor evaluations when labels exist (0: off)."""

@@ -203,3 +203,21 @@ def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(
     ModelConfig(backbone="tinynet").validate()
     with pytest.raises(ByolError, match=r"--optimizer must be one of lars, sgd, adamw, got 'adam'"):
         dataclasses.replace(Config().optim, optimizer="adam").validate()
+
+
+def test_the_resume_policy_is_declared_on_the_fields_and_read_from_there():
+    """Issue 42: a key a resume may change is declared so beside its field (``byol.config.resumable``);
+    run_folder reads the set from the schema. The set is the one run_folder listed by hand before."""
+    from dataclasses import fields
+
+    from byol.config import DataConfig, RunConfig, resumable_keys
+    from byol.train.run_folder import LENGTH_CHANGES, RESUMABLE_CHANGES
+
+    assert set(RESUMABLE_CHANGES) == {
+        "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir",
+        "data.eval_crop", "data.allow_changed", "data.cache_on_device", "data.knn_test", "optim.base_lr",
+        "optim.compiled_step", "run.compile_mode", "run.epochs", "run.time_budget",
+    }  # fmt: skip
+    assert set(LENGTH_CHANGES) <= set(RESUMABLE_CHANGES) and resumable_keys() == RESUMABLE_CHANGES
+    declared = {f.name: bool(f.metadata.get("resumable")) for cls in (DataConfig, RunConfig) for f in fields(cls)}
+    assert declared["path"] and declared["epochs"] and not declared["image_size"] and not declared["seed"]

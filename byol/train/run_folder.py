@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from byol.config import Config
+from byol.config import Config, resumable_keys
 from byol.config_io import load_yaml, save_yaml
 from byol.dist import DistInfo
 from byol.errors import ByolError
@@ -34,13 +34,9 @@ log = logging.getLogger(__name__)
 # A run's length: given anew on a run with checkpoints, it extends the run (``fit_length`` checks it
 # against the checkpoint's step; only then ``record_length`` writes it into config.yaml and the history).
 LENGTH_CHANGES = ("run.epochs", "run.time_budget")
-# Values that may differ when a run is resumed; the saved config keeps the others.
-RESUMABLE_CHANGES = (
-    "run.device", "run.precision", "run.log_every", "data.workers", "data.path", "data.cache_dir", "data.eval_crop",
-    "data.allow_changed", "data.cache_on_device", "data.knn_test", "optim.base_lr", "optim.compiled_step",
-    "run.compile_mode",
-    *LENGTH_CHANGES,
-)  # fmt: skip
+# Values that may differ when a run is resumed (declared so in the schema: byol.config.resumable); the
+# saved config keeps the others.
+RESUMABLE_CHANGES = resumable_keys()
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, info: DistInfo) -> Config:
