@@ -83,9 +83,11 @@ def resumable(default: Any = MISSING, *, default_factory: Any = MISSING) -> Any:
 
 def resumable_keys() -> tuple[str, ...]:
     """``section.key`` of every field declared with ``resumable``."""
+    sections = [type(getattr(Config(), s.name)) for s in fields(Config)]
     return tuple(
         f"{cls.SECTION}.{f.name}"
-        for cls in (DataConfig, ModelConfig, AugmentConfig, OptimConfig, RunConfig)
+        for cls in sections
+        if hasattr(cls, "SECTION")
         for f in fields(cls)
         if f.metadata.get("resumable")
     )

@@ -83,7 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     ft = sub.add_parser("finetune", help="semi-supervised: fine-tune on a class-balanced fraction of the labels")
     _common(ft)
-    ft.add_argument("--label-fraction", type=float, required=True, help="0.01, 0.1 or 1.0 in the paper")
+    ft.add_argument(
+        "--label-fraction", type=float, required=True,
+        help="0.01 or 0.1 in the paper; 1.0 leaves nothing to choose the head start and lr on: give --lr",
+    )  # fmt: skip
     ft.add_argument("--epochs", type=int, default=30, help="at least (more when --min-steps asks for them)")
     ft.add_argument("--min-steps", type=int, default=FINETUNE_MIN_STEPS, help="fewest optimiser steps")
     rates = ft.add_mutually_exclusive_group()

@@ -41,16 +41,11 @@ def fit_logistic(
     return linear
 
 
-def fit_probe(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    num_classes: int,
-    weight_decays=WEIGHT_DECAYS,
-    val_fraction: float = 0.1,
-    seed: int = 0,
+def _fit_standardized(
+    train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, weight_decays, val_fraction: float, seed: int
 ) -> tuple[torch.nn.Linear, dict[str, float]]:
-    """The penalty picked on a held-out part of train, the classifier refitted on all of it: a linear
-    layer on the raw features (their standardisation folded into its weights), and the choice made."""
+    """The penalty picked on a held-out part of train, the classifier refitted on all of it, on features
+    standardised by train's mean and std (``standardize``)."""
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(train_x), generator=g)
     n_val = max(1, int(len(perm) * val_fraction))
@@ -62,12 +57,26 @@ def fit_probe(
         with torch.no_grad():
             val_acc[wd] = topk_accuracy(clf(vx), train_y[val_idx], ks=(1,))["top1"]
     best = max(val_acc, key=lambda wd: (val_acc[wd], wd))
+    (tx,) = standardize(train_x)
+    return fit_logistic(tx, train_y, num_classes, best), {"weight_decay": best, "val_top1": val_acc[best]}
+
+
+def fit_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    weight_decays=WEIGHT_DECAYS,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> tuple[torch.nn.Linear, dict[str, float]]:
+    """``linear_probe``'s classifier as a linear layer on the raw features (their standardisation folded
+    into its weights: W·(x − μ)/σ + b = (W/σ)·x + (b − W·μ/σ)), and the choice made."""
+    clf, chosen = _fit_standardized(train_x, train_y, num_classes, weight_decays, val_fraction, seed)
     mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
-    clf = fit_logistic((train_x - mean) / std, train_y, num_classes, best)
-    with torch.no_grad():  # W·(x − μ)/σ + b = (W/σ)·x + (b − W·μ/σ)
+    with torch.no_grad():
         clf.weight.div_(std)
         clf.bias.sub_(clf.weight @ mean)
-    return clf, {"weight_decay": best, "val_top1": val_acc[best]}
+    return clf, chosen
 
 
 def linear_probe(
@@ -81,7 +90,8 @@ def linear_probe(
     seed: int = 0,
 ) -> dict[str, float]:
     """Pick the penalty on a held-out part of train, refit on all of train, score test once."""
-    clf, chosen = fit_probe(train_x, train_y, num_classes, weight_decays, val_fraction, seed)
+    clf, chosen = _fit_standardized(train_x, train_y, num_classes, weight_decays, val_fraction, seed)
+    _, sx = standardize(train_x, test_x)
     with torch.no_grad():
-        acc = topk_accuracy(clf(test_x), test_y)
+        acc = topk_accuracy(clf(sx), test_y)
     return {"top1": acc["top1"], "top5": acc["top5"], **chosen}

@@ -107,7 +107,9 @@ def mimic_batchnorm(module: nn.Module, images: torch.Tensor) -> int:
 def without_batchnorm(module: nn.Module, prefix: str = "") -> nn.Module:
     """``module`` with every ``BatchNorm2d`` (its statistics and its affine) replaced by ``Identity``, in
     place: the encoder of "no normalisation anywhere" (Richemond et al. 2020: 0.1% top-1 without a special
-    initialisation). Layers that derive from BatchNorm2d (timm's ``BatchNormAct2d``) are refused by name."""
+    initialisation) for byol's own backbones, which normalise with BatchNorm2d only. Layers that derive from
+    BatchNorm2d (timm's ``BatchNormAct2d``) are refused by name; other norms a timm backbone may hold
+    (LayerNorm, GroupNorm, BatchNorm1d) are kept."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and type(child) is not nn.BatchNorm2d:
             kind = type(child)
