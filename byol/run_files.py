@@ -10,7 +10,8 @@ A run folder (``byol pretrain --out RUN``) holds:
 - ``skipped-rankR.txt``: tar shards' samples that did not decode, as rank R met them;
 - ``encoder.safetensors`` and ``encoder.json``: the encoder users keep;
 - ``summary.json``: written last, so its presence (with the encoder) means the run finished;
-- ``eval/PROTOCOL.json``: what ``byol eval`` measured, for ``byol push``'s model card.
+- ``eval/PROTOCOL.json``: what ``byol eval`` measured, for ``byol push``'s model card;
+- ``report/``: ``byol report``'s page and plots.
 
 A folder is a run when it holds ``config.yaml``, a finished run when it also holds the summary and
 the encoder.
@@ -76,6 +77,11 @@ class RunFiles:
 
     def skip_log(self, rank: int) -> Path:
         return self.root / f"skipped-rank{rank}.txt"
+
+    @property
+    def report(self) -> Path:
+        """``byol report RUN``'s folder: the HTML page and its plots."""
+        return self.root / "report"
 
     @property
     def evals(self) -> Path:

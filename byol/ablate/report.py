@@ -7,7 +7,7 @@ from typing import Any
 
 from byol.ablate.claims import RULE, collapsed_run, gain, knn, per_seed, seed_rows, spread, trained_taus, untrained_top1
 from byol.ablate.variants import VARIANTS
-from byol.report import save_figure
+from byol.run_report import save_figure
 from byol.train.diagnostics import COLLAPSE_RATIO, SPREAD_COLLAPSED, TOP_SHARE_COLLAPSED
 
 COLLAPSED = COLLAPSE_RATIO  # the uncentred ratio's threshold (projection std × √d), kept beside the centred

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from byol.report import build_report
+    from byol.run_report import build_report
 
     out = build_report(args.run, args.test, args.max_points)
     print(f"wrote {out}")

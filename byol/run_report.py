@@ -138,9 +138,9 @@ def build_report(run_dir: str | Path, test: str | None = None, max_points: int =
     rows = read_metrics(run_dir)
     if not rows:
         raise ByolError(f"{run_dir} has no metrics.jsonl; is it a byol run folder?")
-    out_dir = run_dir / "report"
-    plots = plot_metrics(rows, out_dir)
     files = RunFiles(run_dir)
+    out_dir = files.report
+    plots = plot_metrics(rows, out_dir)
     cfg = load_yaml(files.config) if files.config.exists() else None
     facts: dict[str, Any] = {}
     if cfg is not None:
