@@ -85,27 +85,29 @@ class SourceSpec:
     build: Callable[..., TrainSource]
 
 
-def _build_shards(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> ShardData:
+def _common(cfg, rank: int, world_size: int) -> tuple[tuple, dict[str, Any]]:
+    """What every shipped source is built from: path, view size, batch and views; seed, cache, workers, share."""
     d = cfg.data
+    args = (d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views())
+    return args, dict(seed=cfg.run.seed, cache_dir=d.cache_dir or None, workers=d.workers, rank=rank,
+                      world_size=world_size)  # fmt: skip
+
+
+def _build_shards(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> ShardData:
+    args, common = _common(cfg, rank, world_size)
     shards = ShardData(
-        d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
-        cache_dir=d.cache_dir or None, workers=d.workers, rank=rank, world_size=world_size,
-        samples_per_epoch=d.samples_per_epoch, shuffle_buffer=d.shuffle_buffer,
-    )  # fmt: skip
+        *args, **common, samples_per_epoch=cfg.data.samples_per_epoch, shuffle_buffer=cfg.data.shuffle_buffer
+    )
     if skip_log is not None:
         shards.keep_skip_log(skip_log)
     return shards
 
 
 def _build_images(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> TrainData:
-    d = cfg.data
-    data = TrainData(
-        d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views(), seed=cfg.run.seed,
-        cache_dir=d.cache_dir or None, workers=d.workers, rank=rank, world_size=world_size, cache=d.cache,
-        eval_crop=d.eval_crop,
-    )  # fmt: skip
+    args, common = _common(cfg, rank, world_size)
+    data = TrainData(*args, **common, cache=cfg.data.cache, eval_crop=cfg.data.eval_crop)
     if device is not None:
-        data.keep_on_device(d.cache_on_device, device)
+        data.keep_on_device(cfg.data.cache_on_device, device)
     return data
 
 

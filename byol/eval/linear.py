@@ -15,9 +15,14 @@ from byol.eval.knn import topk_accuracy
 WEIGHT_DECAYS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
+def moments(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each feature's mean and std over the train split (the std at least 1e-6): what ``standardize`` uses."""
+    return train.mean(0, keepdim=True), train.std(0, keepdim=True).clamp(min=1e-6)
+
+
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
     """Centre and scale every feature by the train split's mean and std."""
-    mean, std = train.mean(0, keepdim=True), train.std(0, keepdim=True).clamp(min=1e-6)
+    mean, std = moments(train)
     return [(x - mean) / std for x in (train, *others)]
 
 
@@ -72,10 +77,10 @@ def fit_probe(
     """``linear_probe``'s classifier as a linear layer on the raw features (their standardisation folded
     into its weights: W·(x − μ)/σ + b = (W/σ)·x + (b − W·μ/σ)), and the choice made."""
     clf, chosen = _fit_standardized(train_x, train_y, num_classes, weight_decays, val_fraction, seed)
-    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
+    mean, std = moments(train_x)
     with torch.no_grad():
         clf.weight.div_(std)
-        clf.bias.sub_(clf.weight @ mean)
+        clf.bias.sub_(clf.weight @ mean[0])
     return clf, chosen
 
 
