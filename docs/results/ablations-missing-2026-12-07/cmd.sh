@@ -1,0 +1,1 @@
+cd /work/main && .venv/bin/byol ablate ../shared/data/cifar10/train --test ../shared/data/cifar10/test --preset cpu --seeds 3 --epochs 10 --suite lars,heads_none,no_norm_lars --out /work/abl-missing/run  # baseline and lars seeds 0-2 copied in first from /work/abl-10ep/run (docs/results/ablations-tau0-lars-10ep): the runner skips runs it holds
