@@ -39,7 +39,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
 
 
 def config(args):
-    from byol.presets import resolve
+    from byol.config.presets import resolve
 
     overrides = {
         "data": {"path": str(args.data)},
@@ -88,7 +88,7 @@ def run_lightly(args) -> float:
     from lightly.loss import NegativeCosineSimilarity
     from lightly_recipe import PeerBYOL, peer_transform
 
-    from byol.device import default_workers
+    from byol.constants import default_workers
     from byol.models.backbones import build_encoder
 
     cfg = config(args)

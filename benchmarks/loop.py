@@ -37,15 +37,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Stop:
+class StopAfter:
     """A hook that ends ``train_loop`` after ``steps`` more steps."""
 
     def __init__(self, state, steps: int):
         self.until = state.step + steps
 
-    def after_step(self, event) -> None:
-        if event.step >= self.until:
-            event.state.stop = True
+    def after_step(self, event):
+        from byol.train.state import Stop
+
+        return Stop("the benchmark's steps are done") if event.step >= self.until else None
 
     def close(self) -> None:
         pass
@@ -90,6 +91,7 @@ class Parts:
 class TimedHook:
     def __init__(self, hook, parts: Parts):
         self.hook, self.after_step = hook, parts.timed(type(hook).__name__, hook.after_step)
+        self.name, self.runs_after = type(hook).__name__, hook.runs_after  # its place in the order: the hook's
 
     def close(self) -> None:
         self.hook.close()
@@ -99,10 +101,10 @@ def timed_pass(run, state, hooks, steps: int) -> float:
     """Seconds of ``train_loop`` over ``steps`` steps with ``hooks``."""
     from byol.train.loop import train_loop
 
-    state.stop = False
+    state.stop = None  # each pass runs its own steps
     sync(run.device)
     t0 = time.perf_counter()
-    train_loop(run, state, [*hooks, Stop(state, steps)])
+    train_loop(run, state, [*hooks, StopAfter(state, steps)])
     sync(run.device)
     return time.perf_counter() - t0
 
@@ -132,8 +134,8 @@ def parts_pass(run, state, steps: int) -> tuple[float, Parts]:
 
 def config(args):
     from byol.cli.common import nested, parse_assignment
-    from byol.config_io import merge
-    from byol.presets import resolve
+    from byol.config.io import merge
+    from byol.config.presets import resolve
 
     optim = {"batch_size": args.batch} if args.batch else {}
     run = {"time_budget": None, "epochs": 1000, "device": args.device, "log_every": args.log_every}

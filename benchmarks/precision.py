@@ -23,9 +23,10 @@ import statistics
 import step  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
+from byol import build
+from byol.config.presets import resolve
 from byol.device import DevicePolicy, cpu_bf16_units, cpu_name
 from byol.dist import DistInfo
-from byol.presets import resolve
 from byol.train.memory import MemoryProbe
 from byol.train.precision_probe import measured_precision
 from byol.train.setup import PRECISION_PROBE_IMAGES, build_model
@@ -67,7 +68,7 @@ def probe_choice(preset: str, overrides: dict, batch: int) -> DevicePolicy:
     cfg = resolve(preset, {**overrides, "optim": {"batch_size": batch}, "run": {"precision": "auto"}})
     policy = DevicePolicy.resolve(torch.device("cpu"), "auto", cfg.run.channels_last)
     method, _, _, _ = build_model(cfg, policy, DistInfo())
-    augment = cfg.augment.build(cfg.data.image_size, compile=False).eager()
+    augment = build.augmentation(cfg, compile=False).eager()
     micro = min(batch, PRECISION_PROBE_IMAGES)
     probe = lambda p: MemoryProbe(method, augment, cfg.data.image_size, p).timed_pass(micro)  # noqa: E731
     return measured_precision(policy, "auto", probe, DistInfo())[0]

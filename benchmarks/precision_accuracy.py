@@ -37,10 +37,10 @@ def train_and_score(data: Path, precision: str, seed: int, epochs: float, run_di
     if done.exists():
         return json.loads(done.read_text())
     from byol.cli.common import nested, parse_assignment
-    from byol.config_io import merge
+    from byol.config.io import merge
+    from byol.config.presets import resolve
     from byol.demo import DEMO_RECIPE
     from byol.eval.runner import EncoderEval, knn_evaluate
-    from byol.presets import resolve
     from byol.train.pretrain import pretrain
 
     train, test = str(data / "train"), str(data / "test")

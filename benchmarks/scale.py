@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from byol.presets import resolve
+from byol.config.presets import resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from step import byol_step, time_steps  # noqa: E402

@@ -36,10 +36,10 @@ from collections.abc import Callable
 import lightly_recipe  # benchmarks/ is on the path: this file runs as a script, or a test puts it there
 import torch
 
+from byol.config.presets import resolve
 from byol.device import DevicePolicy, autocast_for, resolve_precision
 from byol.dist import DistInfo
 from byol.models.backbones import build_encoder
-from byol.presets import resolve
 from byol.train.engine import train_step
 from byol.train.setup import build_model
 

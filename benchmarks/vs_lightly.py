@@ -95,7 +95,7 @@ def byol_flags(side: str, args) -> list[str]:
 def config(args):
     """byol's resolved ``--preset`` config (cifar10: ResNet-18 at ``--width``): the backbone, views and
     evaluation meta of every side."""
-    from byol.presets import resolve
+    from byol.config.presets import resolve
 
     over = {"data": {"path": str(args.data / "train")}, "optim": {"batch_size": args.batch}}
     if args.preset == "cifar10":
@@ -110,14 +110,14 @@ def train_lightly(args, run_dir: Path) -> dict:
     from lightly.loss import NegativeCosineSimilarity
     from lightly_recipe import PeerBYOL, peer_transform
 
-    from byol.device import default_workers
-    from byol.encoder_io import build_configured_encoder
+    from byol.build import encoder as build_configured_encoder
+    from byol.constants import default_workers
     from byol.schedules import lr_schedule, tau_schedule
     from byol.train.diagnostics import centred_diagnostics, effective_rank
 
     cfg = config(args)
     torch.manual_seed(args.seed)
-    enc = build_configured_encoder(cfg.model, cfg.data.image_size)
+    enc = build_configured_encoder(cfg)
     model = PeerBYOL(enc.module, enc.feature_dim, LIGHTLY_HIDDEN, cfg.model.projection_dim).train()
     dataset = torchvision.datasets.ImageFolder(
         str(args.data / "train"), transform=peer_transform(cfg.data.image_size, *cfg.augment.views())
@@ -210,28 +210,26 @@ def parity(args, run_dir: Path) -> dict:
     from lightly.utils.scheduler import CosineWarmupScheduler, cosine_schedule
     from lightly_recipe import PeerBYOL
 
+    from byol import build
     from byol.data.loader import TrainData
-    from byol.encoder_io import build_configured_encoder, run_encoder_meta
     from byol.eval.runner import EncoderEval, knn_evaluate
-    from byol.method import build_method
-    from byol.optim import optimizer_for
     from byol.schedules import Plan
     from byol.train.engine import augmentation_generator, make_views, train_step
 
     cfg, device, train, test = config(args), torch.device("cpu"), str(args.data / "train"), str(args.data / "test")
     m, o = cfg.model, cfg.optim
-    enc = build_configured_encoder(m, cfg.data.image_size)
-    start = EncoderEval(enc.module, run_encoder_meta(cfg, enc.feature_dim), "cpu", seed=args.seed).untrained()
+    enc = build.encoder(cfg)
+    start = EncoderEval(enc.module, build.encoder_meta(cfg, enc.feature_dim), "cpu", seed=args.seed).untrained()
     data = TrainData(train, cfg.data.image_size, o.batch_size, *cfg.augment.views(), seed=args.seed,
                      cache_dir=cfg.data.cache_dir or None, workers=0)  # fmt: skip
-    augment = cfg.augment.build(cfg.data.image_size, compile=False)
+    augment = build.augmentation(cfg, compile=False)
     steps_per_epoch = data.batches_per_epoch()
     plan = Plan.for_run(steps_per_epoch, o.warmup_epochs, args.epochs)
-    total, peak_lr = plan.total_steps, o.peak_lr(1)
+    total, peak_lr = plan.total_steps, build.peak_lr(o, 1)
 
     torch.manual_seed(args.seed)  # byol: its method around a copy of the start, its optimiser and schedules
-    method = build_method(cfg, copy.deepcopy(start.encoder).train(), enc.feature_dim).train()
-    optimizer = optimizer_for(o, method.trained_modules(), peak_lr)
+    method = build.method(cfg, copy.deepcopy(start.encoder).train(), enc.feature_dim).train()
+    optimizer = build.optimizer(o, method.trained_modules(), peak_lr)
     torch.manual_seed(args.seed)  # lightly: its modules around another copy; AdamW as its examples build it
     peer = PeerBYOL(copy.deepcopy(start.encoder).train(), enc.feature_dim, m.projector_hidden, m.projection_dim,
                     m.predictor_hidden).train()  # fmt: skip
@@ -273,7 +271,7 @@ def parity(args, run_dir: Path) -> dict:
 
     return {"steps": step, "epochs": step / steps_per_epoch, "seconds": seconds, "model": m.backbone,
             "width": m.width, "batch": o.batch_size, "lr": peak_lr, "weight_decay": o.weight_decay,
-            "tau_base": o.tau_base, "knn_byol": knn(method.online_encoder), "knn_lightly": knn(peer.backbone),
+            "tau_base": o.tau_base, "knn_byol": knn(method.encoder), "knn_lightly": knn(peer.backbone),
             "knn_untrained": knn(start.encoder), "knn_bn_adapted": knn(start.bn_adapted(train).encoder)}  # fmt: skip
 
 
@@ -281,14 +279,14 @@ def evaluator(args, run_dir: Path | None):
     """byol's ``EncoderEval`` of a side's trained encoder (lightly's backbone in byol's meta), or the untrained one."""
     import torch
 
-    from byol.encoder_io import build_configured_encoder, run_encoder_meta
+    from byol import build
     from byol.eval.runner import EncoderEval
 
     if run_dir is not None and (run_dir / "encoder.safetensors").exists():
         return EncoderEval.load(run_dir, "cpu", seed=args.seed)
     cfg = config(args)
-    enc = build_configured_encoder(cfg.model, cfg.data.image_size)
-    meta, encoder = run_encoder_meta(cfg, enc.feature_dim), enc.module
+    enc = build.encoder(cfg)
+    meta, encoder = build.encoder_meta(cfg, enc.feature_dim), enc.module
     if run_dir is not None:
         encoder.load_state_dict(torch.load(run_dir / "backbone.pt", weights_only=True), strict=True)
     return EncoderEval(encoder.eval(), meta, "cpu", seed=args.seed)

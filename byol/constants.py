@@ -1,4 +1,6 @@
-"""Numbers that several modules share, each defined once."""
+"""Numbers that several modules share, each defined once: the ground floor (it imports nothing of byol)."""
+
+import os
 
 VERSION = "0.1.0"
 """byol's version (pyproject.toml says the same): ``byol.__version__``, and recorded in every
@@ -54,3 +56,30 @@ epochs of 500 images at batch 256 were 30 steps, too few to fine-tune anything (
 def is_small(side: int) -> bool:
     """Whether an image (or a view) of this side counts as small (see ``SMALL_IMAGE_MAX_SIDE``)."""
     return side <= SMALL_IMAGE_MAX_SIDE
+
+
+DEFAULT_SHUFFLE_BUFFER = 2000
+"""Tar shards: the samples each reader holds to shuffle them (``data.shuffle_buffer``)."""
+
+GROUP_CHANNELS = 8
+"""GroupNorm + WS: at least this many channels per group by default (below it GroupNorm tends to InstanceNorm)."""
+
+TIMM_PREFIX = "timm:"
+"""``--backbone timm:<name>``: any model ``timm.create_model`` builds (the byol[timm] extra)."""
+
+
+def is_timm(name: str) -> bool:
+    """Whether a backbone name is a timm model's (``TIMM_PREFIX``)."""
+    return name.startswith(TIMM_PREFIX)
+
+
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Data-loading workers by default: the CPU cores this process may use, at most ``MAX_DEFAULT_WORKERS``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))

@@ -20,11 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from byol.config.presets import resolve
 from byol.constants import KNN_K, KNN_TEMPERATURE
 from byol.device import cpu_name
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate, with_baselines
-from byol.presets import resolve
 from byol.run_files import RunFiles
 from byol.train.pretrain import pretrain
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import platform
 import shutil
 from dataclasses import dataclass
@@ -18,9 +17,6 @@ from byol.dist import DistInfo
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)
-
-
-MAX_DEFAULT_WORKERS = 8
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,15 +30,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ByolError(f"--device {name}: CUDA is not available on this machine")
     return device
-
-
-def default_workers() -> int:
-    """Data-loading workers by default: the CPU cores this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:

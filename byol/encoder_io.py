@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from byol.constants import PAPER_EVAL_CROP, VERSION, is_small
+from byol.constants import GROUP_CHANNELS, PAPER_EVAL_CROP, VERSION, is_small, is_timm
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.models.backbones import Encoder, build_encoder, is_timm, timm_module
+from byol.models.backbones import build_encoder, timm_module
 from byol.run_files import RunFiles
 
 log = logging.getLogger(__name__)
@@ -25,44 +25,38 @@ HUB_WEIGHTS, HUB_CONFIG, HUB_CARD, HUB_PREFIX = "model.safetensors", "config.jso
 
 
 def encoder_meta(
-    model_cfg, image_size: int, mean, std, feature_dim: int, eval_crop: float = PAPER_EVAL_CROP
+    backbone: str,
+    image_size: int,
+    mean,
+    std,
+    feature_dim: int,
+    eval_crop: float = PAPER_EVAL_CROP,
+    *,
+    width: float = 1.0,
+    small_images: bool | None = None,
+    norm: str = "batchnorm",
+    group_channels: int = GROUP_CHANNELS,
+    timm_args: dict | None = None,
 ) -> dict[str, Any]:
-    """What rebuilds and evaluates an encoder: backbone, width, stem, image size, normalisation, eval view."""
+    """What rebuilds and evaluates an encoder: backbone, width, stem, image size, normalisation, eval view
+    (``byol.build.encoder_meta`` gives a run's)."""
     meta = {
-        "backbone": model_cfg.backbone,
-        "width": model_cfg.width,
-        "small_images": model_cfg.small_images if model_cfg.small_images is not None else is_small(image_size),
+        "backbone": backbone,
+        "width": width,
+        "small_images": small_images if small_images is not None else is_small(image_size),
         "image_size": image_size,
         "feature_dim": feature_dim,
         "mean": list(mean),
         "std": list(std),
         "eval_crop": eval_crop,
-        "norm": model_cfg.encoder_norm,
+        "norm": norm,
         "byol_version": VERSION,
     }
-    if model_cfg.encoder_norm == "groupnorm-ws":
-        meta["group_channels"] = model_cfg.group_channels
-    if is_timm(model_cfg.backbone):  # what rebuilds it: timm's arguments, and the version that built it
-        meta.update(timm_args=dict(model_cfg.timm_args), timm_version=timm_module().__version__)
+    if norm == "groupnorm-ws":
+        meta["group_channels"] = group_channels
+    if is_timm(backbone):  # what rebuilds it: timm's arguments, and the version that built it
+        meta.update(timm_args=dict(timm_args or {}), timm_version=timm_module().__version__)
     return meta
-
-
-def run_encoder_meta(cfg, feature_dim: int) -> dict[str, Any]:
-    """``encoder_meta`` of a run's ``Config``: its model, image size, normalisation and evaluation view."""
-    return encoder_meta(
-        cfg.model, cfg.data.image_size, cfg.augment.mean, cfg.augment.std, feature_dim, cfg.data.eval_crop
-    )
-
-
-def build_configured_encoder(model_cfg, image_size: int) -> Encoder:
-    """The encoder ``model_cfg`` describes, randomly initialised (pretraining and its untrained baseline)."""
-    m = model_cfg
-    try:
-        return build_encoder(
-            m.backbone, m.width, image_size, m.small_images, m.encoder_norm, m.timm_args, m.group_channels
-        )
-    except ValueError as e:  # a backbone these options cannot build: the message names the option
-        raise ByolError(str(e)) from None
 
 
 def write_weights(state: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> Path:

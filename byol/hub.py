@@ -26,10 +26,10 @@ from typing import Any
 
 from safetensors.torch import save as safetensors_bytes
 
+from byol.constants import TIMM_PREFIX, is_timm
 from byol.encoder_io import HUB_CARD, HUB_CONFIG, HUB_WEIGHTS, load_encoder_with_meta
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.models.backbones import TIMM_PREFIX, is_timm
 from byol.run_files import RunFiles
 
 TIMM_RESNETS = ("resnet18", "resnet34", "resnet50")  # byol's torchvision ResNets, named alike in timm

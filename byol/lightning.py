@@ -27,12 +27,11 @@ from typing import Any
 
 import torch
 
+from byol import build
 from byol.config import Config
+from byol.config.presets import resolve
 from byol.data.batch import Batch
-from byol.encoder_io import build_configured_encoder, run_encoder_meta, save_encoder
-from byol.method import build_method
-from byol.optim import optimizer_for
-from byol.presets import resolve
+from byol.encoder_io import save_encoder
 from byol.schedules import Plan, warmup_steps
 from byol.train.engine import augmentation_generator, make_views
 
@@ -62,9 +61,9 @@ class BYOLModule(L.LightningModule):
                 f"BYOLModule: model.encoder_init {cfg.model.encoder_init} needs the run's first batch before the "
                 "target copies the encoder, which byol pretrain has and this module does not; use byol pretrain"
             )
-        enc = build_configured_encoder(cfg.model, cfg.data.image_size)
-        self.method = build_method(cfg, enc.module, enc.feature_dim)
-        self.augment = cfg.augment.build(cfg.data.image_size)
+        enc = build.encoder(cfg)
+        self.method = build.method(cfg, enc.module, enc.feature_dim)
+        self.augment = build.augmentation(cfg)
         self.memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
         self.plan = Plan(0)  # laid once the Trainer knows its length (configure_optimizers, on_train_start)
@@ -73,7 +72,7 @@ class BYOLModule(L.LightningModule):
     @property
     def encoder(self) -> torch.nn.Module:
         """The online encoder: what users keep."""
-        return self.method.online_encoder
+        return self.method.encoder
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Representations of already normalised images (the encoder's output)."""
@@ -82,11 +81,11 @@ class BYOLModule(L.LightningModule):
     # ---- optimisation -------------------------------------------------------------------------
 
     def peak_lr(self) -> float:
-        """``optim.peak_lr`` (LARS, SGD: ``base_lr × global batch / 256``), the global batch counting the
+        """``byol.build.peak_lr`` (LARS, SGD: ``base_lr × global batch / 256``), the global batch counting the
         Trainer's ``accumulate_grad_batches`` and processes."""
         trainer = self._trainer
         accumulate, world = (trainer.accumulate_grad_batches, trainer.world_size) if trainer is not None else (1, 1)
-        return dataclasses.replace(self.cfg.optim, accumulate=accumulate).peak_lr(world)
+        return build.peak_lr(dataclasses.replace(self.cfg.optim, accumulate=accumulate), world)
 
     @property
     def total_steps(self) -> int:
@@ -112,7 +111,7 @@ class BYOLModule(L.LightningModule):
         # Lightning refuses to clip the gradients of an optimiser that unscales them itself (fused kernels
         # under mixed precision): unfused when the Trainer clips.
         clips = bool(getattr(self.trainer, "gradient_clip_val", None))
-        optimizer = optimizer_for(cfg, self.method.trained_modules(), self.peak_lr(), fused=not clips)
+        optimizer = build.optimizer(cfg, self.method.trained_modules(), self.peak_lr(), fused=not clips)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -154,4 +153,4 @@ class BYOLModule(L.LightningModule):
 
     def save_encoder(self, run_dir) -> None:
         """``run_dir/encoder.safetensors`` + ``encoder.json``: what ``byol eval``, ``embed`` and ``export`` read."""
-        save_encoder(self.encoder, run_encoder_meta(self.cfg, self.method.feature_dim), run_dir)
+        save_encoder(self.encoder, build.encoder_meta(self.cfg, self.method.feature_dim), run_dir)

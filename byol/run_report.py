@@ -132,7 +132,7 @@ def write_html(run_dir: Path, plots: dict[str, Path], facts: dict[str, Any]) -> 
 
 def build_report(run_dir: str | Path, test: str | None = None, max_points: int = 2000, device="cpu") -> Path:
     """Plots of ``metrics.jsonl`` and, when an encoder and labelled test images exist, an embedding map."""
-    from byol.config_io import load_yaml
+    from byol.config.io import load_yaml
 
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)

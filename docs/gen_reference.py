@@ -3,7 +3,7 @@
 import mkdocs_gen_files
 
 from byol.cli.reference import cli_reference
-from byol.config_docs import config_reference
+from byol.config.docs import config_reference
 
 for page, text in (("reference/config.md", config_reference()), ("reference/cli.md", cli_reference())):
     with mkdocs_gen_files.open(page, "w") as f:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from byol.presets import resolve
+from byol.config.presets import resolve
 
 # One thread count in the test process and in every child it starts (children import this module, and
 # inherit the environment): runs compared bit for bit then run the same kernels. Under pytest-xdist

@@ -7,9 +7,10 @@ import torch
 
 from byol.ablate import VARIANTS, claims, suite_variants, variant_config
 from byol.ablate.claims import useless_verdict
+from byol.build import peak_lr
 from byol.cli.__main__ import main as cli
+from byol.config.presets import resolve
 from byol.errors import ByolError
-from byol.presets import resolve
 
 
 def test_suites_name_known_variants_and_a_wrong_name_is_one_clear_error():
@@ -64,10 +65,10 @@ def test_the_paper_s_emulation_above_256_accumulates_256_to_a_real_1024_s_steps_
         cfg = variant_config(base, VARIANTS[name], epochs=10)
         assert (cfg.optim.batch_size, cfg.optim.accumulate, cfg.optim.micro_batch) == (256, 4, "256")
         assert cfg.optim.batch_size * cfg.optim.accumulate == real.optim.batch_size
-        assert (cfg.optim.peak_lr(), cfg.run.epochs) == (real.optim.peak_lr(), real.run.epochs)
+        assert (peak_lr(cfg.optim), cfg.run.epochs) == (peak_lr(real.optim), real.run.epochs)
     lars = resolve("cpu", {"optim": {"optimizer": "lars", "scale_lr": True}})
-    assert variant_config(lars, VARIANTS["batch_256_of_1024"], epochs=1).optim.peak_lr() == pytest.approx(
-        variant_config(lars, VARIANTS["batch_1024_real"], epochs=1).optim.peak_lr()
+    assert peak_lr(variant_config(lars, VARIANTS["batch_256_of_1024"], epochs=1).optim) == pytest.approx(
+        peak_lr(variant_config(lars, VARIANTS["batch_1024_real"], epochs=1).optim)
     )  # a scaled lr follows the step's batch: the same for both arms
     assert {"batch_256_of_1024", "batch_64", "simclr_batch_64"} <= {v.name for v in suite_variants("batch")}
 
@@ -341,13 +342,13 @@ def test_issue_44s_missing_claims_are_variants_with_rules_read_only_where_they_r
     appears once its runs exist (pages of suites without them are unchanged: the byte checks)."""
     from torch import nn
 
-    from byol.encoder_io import build_configured_encoder
+    from byol.build import encoder as build_configured_encoder
 
     base = resolve("cpu", {})
     lars, none = (variant_config(base, VARIANTS[n], epochs=1) for n in ("lars", "no_norm_lars"))
     assert (none.model.norm, none.model.encoder_norm, none.optim.optimizer) == ("none", "none", "lars")
     assert none.optim.weight_decay == lars.optim.weight_decay > 0
-    encoder = build_configured_encoder(none.model, none.data.image_size).module
+    encoder = build_configured_encoder(none).module
     assert not [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert encoder(torch.rand(2, 3, 32, 32)).shape == (2, 128)
     adamw = variant_config(base, VARIANTS["heads_none"], epochs=1)

@@ -357,7 +357,7 @@ def test_official_mode_draws_brightness_as_an_offset_and_blurs_with_zero_padding
 
 
 def test_official_jitter_runs_end_to_end_and_is_the_imagenet_presets():
-    from byol.presets import resolve
+    from byol.config.presets import resolve
 
     assert resolve("imagenet", {}).augment.jitter == "official" and resolve("cpu", {}).augment.jitter == "torchvision"
     aug = TwoViewAugment(32, jitter="official", mean=None, std=None)

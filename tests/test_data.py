@@ -250,7 +250,7 @@ def test_monitor_batches_of_cached_training_data_follow_the_eval_crop(tmp_path):
 def test_default_workers_are_the_usable_cores_at_most_8(cores, workers, monkeypatch):
     import os
 
-    from byol.device import default_workers
+    from byol.constants import default_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert default_workers() == workers
@@ -362,16 +362,17 @@ def test_a_third_source_registered_by_one_line_is_built_from_data_path_trains_an
     config alone, trains, checkpoints, and a second sitting with a longer run resumes at the step."""
     from helpers import resume, tiny_config
 
+    from byol.build import train_source
     from byol.data import source as sources
     from byol.train.pretrain import pretrain
 
     monkeypatch.setitem(
         sources.SOURCES, "memory",
-        sources.SourceSpec(lambda p: p.startswith("memory:"), lambda cfg, *_: InMemorySource(int(cfg.data.path[7:]))),
+        sources.SourceSpec(lambda p: p.startswith("memory:"), lambda req, *_: InMemorySource(int(req.path[7:]))),
     )  # fmt: skip
     cfg = tiny_config("memory:64", tmp_path / "cache", epochs=0.5, knn_every=0)
     cfg.optim.batch_size = 16
-    assert isinstance(sources.build_train_source(cfg), InMemorySource)  # claimed before the folder fallback
+    assert isinstance(train_source(cfg), InMemorySource)  # claimed before the folder fallback
     first = pretrain(cfg, tmp_path / "run", progress=False)
     assert first.steps == 2 and first.images_seen == 32
     cfg.run.epochs = 1.0

@@ -96,7 +96,7 @@ def test_the_reference_pages_and_help_print_the_same_text_from_the_code(monkeypa
     A docstring changed in the code changes the page and ``--help`` alike."""
     import dataclasses
 
-    import byol.config_docs as config_docs
+    import byol.config.docs as config_docs
     from byol.cli.__main__ import COMMANDS, main
     from byol.cli.reference import cli_reference
     from byol.config import Config
@@ -122,11 +122,12 @@ def test_the_reference_pages_and_help_print_the_same_text_from_the_code(monkeypa
 
 def test_every_subcommands_device_and_workers_options_show_the_references_text():
     """Issue 42: --device and --workers of eval, embed and neighbours are pretrain's options (run.device,
-    data.workers), so their help is the schema's one text, as the reference page prints it."""
+    data.workers), and kNN's --k and --temperature the monitor's (run.knn_k, run.knn_temperature), so their
+    help is the schema's one text, as the reference page prints it, and their defaults are the schema's."""
     import argparse
 
-    from byol import config_docs
     from byol.cli.__main__ import build_parser
+    from byol.config import docs as config_docs
 
     def subparsers(parser):
         for action in parser._actions:
@@ -135,11 +136,37 @@ def test_every_subcommands_device_and_workers_options_show_the_references_text()
                     yield name, child
                     yield from ((f"{name} {n}", c) for n, c in subparsers(child))
 
+    from byol.config import RunConfig
+
+    shared = {"--device": "run.device", "--workers": "data.workers"}
+    knn = {"--k": "run.knn_k", "--temperature": "run.knn_temperature"}
     seen = 0
     for name, parser in subparsers(build_parser()):
         for action in parser._actions:
-            key = {"--device": "run.device", "--workers": "data.workers"}.get(next(iter(action.option_strings), ""))
+            flag = next(iter(action.option_strings), "")
+            key = shared.get(flag) or (knn.get(flag) if name == "eval knn" else None)
             if key:
                 assert action.help == config_docs.option_help(key), (name, action.help)
                 seen += 1
-    assert seen >= 10  # eval knn, linear, finetune, embed, neighbours: both options each, and pretrain's
+            if key in knn.values():
+                assert action.default == getattr(RunConfig(), key.split(".")[1])
+    assert seen >= 12  # eval knn, linear, finetune, embed, neighbours: both options each, pretrain's, knn's two
+
+
+def test_the_images_positionals_name_every_kind_of_data_they_read():
+    """Issue 42: pretrain's DATA is the schema's data.path text (tar shards, Hugging Face datasets...); the
+    subcommands that read images (not shards) share one text that names the Hugging Face datasets too."""
+    from byol.cli.__main__ import build_parser
+    from byol.cli.common import IMAGES
+    from byol.config import docs as config_docs
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command" or getattr(a, "choices", None))
+    helps = {}
+    for name, child in sub.choices.items():
+        for action in child._actions:
+            if action.dest in ("data", "train", "test") and action.help:
+                helps[f"{name} {action.dest}"] = action.help
+    assert helps["pretrain data"] == config_docs.option_help("data.path") and "tar shards" in helps["pretrain data"]
+    for where in ("embed data", "neighbours data", "augment data"):
+        assert IMAGES in helps[where] and "Hugging Face" in helps[where], where

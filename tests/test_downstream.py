@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from byol.config import ModelConfig
 from byol.downstream import detection_backbone, feature_maps, frozen_batchnorm, segmentation_backbone
 from byol.encoder_io import encoder_meta, load_encoder, save_encoder
 from byol.errors import ByolError
@@ -33,8 +32,7 @@ def run(tmp_path):
     torch.manual_seed(0)
     enc = build_encoder("resnet18", width=0.25, image_size=64, small_images=False)
     _trained_like(enc.module)
-    meta = encoder_meta(ModelConfig(backbone="resnet18", width=0.25, small_images=False), 64, (0.5,) * 3,
-                        (0.25,) * 3, enc.feature_dim)  # fmt: skip
+    meta = encoder_meta("resnet18", 64, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, width=0.25, small_images=False)
     save_encoder(enc.module, meta, tmp_path / "run")
     return tmp_path / "run"
 
@@ -77,7 +75,7 @@ def test_the_pyramid_s_inputs_are_the_encoder_s_stages_with_batchnorm_frozen_as_
 
 def test_a_convnet_encoder_is_refused_in_one_line_naming_its_backbone(tmp_path):
     enc = build_encoder("convnet", width=0.25, image_size=32)
-    meta = encoder_meta(ModelConfig(backbone="convnet", width=0.25), 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim)
+    meta = encoder_meta("convnet", 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, width=0.25)
     save_encoder(enc.module, meta, tmp_path / "conv")
     with pytest.raises(ByolError, match="convnet encoder has no ResNet stages") as e:
         detection_backbone(tmp_path / "conv")
@@ -163,7 +161,7 @@ def test_timm_features_only_loads_the_exported_weights_and_gives_the_same_stages
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     enc = _trained_like(build_encoder("resnet18", image_size=64, small_images=False).module)
-    meta = encoder_meta(ModelConfig(backbone="resnet18", small_images=False), 64, (0.5,) * 3, (0.25,) * 3, 512)
+    meta = encoder_meta("resnet18", 64, (0.5,) * 3, (0.25,) * 3, 512, small_images=False)
     save_encoder(enc, meta, tmp_path / "r18")
     from byol.encoder_io import export_encoder
 

@@ -11,7 +11,6 @@ import torchvision
 from torch import nn
 
 from byol.cli.__main__ import main as cli
-from byol.config import ModelConfig
 from byol.encoder_io import encoder_meta, load_encoder, load_encoder_with_meta, save_encoder
 from byol.errors import ByolError
 from byol.eval.linear import linear_probe
@@ -175,7 +174,7 @@ def resnet_run(tmp_path):
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    meta = encoder_meta(ModelConfig(backbone="resnet18", small_images=False), 64, (0.5,) * 3, (0.25,) * 3, 512)
+    meta = encoder_meta("resnet18", 64, (0.5,) * 3, (0.25,) * 3, 512, small_images=False)
     save_encoder(enc.module, meta, tmp_path / "run")
     return tmp_path / "run"
 
@@ -272,7 +271,7 @@ def test_evaluation_on_an_unlabelled_folder_is_a_one_line_error(short_run, tmp_p
 def test_bn_adapted_baseline_has_untrained_weights_and_the_folders_batch_statistics(synthetic):
     """The baseline that isolates BatchNorm: untrained()'s weights, running statistics measured on the images."""
     enc = build_encoder("convnet", width=0.25, image_size=32)
-    meta = encoder_meta(ModelConfig(backbone="convnet", width=0.25), 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0)
+    meta = encoder_meta("convnet", 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0, width=0.25)
     ev = EncoderEval(enc.module, meta, seed=3, workers=0)
     plain, adapted = ev.untrained(), ev.bn_adapted(str(synthetic["train"]))
     assert not adapted.encoder.training

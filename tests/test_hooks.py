@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 import math
+import types
 
 import numpy as np
 import pytest
@@ -52,10 +53,17 @@ def event(state, loss, labels=None, out=None, lr=0.1, tau=0.99):
     return StepEvent(state, lr, tau, StepResult(torch.tensor(float(loss)), out), labels)
 
 
+def after_step(state, hook, ev):
+    """``hook.after_step(ev)``, its ``Stop`` taken as the loop takes it."""
+    stop = hook.after_step(ev)
+    if stop is not None and state.stop is None:
+        state.stop = stop
+
+
 def advance(state, hook, losses, **kw):
     for loss in losses:
         state.step += 1
-        hook.after_step(event(state, loss, **kw))
+        after_step(state, hook, event(state, loss, **kw))
 
 
 def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accuracy(run):
@@ -79,7 +87,7 @@ def test_metrics_log_writes_the_mean_loss_of_each_interval_and_the_online_accura
     rows = [r for r in read_metrics(run.run_dir) if r["step"] > 0]  # the log steps (step 0: the start)
     assert [r["step"] for r in rows] == [4, 8]
     assert [r["loss"] for r in rows] == [3.0, 0.5]  # the mean over each interval of log_every=4 steps
-    assert state.final_loss == 0.5 and state.last_logs["loss"] == 0.5
+    assert hooks[1].final_loss == 0.5 and hooks[1].last_line["loss"] == 0.5
     assert rows[0]["online_top1"] == 1.0 and rows[0]["epoch"] == 4 / 12  # the probe's hits reach the line
     assert probe.take()[1] == 0  # the line took the counts: they restart
     assert rows[0]["projection_std_ratio"] == pytest.approx(rows[0]["projection_std"] * 4)  # √16
@@ -101,7 +109,7 @@ def test_metrics_log_counts_skipped_steps_and_averages_the_others(run):
         hook.after_step(StepEvent(state, 0.1, 0.99, StepResult(torch.tensor(loss), output(), skipped), None))
     rows = [r for r in read_metrics(run.run_dir) if r["step"] > 0]
     assert [(r["loss"], r["skipped_steps"]) for r in rows] == [(2.0, 1), (None, 4)]  # the mean of 1, 3, 2
-    assert state.final_loss == 2.0  # the last mean that had steps
+    assert hook.final_loss == 2.0  # the last mean that had steps
 
 
 def _skips(state, hook, flags):
@@ -158,7 +166,8 @@ def test_metrics_lines_do_not_stop_a_run_the_guard_does_not_stop(run):
 
 def test_the_collapse_watch_warns_once_at_the_first_collapsed_metrics_line(run, caplog):
     state = TrainState(0, Plan(100, 0, 12))
-    metrics, watch = MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0), CollapseWatch()
+    metrics = MetricsLog(run, MetricsWriter(run.run_dir, tensorboard=False), start_step=0)
+    watch = CollapseWatch(metrics)
     both = type("Both", (), {"after_step": lambda self, e: (metrics.after_step(e), watch.after_step(e))})()
     with caplog.at_level(logging.WARNING):
         advance(state, both, [1.0] * 4, out=output(spread=1.0))
@@ -184,7 +193,7 @@ def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(r
     while not state.finished:
         clock.now += 1.0 if state.step < 23 else 2.0  # 1 s per step, then 2 s after the first estimate
         state.step += 1
-        hook.after_step(event(state, 1.0))
+        after_step(state, hook, event(state, 1.0))
         if state.step == 22:
             assert not state.plan.estimated
         if state.step == 23:  # 3 warm-up steps, then 20 timed ones: the first estimate
@@ -193,7 +202,8 @@ def test_time_budget_estimates_the_steps_from_measured_speed_and_stops_on_time(r
             assert hook.paces == [1.0] and state.plan.total_steps == spe + int((budget - clock.now) / 1.0)
         if state.step == 60:  # an estimate every 20 steps too: 37 steps at 2 s since step 23; the median of 1 and 2
             assert hook.paces == [1.0, 2.0] and state.plan.total_steps == 60 + int((budget - clock.now) / 1.5)
-    assert state.stop and clock.now >= budget and state.step == 62  # 23 s at step 23, then 2 s per step
+    assert state.stop.reason == "the time budget of 1.66667 minutes is spent" and state.stop.signal is None
+    assert clock.now >= budget and state.step == 62  # 23 s at step 23, then 2 s per step
     assert state.plan.total_steps == state.step  # τ and lr reach their ends at the stop
 
 
@@ -210,7 +220,7 @@ def budget_sequence(run, spe, warmup, seconds_per_step, budget=300.0):
         times.append(clock.now)
         clock.now += seconds_per_step(state.step, clock.now)
         state.step += 1
-        hook.after_step(event(state, 1.0))
+        after_step(state, hook, event(state, 1.0))
         if state.plan.estimated and first_warmup is None:
             first_warmup = state.plan.warmup_steps
     return np.array(lrs), np.array(taus), np.array(times), first_warmup, state
@@ -282,7 +292,7 @@ def test_knn_monitor_runs_on_its_steps_and_at_the_end(run, monkeypatch):
     advance(state, hook, [1.0] * 30)
     knn_steps = [r["step"] for r in read_metrics(run.run_dir) if "knn_top1" in r]
     assert knn_steps == [12, 24, 30]
-    assert 0 <= state.knn["knn_top1"] <= state.knn["knn_top5"] <= 1
+    assert 0 <= hook.last["knn_top1"] <= hook.last["knn_top5"] <= 1
 
 
 def test_knn_monitor_runs_in_the_runs_precision_with_features_on_its_device(run, monkeypatch):
@@ -440,9 +450,10 @@ def test_checkpointer_refuses_to_write_non_finite_weights(run):
 
 def test_progress_bar_follows_the_steps_and_shows_the_last_figures():
     state = TrainState(5, Plan(100, 0, 12))
-    hook = ProgressBar(state)
+    metrics = types.SimpleNamespace(last_line=None)  # what MetricsLog wrote last, as the bar is wired to it
+    hook = ProgressBar(state, metrics)
     state.plan = dataclasses.replace(state.plan, total_steps=40)  # the run's length changed
-    state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": 321.0}
+    metrics.last_line = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": 321.0}
     advance(state, hook, [1.0])
     assert hook.bar.total == 40 and hook.bar.n == 6
     assert hook.bar.postfix and "loss=1.234" in hook.bar.postfix and "ips=321" in hook.bar.postfix
@@ -452,10 +463,11 @@ def test_progress_bar_follows_the_steps_and_shows_the_last_figures():
 def test_progress_bar_of_a_time_budget_counts_training_seconds_and_shows_the_time_left(capsys):
     state = TrainState(0, Plan(12_000, 10, 12, budget_seconds=120.0))
     state.elapsed = clock = Clock()
-    hook = ProgressBar(state)
+    metrics = types.SimpleNamespace(last_line=None)
+    hook = ProgressBar(state, metrics)
     assert hook.bar.total == 120 and hook.bar.unit == "s"  # not the provisional 1000 epochs of steps
     state.plan = dataclasses.replace(state.plan, total_steps=300)  # an estimate
-    state.last_logs = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": None}
+    metrics.last_line = {"epoch": 0.5, "loss": 1.234, "lr": 0.1, "tau": 0.99, "images_per_sec": None}
     for _ in range(3):
         clock.now += 15.0
         advance(state, hook, [1.0])
@@ -534,3 +546,27 @@ def test_metrics_start_with_a_step_0_line_of_the_untrained_network(run):
     rows = read_metrics(run.run_dir)
     assert [r["step"] for r in rows] == [0, 4] and rows[0]["loss"] == 2.5 and "lr" not in rows[0]
     assert {"centred_std_ratio", "spread", "top_share", "projection_std_ratio", "effective_rank"} <= set(rows[0])
+
+
+def test_the_hooks_order_is_declared_and_a_hook_put_before_what_it_reads_is_refused(run):
+    """Issue 42: a hook that reads another's work of the same step (the metrics line, a stop) names it in
+    ``runs_after``; the shipped order holds it, and the loop refuses an order that does not, before a step."""
+    from byol.train.hooks import check_order, default_hooks
+    from byol.train.loop import train_loop
+
+    state = TrainState(0, Plan(30, 0, 12))
+    hooks = default_hooks(run, state, progress=False)
+    check_order(hooks)
+    names = [type(h).__name__ for h in hooks]
+    assert names.index("TimeBudget") < names.index("MetricsLog") < names.index("CollapseWatch")
+    assert names.index("TimeBudget") < names.index("CheckpointCadence")
+    metrics = next(h for h in hooks if type(h).__name__ == "MetricsLog")
+    late_line = [h for h in hooks if h is not metrics] + [metrics]
+    with pytest.raises(ValueError, match="CollapseWatch reads what MetricsLog does in a step"):
+        check_order(late_line)
+    budget = next(h for h in hooks if type(h).__name__ == "TimeBudget")
+    with pytest.raises(ValueError, match="MetricsLog reads what TimeBudget does in a step"):
+        train_loop(run, state, [h for h in hooks if h is not budget] + [budget])
+    assert state.step == 0
+    for hook in hooks:
+        hook.close()

@@ -8,6 +8,7 @@ import torch
 from helpers import tiny_config
 from torch.utils.data import DataLoader, TensorDataset
 
+from byol.build import peak_lr
 from byol.data.loader import TrainData
 from byol.encoder_io import load_encoder
 from byol.lightning import BYOLModule
@@ -42,7 +43,7 @@ def test_lightning_steps_equal_train_step_on_the_same_batches_and_weights(small,
 
     # The same steps by hand: byol's augmentation draws, train_step, then the target's move.
     opt = cfg.optim
-    peak = opt.peak_lr()  # one process, no accumulation
+    peak = peak_lr(opt)  # one process, no accumulation
     ref_opt = build_optimizer(
         opt.optimizer, param_groups(reference.trained_modules(), opt.weight_decay), lr=peak,
         weight_decay=opt.weight_decay, momentum=opt.momentum, trust_coefficient=opt.trust_coefficient, clip=opt.clip_lr,

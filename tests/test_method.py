@@ -149,8 +149,9 @@ def test_any_module_mapping_images_to_vectors_works():
 def test_each_method_is_a_method_the_loop_can_drive(name):
     """Both methods meet the ``Method`` protocol the loop, checkpoints and exporters use, and both
     return a ``MethodOutput``; an encoder alone does not pass for one."""
+    from byol.build import method as build_method
     from byol.config import Config, ModelConfig
-    from byol.method import Method, MethodOutput, build_method
+    from byol.method import Method, MethodOutput
 
     enc = build_encoder("convnet", width=0.25, image_size=16)
     model = ModelConfig(backbone="convnet", method=name, projector_hidden=32, projection_dim=8, predictor_hidden=32)
@@ -169,22 +170,22 @@ def test_each_method_is_a_method_the_loop_can_drive(name):
 class InvarianceVariance(nn.Module):
     """A third method, defined here only: the views' projections pulled together, their per-dimension
     std held near 1 (VICReg without its covariance term), the std term weighted by an option of its own.
-    Nothing in byol/ knows it."""
+    Nothing in byol/ knows it; its encoder is ``encoder`` (``Method.encoder``: each method names its own)."""
 
     def __init__(self, encoder: nn.Module, feature_dim: int, projection_dim: int, spread_weight: float):
         super().__init__()
-        self.online_encoder, self.feature_dim = encoder, feature_dim
+        self.encoder, self.feature_dim = encoder, feature_dim
         self.projector = nn.Linear(feature_dim, projection_dim)
         self.spread_weight, self.steps_after = spread_weight, 0
 
     def trained_modules(self) -> list[nn.Module]:
-        return [self.online_encoder, self.projector]
+        return [self.encoder, self.projector]
 
     def forward(self, view1, view2):
         from byol.method import MethodOutput
 
-        h1 = self.online_encoder(view1)
-        z1, z2 = self.projector(h1), self.projector(self.online_encoder(view2))
+        h1 = self.encoder(view1)
+        z1, z2 = self.projector(h1), self.projector(self.encoder(view2))
         spread = sum(torch.relu(1 - z.std(dim=0)).mean() for z in (z1, z2))
         loss = (z1 - z2).pow(2).mean() + self.spread_weight * spread
         return MethodOutput(loss, h1, z1)
@@ -215,17 +216,17 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
     import byol
     from byol.cli.__main__ import build_parser
     from byol.cli.pretrain import overrides_from_args
-    from byol.config_docs import option_docstrings, option_help
+    from byol.config.docs import option_docstrings, option_help
+    from byol.config.presets import resolve
     from byol.errors import ByolError
     from byol.method import METHODS, Method, MethodSpec
-    from byol.presets import resolve
     from byol.train.pretrain import pretrain
 
     built, initial = [], {}
 
-    def build(model_cfg, options, encoder, feature_dim):
+    def build(heads, options, encoder, feature_dim):
         initial.update({k: v.clone() for k, v in encoder.state_dict().items()})
-        built.append(InvarianceVariance(encoder, feature_dim, model_cfg.projection_dim, options.spread_weight))
+        built.append(InvarianceVariance(encoder, feature_dim, heads.projection_dim, options.spread_weight))
         return built[-1]
 
     def views(values, keep=frozenset()):
@@ -253,13 +254,13 @@ def test_a_third_method_is_one_registry_line_and_trains_through_the_real_loop(sy
     assert isinstance(method, Method) and result.steps == 2 and method.steps_after == 2
     assert method.spread_weight == 0.5  # its option reached it
     assert math.isfinite(result.final_loss)  # logged from a real step
-    trained = method.online_encoder.state_dict()
+    trained = method.encoder.state_dict()
     assert any(not torch.equal(initial[k], trained[k]) for k in initial if trained[k].is_floating_point())
     loaded = byol.load_encoder(tmp_path / "run")  # exported as the built-in methods are
     x = torch.rand(2, 3, 32, 32)
-    method.online_encoder.eval()
+    method.encoder.eval()
     with torch.no_grad():
-        assert torch.allclose(loaded(x), method.online_encoder(x), atol=1e-6)
+        assert torch.allclose(loaded(x), method.encoder(x), atol=1e-6)
 
 
 def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
@@ -269,10 +270,10 @@ def test_simclrs_own_recipe_has_its_views_projector_and_temperature():
     import argparse
 
     from byol.ablate import VARIANTS, variant_config
-    from byol.flags import add_flags, flag_values
-    from byol.method import build_method
+    from byol.build import method as build_method
+    from byol.config.flags import add_flags, flag_values
+    from byol.config.presets import resolve
     from byol.models.heads import MLP, SimCLRProjector
-    from byol.presets import resolve
 
     parser = argparse.ArgumentParser()
     add_flags(parser)

@@ -11,7 +11,7 @@ import torch
 
 from byol.cli.__main__ import main as cli
 from byol.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig
-from byol.flags import FLAGS, option_name
+from byol.config.flags import FLAGS, option_name
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig, "optim": OptimConfig, "run": RunConfig}
 
@@ -97,13 +97,12 @@ def test_shards_into_a_folder_that_holds_shards_are_refused(synthetic, tmp_path,
 
 
 def test_evaluating_on_classes_the_training_folder_lacks_is_refused(synthetic, tmp_path, capsys):
-    from byol.config import ModelConfig
     from byol.encoder_io import encoder_meta, save_encoder
     from byol.models import build_encoder
 
     enc = build_encoder("convnet", width=0.25, image_size=32)
-    cfg = ModelConfig(backbone="convnet", width=0.25)
-    save_encoder(enc.module, encoder_meta(cfg, 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0), tmp_path / "enc")
+    meta = encoder_meta("convnet", 32, (0.5,) * 3, (0.25,) * 3, enc.feature_dim, 1.0, width=0.25)
+    save_encoder(enc.module, meta, tmp_path / "enc")
     train = tmp_path / "two-classes"
     for cls in sorted(p.name for p in synthetic["train"].iterdir())[:2]:
         (train / cls).mkdir(parents=True)
@@ -123,7 +122,7 @@ def test_evaluating_on_classes_the_training_folder_lacks_is_refused(synthetic, t
 )  # fmt: skip
 def test_the_imagenet_preset_takes_lr_weight_decay_and_tau_from_the_run_length(epochs, expected):
     """The official release's presets by run length (nearest on a log scale); a value the user sets wins."""
-    from byol.presets import resolve
+    from byol.config.presets import resolve
 
     cfg = resolve("imagenet", {"run": {"epochs": epochs}})
     assert (cfg.optim.base_lr, cfg.optim.weight_decay, cfg.optim.tau_base) == expected
@@ -164,7 +163,7 @@ def test_every_flag_sets_a_config_key_that_exists_and_errors_name_the_flag():
     import argparse
 
     from byol.config import Config
-    from byol.flags import add_flags, flag_values
+    from byol.config.flags import add_flags, flag_values
 
     cfg = Config()
     for f in FLAGS:
@@ -186,7 +185,7 @@ def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(
     ``--help`` lists and that validation accepts, with nobody writing it anywhere else."""
     import byol.models.backbones as backbones
     from byol.config import CHOICES, Config
-    from byol.config_docs import option_docstrings, option_help
+    from byol.config.docs import option_docstrings, option_help
     from byol.errors import ByolError
 
     with pytest.raises(SystemExit):

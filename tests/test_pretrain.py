@@ -67,7 +67,7 @@ VARIANTS = {  # name: (config changes, steps per epoch)
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path, variant):
-    from byol.config_io import config_from_dict, merge
+    from byol.config.io import config_from_dict, merge
 
     changes, per_epoch = VARIANTS[variant]
 
@@ -182,7 +182,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(short_run, tmp_p
     newest = copy / ckpts[-1].name
     newest.write_bytes(newest.read_bytes()[:1000])
     path, state = ckpt_io.latest_checkpoint(copy.parent)
-    assert path.name == ckpts[0].name and state["step"] < 72
+    assert path.name == ckpts[0].name and state.step < 72
 
 
 def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
@@ -317,7 +317,7 @@ def test_rerunning_a_finished_run_changes_nothing(short_run):
     before = (run_dir / "summary.json").read_text()
     weights = _weights(run_dir)
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    from byol.config_io import config_from_dict
+    from byol.config.io import config_from_dict
 
     rerun = pretrain(config_from_dict(cfg), run_dir, progress=False)
     assert rerun.steps == result.steps and (run_dir / "summary.json").read_text() == before

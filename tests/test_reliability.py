@@ -166,7 +166,7 @@ def test_a_checkpoint_of_another_model_is_passed_over_and_the_run_resumes_from_t
 ):
     """The newest checkpoint reads but does not fit (e.g. another backbone's): a warning names both
     files and the run resumes from the one before; when none fits, a one-line error."""
-    from byol.config_io import load_yaml
+    from byol.config.io import load_yaml
 
     run_dir, result = short_run
     copy = _copy_run(run_dir, tmp_path / "copy")  # no encoder and summary: the run is not complete
@@ -246,7 +246,7 @@ def test_a_config_without_checkpoints_is_not_overwritten_and_no_resume_says_what
 ):
     out = tmp_path / "started"
     out.mkdir()
-    from byol.config_io import save_yaml
+    from byol.config.io import save_yaml
 
     other = tiny_config(small["train"], small["cache"], epochs=5)
     save_yaml(other, out / "config.yaml")

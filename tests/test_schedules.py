@@ -71,7 +71,7 @@ def test_a_cli_run_lightning_and_a_resumed_then_extended_run_follow_one_lr_and_t
     from torch.utils.data import DataLoader, TensorDataset
 
     from byol.cli.__main__ import main as cli
-    from byol.config_io import load_yaml
+    from byol.config.io import load_yaml
     from byol.lightning import BYOLModule
     from byol.train import checkpoint as ckpt_io
     from byol.train.metrics_file import read_metrics

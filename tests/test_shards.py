@@ -125,15 +125,16 @@ def test_a_resumed_epoch_replays_exactly_after_a_sample_that_did_not_decode(smal
 
 
 def test_folders_and_shards_are_train_sources_built_from_the_config(small, tmp_path):
-    """``build_train_source`` picks the source from data.path; both meet the ``TrainSource`` protocol
+    """``byol.build.train_source`` picks the source from data.path; both meet the ``TrainSource`` protocol
     the loop names, and say whether they are labelled (the online classifier's question); only the
     folder has images by index (``LabelledImages``, the kNN monitor's); each gets its own settings
     (the cache on the device, the skip log), the other's are not asked of it."""
     from helpers import tiny_config
 
+    from byol.build import train_source as build_train_source
     from byol.data.loader import TrainData
     from byol.data.shards import ShardData, write_shards
-    from byol.data.source import LabelledImages, TrainSource, build_train_source
+    from byol.data.source import LabelledImages, TrainSource
 
     info = write_shards(str(small["train"]), tmp_path / "shards", shard_size=100)
     on_device = tiny_config(small["train"], small["cache"])

@@ -125,6 +125,104 @@ def test_the_checks_catch_what_they_forbid():
     assert import_cycles({**cycle, "byol.c": set()}) == []
 
 
+def module_graph() -> tuple[dict[str, set[str]], dict[str, Path]]:
+    """Every byol module's imports of other byol modules (the face's left out), and its file."""
+    modules = {_module_name(p): p for p in MODULES}
+    graph = {name: imports_of(path.read_text(), set(modules))[0] - {name, "byol"} for name, path in modules.items()}
+    return graph, modules
+
+
+SCHEMA_FLOOR = {"byol.config.schema", "byol.config.registry", "byol.config.views"}
+GROUND_FLOOR = {"byol.constants", "byol.errors", *SCHEMA_FLOOR}
+CONFIG_PARAMETERS = re.compile(r"^(cfg|config|[a-z]+_cfg)$")
+
+
+def below(graph: dict[str, set[str]], top: str) -> set[str]:
+    """What ``top`` imports, at any depth, outside the config package (the schema may be imported)."""
+    seen, todo = set(), [top]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen and not target.startswith("byol.config"):
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def config_takers(source: str) -> list[str]:
+    """Where ``source`` takes a ``Config`` (or a section of one): a parameter named ``cfg`` / ``config`` /
+    ``*_cfg``, an annotation naming a ``*Config``, an import of a ``*Config`` from byol.config."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            args = node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                annotation = ast.unparse(a.annotation) if a.annotation is not None else ""
+                if CONFIG_PARAMETERS.match(a.arg) or re.search(r"\w*Config\b", annotation):
+                    found.append(f"line {a.lineno}: {getattr(node, 'name', 'lambda')}({a.arg})")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("byol.config"):
+            found += [f"line {node.lineno}: imports {a.name}" for a in node.names if a.name.endswith("Config")]
+    return found
+
+
+def test_the_schema_stands_on_the_ground_floor_and_nothing_below_the_builder_takes_a_config():
+    """Issue 42: the schema imports nothing of byol but the ground floor (the names it validates against
+    are registered upward into it); ``byol.build`` is the one module that turns a ``Config`` into objects,
+    and what it builds with takes plain values."""
+    graph, files = module_graph()
+    for name in SCHEMA_FLOOR:
+        assert graph[name] <= GROUND_FLOOR, (name, graph[name] - GROUND_FLOOR)
+    under = below(graph, "byol.build")
+    assert {"byol.data.source", "byol.encoder_io", "byol.method.registry", "byol.optim"} <= under
+    assert {
+        name: config_takers(files[name].read_text()) for name in under if config_takers(files[name].read_text())
+    } == {}
+
+
+def test_the_config_rules_catch_a_builder_taking_a_config_and_a_schema_import_from_above():
+    assert config_takers("def build(cfg, n):\n    pass\n") == ["line 1: build(cfg)"]
+    assert config_takers("def build(m: ModelConfig):\n    pass\n") == ["line 1: build(m)"]
+    assert config_takers("from byol.config import Config, option\n") == ["line 1: imports Config"]
+    assert config_takers("def build(heads: Heads, options, n: int):\n    pass\n") == []
+    graph = {"byol.build": {"byol.a", "byol.config.schema"}, "byol.a": {"byol.b"}, "byol.config.schema": {"byol.c"}}
+    assert below(graph, "byol.build") == {"byol.a", "byol.b"}
+
+
+def checkpoint_key_reads(source: str, keys: set[str]) -> list[str]:
+    """Where ``source`` reads or writes a checkpoint's key by its string: ``ckpt["step"]``,
+    ``checkpoint.get("rng")``, ``{"model": ...}`` next to another key (a checkpoint written by hand)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        target = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            target, key = node.value, node.slice.value
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and node.args:
+            target, key = node.func.value, getattr(node.args[0], "value", None)
+        if target is not None and key in keys and re.search(r"ckpt|checkpoint", ast.unparse(target)):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        if isinstance(node, ast.Dict):
+            named = {k.value for k in node.keys if isinstance(k, ast.Constant)} & keys
+            if {"model", "optimizer", "step"} <= named:
+                found.append(f"line {node.lineno}: a checkpoint dict")
+    return found
+
+
+def test_the_checkpoints_keys_are_written_and_read_in_one_place():
+    """Issue 42: ``byol.train.checkpoint.Checkpoint`` is the one place a checkpoint's keys are named."""
+    from dataclasses import fields
+
+    from byol.train.checkpoint import Checkpoint
+
+    keys = {f.name for f in fields(Checkpoint)}
+    home = PACKAGE / "train" / "checkpoint.py"
+    found = {str(p.relative_to(PACKAGE)): checkpoint_key_reads(p.read_text(), keys) for p in MODULES if p != home}
+    assert {name: where for name, where in found.items() if where} == {}
+    bad = 'ckpt = {"model": m, "optimizer": o, "step": 1}\nstep = ckpt["step"]\n'
+    bad += 'rng = checkpoint.get("rng")\nx = d["step"]\n'
+    assert checkpoint_key_reads(bad, keys) == [
+        "line 1: a checkpoint dict", "line 2: ckpt['step']", "line 3: checkpoint.get('rng')"
+    ]  # fmt: skip
+
+
 TESTS = Path(__file__).resolve().parent
 RESUMING = re.compile(r"resum|rerun|restart|extend")
 RUNS = {"pretrain", "cli", "_torchrun_cli"}  # what starts a sitting in a test
@@ -189,7 +287,7 @@ def test_the_protocol_rule_catches_a_literal_default_and_the_defaults_agree_ever
 
     from byol.cli.__main__ import main
     from byol.config import Config
-    from byol.config_docs import option_help
+    from byol.config.docs import option_help
     from byol.constants import KNN_K, KNN_TEMPERATURE, LINEAR_BATCH_SIZE, LINEAR_EPOCHS, LINEAR_LRS
     from byol.eval.knn import knn_accuracy
     from byol.eval.protocols import linear_augmented

@@ -8,12 +8,12 @@ import timm
 import torch
 
 from byol.cli.__main__ import main as cli
+from byol.config.presets import resolve
 from byol.encoder_io import load_encoder, load_encoder_with_meta
 from byol.errors import ByolError
 from byol.eval.runner import EncoderEval, knn_evaluate
 from byol.models import build_encoder
 from byol.optim import param_groups
-from byol.presets import resolve
 
 
 @pytest.mark.parametrize(

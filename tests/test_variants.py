@@ -9,12 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from byol import build_encoder
-from byol.encoder_io import encoder_meta, load_encoder, save_encoder
+from byol.build import encoder_meta
+from byol.build import method as build_method
+from byol.config.presets import resolve
+from byol.encoder_io import load_encoder, save_encoder
 from byol.losses import nt_xent_loss
-from byol.method import BYOL, SimCLR, build_method
+from byol.method import BYOL, SimCLR
 from byol.models.heads import MLP
 from byol.models.norms import WSConv2d, group_count, mimic_batchnorm
-from byol.presets import resolve
 from byol.schedules import tau_schedule
 
 
@@ -91,7 +93,7 @@ def test_simclrs_options_are_its_own_section_and_a_config_written_before_still_l
     import yaml
 
     from byol.config import Config
-    from byol.config_io import config_from_dict, load_yaml
+    from byol.config.io import config_from_dict, load_yaml
     from byol.errors import ByolError
 
     assert "temperature" not in Config().to_dict()["model"]
@@ -144,7 +146,7 @@ def test_weight_standardised_convolution_uses_zero_mean_unit_variance_filters():
 def test_groupnorm_ws_encoder_is_saved_and_rebuilt_as_such(tmp_path):
     cfg = resolve("cpu", {"model": {"encoder_norm": "groupnorm-ws", "width": 0.25}})
     enc = build_encoder("convnet", 0.25, 32, norm="groupnorm-ws")
-    meta = encoder_meta(cfg.model, 32, cfg.augment.mean, cfg.augment.std, enc.feature_dim)
+    meta = encoder_meta(cfg, enc.feature_dim)
     assert meta["norm"] == "groupnorm-ws"
     save_encoder(enc.module, meta, tmp_path)
     loaded = load_encoder(tmp_path)
@@ -218,7 +220,7 @@ def test_groupnorm_groups_hold_at_least_eight_channels_and_old_encoders_keep_the
     norms = [m for m in enc.modules() if isinstance(m, nn.GroupNorm)]
     assert norms and all(m.num_channels // m.num_groups >= 8 for m in norms)
     cfg = resolve("cpu", {"model": {"encoder_norm": "groupnorm-ws", "width": 0.25}})
-    meta = encoder_meta(cfg.model, 32, cfg.augment.mean, cfg.augment.std, 64)
+    meta = encoder_meta(cfg, 64)
     assert meta["group_channels"] == 8
     old = build_encoder("convnet", 0.25, 32, norm="groupnorm-ws", group_channels=1).module
     del meta["group_channels"]

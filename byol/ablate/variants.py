@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from byol.config import Config
-from byol.config_io import config_from_dict, merge
+from byol.config.io import config_from_dict, merge
 from byol.errors import ByolError
 from byol.method.simclr import paper_views
 

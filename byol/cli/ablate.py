@@ -8,7 +8,7 @@ from pathlib import Path
 
 from byol.cli.common import pick_preset
 from byol.cli.pretrain import add_config_arguments, overrides_from_args
-from byol.presets import resolve
+from byol.config.presets import resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from byol.cli.common import pick_preset
+from byol.cli.common import IMAGES, pick_preset
+from byol.config.presets import resolve
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.presets import resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="images: a folder or a dataset")
+    p.add_argument("data", help=f"images: {IMAGES}")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument(
         "--preset",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from byol.cli.common import add_device_argument, add_workers_argument
+from byol.cli.common import IMAGES, add_device_argument, add_workers_argument
 from byol.errors import ByolError
 from byol.files import atomic_write
 
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "run", help="run folder, encoder file (.safetensors / .pt), Hub folder, hf-hub:, torchvision: or timm: name"
     )
-    p.add_argument("data", help="images (labelled or not): a folder, a named or Hugging Face dataset")
+    p.add_argument("data", help=f"images (labelled or not): {IMAGES}")
     p.add_argument("--out", required=True, help=".npy (with a .json sidecar of paths and labels) or .parquet")
     p.add_argument("--batch-size", type=int, default=512)
     add_workers_argument(p)

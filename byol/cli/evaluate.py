@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from byol.cli.common import add_device_argument, add_workers_argument
+from byol.cli.common import IMAGES, add_device_argument, add_workers_argument
 from byol.constants import (
     FINETUNE_BATCH_SIZE,
     FINETUNE_GRID,
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder, or an encoder file (.safetensors / .pt)")
-    p.add_argument("--train", required=True, help="labelled images to fit on: a folder (<class>/*.jpg) or a dataset")
-    p.add_argument("--test", required=True, help="labelled images to report on (a folder or a dataset)")
+    p.add_argument("--train", required=True, help=f"labelled images to fit on: {IMAGES}")
+    p.add_argument("--test", required=True, help=f"labelled images to report on: {IMAGES}")
     p.add_argument(
         "--baseline",
         action="store_true",
@@ -60,7 +60,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
-    from byol.config_docs import option_help  # the schema's texts: --help and the reference say the same
+    from byol.config.docs import option_help  # the schema's texts: --help and the reference say the same
 
     knn = sub.add_parser(
         "knn", help=f"weighted kNN (cosine, k={KNN_K}, T={KNN_TEMPERATURE:g}) from train features to test features"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from byol.cli.common import add_device_argument, add_workers_argument
+from byol.cli.common import IMAGES, add_device_argument, add_workers_argument
 from byol.errors import ByolError
 
 
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "run", help="run folder or encoder (anything byol eval reads), or an embeddings .npy from byol embed"
     )
-    p.add_argument("data", nargs="?", help="images: a folder or a dataset (not needed with an embeddings file)")
+    p.add_argument("data", nargs="?", help=f"images (not needed with an embeddings file): {IMAGES}")
     p.add_argument("--out", required=True, help="the gallery, an .html file")
     p.add_argument("--k", type=int, default=8, help="neighbours shown per query")
     p.add_argument("--query", action="append", default=[], metavar="FILE", help="a query image of DATA (repeatable)")

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 from byol.cli.common import nested, parse_assignment, pick_preset
-from byol.config_docs import option_help
-from byol.config_io import merge
+from byol.config.docs import option_help
+from byol.config.flags import add_flags, flag_values
+from byol.config.io import merge
+from byol.config.presets import PRESETS, resolve
 from byol.errors import ByolError
-from byol.flags import add_flags, flag_values
-from byol.presets import PRESETS, resolve
 from byol.run_files import RunFiles
 from byol.train.checkpoint import list_checkpoints
 
@@ -27,11 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_config_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """DATA, --out, --preset and every config flag: what ``overrides_from_args`` reads."""
-    p.add_argument(
-        "data",
-        help="folder of images (ImageFolder-style <class>/*.jpg, or unlabelled), or cifar10, cifar100, stl10[:SPLIT] "
-        "from torchvision's files under $BYOL_DATASETS",
-    )
+
+    p.add_argument("data", help=option_help("data.path").replace("%", "%%"))  # the schema's one text
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument(
         "--preset",

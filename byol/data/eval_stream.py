@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from byol.constants import default_workers
 from byol.data.cache import load_cached, uses_cache
 from byol.data.folder import ImageList, warn_skipped
-from byol.device import default_workers
 
 log = logging.getLogger(__name__)
 

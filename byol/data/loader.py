@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from byol.constants import default_workers
 from byol.data.augment import ViewParams, default_views
 from byol.data.batch import Batch
 from byol.data.cache import load_cached, uses_cache
@@ -25,7 +26,6 @@ from byol.data.crops import TwoCropDataset, collate_crops
 from byol.data.eval_stream import eval_images
 from byol.data.folder import list_images, warn_skipped
 from byol.data.seeding import epoch_permutation
-from byol.device import default_workers
 from byol.errors import ByolError
 
 log = logging.getLogger(__name__)

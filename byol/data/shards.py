@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from byol.constants import IMAGE_EXTENSIONS
+from byol.constants import DEFAULT_SHUFFLE_BUFFER, IMAGE_EXTENSIONS
 from byol.data.augment import ViewParams, default_views
 from byol.data.batch import Batch
 from byol.data.cache import default_cache_dir
@@ -53,7 +53,6 @@ from byol.files import atomic_write, write_failed
 log = logging.getLogger(__name__)
 
 IMAGE_KEYS = tuple(e.lstrip(".") for e in IMAGE_EXTENSIONS)
-DEFAULT_SHUFFLE_BUFFER = 2000
 
 
 def is_shards(path: str) -> bool:

@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from byol.config.views import ViewParams
+from byol.constants import DEFAULT_SHUFFLE_BUFFER
 from byol.data.batch import Batch
 from byol.data.loader import TrainData
 from byol.data.shards import ShardData, is_shards
@@ -77,37 +79,57 @@ class LabelledImages(Protocol):
 
 
 @dataclass(frozen=True)
+class SourceRequest:
+    """What a source is built from, in plain values (``byol.build.train_source`` reads them from a
+    ``Config``): the images, the views' size and parameters, the batch; which share this process reads;
+    the cache and the workers; and the settings of one kind of source (ignored by the others)."""
+
+    path: str
+    image_size: int
+    batch_size: int
+    views: tuple[ViewParams, ViewParams]
+    seed: int = 0
+    rank: int = 0  # this process's share of world_size
+    world_size: int = 1
+    cache: str = "auto"  # images: the uint8 cache (auto, on, off)
+    cache_dir: str | None = None
+    cache_on_device: str = "auto"  # images: the cache kept on the training device (auto, on, off)
+    workers: int | None = None  # None: byol.constants.default_workers()
+    eval_crop: float = 1.0  # images: the kNN monitor's evaluation view
+    samples_per_epoch: int = 0  # tar shards: 0 counts them in a first pass
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER  # tar shards
+
+    def shared(self) -> tuple[tuple, dict[str, Any]]:
+        """What every shipped source is built from: path, view size, batch and views; seed, cache, workers, share."""
+        args = (self.path, self.image_size, self.batch_size, *self.views)
+        return args, dict(seed=self.seed, cache_dir=self.cache_dir, workers=self.workers, rank=self.rank,
+                          world_size=self.world_size)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SourceSpec:
-    """One registry entry: ``claims(path)``, whether ``data.path`` names this kind of data; ``build(cfg,
-    rank, world_size, device, skip_log)``, the source (``cfg``: a ``byol.config.Config``)."""
+    """One registry entry: ``claims(path)``, whether ``data.path`` names this kind of data; ``build(request,
+    device, skip_log)``, the source (``request``: a ``SourceRequest``)."""
 
     claims: Callable[[str], bool]
-    build: Callable[..., TrainSource]
+    build: Callable[[SourceRequest, torch.device | None, Path | None], TrainSource]
 
 
-def _common(cfg, rank: int, world_size: int) -> tuple[tuple, dict[str, Any]]:
-    """What every shipped source is built from: path, view size, batch and views; seed, cache, workers, share."""
-    d = cfg.data
-    args = (d.path, d.image_size, cfg.optim.batch_size, *cfg.augment.views())
-    return args, dict(seed=cfg.run.seed, cache_dir=d.cache_dir or None, workers=d.workers, rank=rank,
-                      world_size=world_size)  # fmt: skip
-
-
-def _build_shards(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> ShardData:
-    args, common = _common(cfg, rank, world_size)
+def _build_shards(request: SourceRequest, device: torch.device | None, skip_log: Path | None) -> ShardData:
+    args, common = request.shared()
     shards = ShardData(
-        *args, **common, samples_per_epoch=cfg.data.samples_per_epoch, shuffle_buffer=cfg.data.shuffle_buffer
+        *args, **common, samples_per_epoch=request.samples_per_epoch, shuffle_buffer=request.shuffle_buffer
     )
     if skip_log is not None:
         shards.keep_skip_log(skip_log)
     return shards
 
 
-def _build_images(cfg, rank: int, world_size: int, device: torch.device | None, skip_log: Path | None) -> TrainData:
-    args, common = _common(cfg, rank, world_size)
-    data = TrainData(*args, **common, cache=cfg.data.cache, eval_crop=cfg.data.eval_crop)
+def _build_images(request: SourceRequest, device: torch.device | None, skip_log: Path | None) -> TrainData:
+    args, common = request.shared()
+    data = TrainData(*args, **common, cache=request.cache, eval_crop=request.eval_crop)
     if device is not None:
-        data.keep_on_device(cfg.data.cache_on_device, device)
+        data.keep_on_device(request.cache_on_device, device)
     return data
 
 
@@ -117,14 +139,14 @@ a folder, a named dataset, a Hugging Face dataset)."""
 
 
 def build_train_source(
-    cfg, rank: int = 0, world_size: int = 1, device: torch.device | None = None, skip_log: Path | None = None
+    request: SourceRequest, device: torch.device | None = None, skip_log: Path | None = None
 ) -> TrainSource:
-    """The source a run's ``Config`` names in ``data.path`` (the first of ``SOURCES`` that claims it,
-    else images): this process's share of ``world_size``; ``device`` for a cache kept there
-    (``data.cache_on_device``), ``skip_log`` for samples that do not decode (tar shards)."""
-    spec = next((s for s in SOURCES.values() if s.claims(cfg.data.path)), None)
+    """The source ``request.path`` names (the first of ``SOURCES`` that claims it, else images): its
+    share of the data; ``device`` for a cache kept there (``cache_on_device``), ``skip_log`` for samples
+    that do not decode (tar shards)."""
+    spec = next((s for s in SOURCES.values() if s.claims(request.path)), None)
     build = spec.build if spec is not None else _build_images
-    return build(cfg, rank, world_size, device, skip_log)
+    return build(request, device, skip_log)
 
 
 def check_batch_size(source: TrainSource, batch_size: int, where: str) -> None:

@@ -23,13 +23,30 @@ class MethodOutput:
     projection_view1: torch.Tensor  # (B, projection_dim) online projection: the collapse diagnostics'
 
 
+@dataclass(frozen=True)
+class Heads:
+    """The heads a method puts on its encoder (BYOL's projector and predictor; SimCLR's projector), as
+    ``model.*`` sets them: Linear(d → hidden) → norm → ReLU → Linear(hidden → projection_dim)."""
+
+    projector_hidden: int = 4096
+    projection_dim: int = 256
+    predictor_hidden: int = 4096
+    norm: str = "batchnorm"
+    use_predictor: bool = True  # the ablation without a predictor (BYOL only)
+
+
 @runtime_checkable
 class Method(Protocol):
     """What the loop, the checkpoints and the exporters ask of a method module (``BYOL``, ``SimCLR``),
     besides being an ``nn.Module`` (its ``state_dict`` is the checkpoint's ``model``)."""
 
     feature_dim: int  # size of the encoder's output
-    online_encoder: nn.Module  # the encoder being trained: the part users keep
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The encoder being trained: the part users keep (each method names its own attribute; BYOL's
+        and SimCLR's is ``online_encoder``, the prefix of its weights in a checkpoint)."""
+        ...
 
     def trained_modules(self) -> list[nn.Module]:
         """What the optimiser trains."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from byol.losses import regression_loss
-from byol.method.base import MethodOutput
+from byol.method.base import Heads, MethodOutput
 from byol.models.heads import MLP
 
 
@@ -58,6 +58,11 @@ class BYOL(nn.Module):
         for p in self.target_parameters():
             p.requires_grad_(False)
         self.feature_dim = feature_dim
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The encoder being trained: what users keep (``Method.encoder``)."""
+        return self.online_encoder
 
     def trained_modules(self) -> list[nn.Module]:
         """What the optimiser trains (the target is moved by ``update_target`` only)."""
@@ -106,6 +111,7 @@ class BYOL(nn.Module):
         torch._foreach_lerp_(target, [p.detach() for p in online], 1.0 - tau)
 
 
-def build_byol(m, options: None, encoder: nn.Module, feature_dim: int) -> BYOL:
-    """BYOL from a model config (``byol.config.ModelConfig``); its options are the model's (no section)."""
-    return BYOL(encoder, feature_dim, m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)
+def build_byol(heads: Heads, options: None, encoder: nn.Module, feature_dim: int) -> BYOL:
+    """BYOL around ``encoder`` with ``heads``; it has no options of its own (no ``methods`` section)."""
+    h = heads
+    return BYOL(encoder, feature_dim, h.projector_hidden, h.projection_dim, h.predictor_hidden, h.norm, h.use_predictor)

@@ -14,8 +14,9 @@ from typing import Any
 
 from torch import nn
 
+from byol.config.registry import register_methods
 from byol.method import simclr
-from byol.method.base import Method
+from byol.method.base import Heads, Method
 from byol.method.byol import build_byol
 
 
@@ -25,12 +26,12 @@ def _same_views(values: dict[str, Any], keep: set[str] = frozenset()) -> dict[st
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One registry entry: ``build(model_cfg, options, encoder, feature_dim)``; ``options``, the class of
+    """One registry entry: ``build(heads, options, encoder, feature_dim)``; ``options``, the class of
     its own options (a dataclass whose defaults are the method's, with ``check(require)``; None: it reads
-    the shared model config only); ``views(values, keep)``, the config (as a dict) with the views it asks
+    the heads only); ``views(values, keep)``, the config (as a dict) with the views it asks
     for, those named in ``keep`` (set by the user) left."""
 
-    build: Callable[[Any, Any, nn.Module, int], Method]
+    build: Callable[[Heads, Any, nn.Module, int], Method]
     options: type | None = None
     views: Callable[..., dict[str, Any]] = _same_views
 
@@ -41,13 +42,12 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
-def default_options() -> dict[str, Any]:
-    """Every registered method's options at their defaults, by name (the config's ``methods`` section)."""
-    return {name: spec.options() for name, spec in METHODS.items() if spec.options is not None}
+# What the configuration validates against, shows and resolves: this registry, read when asked (so an
+# entry added to METHODS brings its name, its section and its views).
+register_methods(lambda: METHODS)
 
 
-def build_method(cfg, encoder: nn.Module, feature_dim: int) -> Method:
-    """The method module that ``cfg.model.method`` names (``cfg``: a ``byol.config.Config``), around
-    ``encoder``, with its options from ``cfg.methods``."""
-    name = cfg.model.method
-    return METHODS[name].build(cfg.model, cfg.methods.get(name), encoder, feature_dim)
+def build_method(name: str, heads: Heads, options: Any, encoder: nn.Module, feature_dim: int) -> Method:
+    """The method module registered as ``name``, around ``encoder``, with ``heads`` and its own ``options``
+    (None for a method without; ``byol.build.method`` reads all three from a ``Config``)."""
+    return METHODS[name].build(heads, options, encoder, feature_dim)

@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from byol.config.registry import option
 from byol.constants import is_small
 from byol.losses import nt_xent_loss
-from byol.method.base import MethodOutput
+from byol.method.base import Heads, MethodOutput
 from byol.models.heads import MLP, SimCLRProjector
 
 SIMCLR_RECIPES = ("byol", "paper")  # methods.simclr.recipe: BYOL's pipeline, or SimCLR's own head and views
@@ -29,9 +30,9 @@ class SimCLROptions:
 
     SECTION: ClassVar[str] = "methods.simclr"
 
-    temperature: float = 0.5
+    temperature: float = option(0.5, flag="--temperature")
     """SimCLR's NT-Xent temperature: 0.5 for CIFAR-10 (Chen et al. 2020, appendix B.9), 0.1 for ImageNet (table 5)."""
-    recipe: str = "byol"
+    recipe: str = option("byol", flag="--simclr-recipe")
     """byol (NT-Xent in BYOL's pipeline: BYOL's projector and asymmetric views) or paper (SimCLR's own: a
     2-layer projector to 128-d with BatchNorm, symmetric views at colour strength 1, no solarisation)."""
 
@@ -80,6 +81,11 @@ class SimCLR(nn.Module):
         )
         self.feature_dim, self.temperature = feature_dim, temperature
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The encoder being trained: what users keep (``Method.encoder``)."""
+        return self.online_encoder
+
     def trained_modules(self) -> list[nn.Module]:
         return [self.online_encoder, self.online_projector]
 
@@ -94,9 +100,9 @@ class SimCLR(nn.Module):
         """Nothing to move: SimCLR has no target."""
 
 
-def build_simclr(m, options: SimCLROptions, encoder: nn.Module, feature_dim: int) -> SimCLR:
-    """SimCLR from a model config (``byol.config.ModelConfig``) and its own options."""
-    head = {"projector_hidden": m.projector_hidden, "projection_dim": m.projection_dim, "norm": m.norm}
+def build_simclr(heads: Heads, options: SimCLROptions, encoder: nn.Module, feature_dim: int) -> SimCLR:
+    """SimCLR around ``encoder`` with the projector of ``heads`` (no predictor) and its own options."""
+    head = {"projector_hidden": heads.projector_hidden, "projection_dim": heads.projection_dim, "norm": heads.norm}
     return SimCLR(encoder, feature_dim, **head, temperature=options.temperature, recipe=options.recipe)
 
 

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from byol.constants import is_small
-from byol.models.norms import GROUP_CHANNELS, groupnorm_ws, without_batchnorm
+from byol.config.registry import register_choices
+from byol.constants import GROUP_CHANNELS, TIMM_PREFIX, is_small, is_timm
+from byol.models.norms import groupnorm_ws, without_batchnorm
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,6 @@ def register(name: str):
 
 def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
-
-
-TIMM_PREFIX = "timm:"  # --backbone timm:<name>: any model timm.create_model builds (the byol[timm] extra)
-
-
-def is_timm(name: str) -> bool:
-    return name.startswith(TIMM_PREFIX)
 
 
 def timm_module():
@@ -90,6 +84,8 @@ def build_timm(name: str, image_size: int, args: dict | None = None) -> Encoder:
 
 
 ENCODER_NORMS = ("batchnorm", "groupnorm-ws", "none")
+register_choices("model.encoder_norm", lambda: ENCODER_NORMS)
+register_choices("model.backbone", lambda: [*available_backbones(), f"{TIMM_PREFIX}<name>"], check_backbone)
 
 
 def build_encoder(

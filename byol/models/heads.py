@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from byol.config.registry import register_choices
+
 NORMS = ("batchnorm", "layernorm", "groupnorm", "none")
+register_choices("model.norm", lambda: NORMS)
 
 
 def make_norm1d(norm: str, dim: int) -> nn.Module:

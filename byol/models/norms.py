@@ -9,9 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from byol.config.registry import register_choices
+from byol.constants import GROUP_CHANNELS
+
 MAX_GROUPS = 32  # Wu & He 2018, and Richemond et al. 2020 on ResNet-50
-GROUP_CHANNELS = 8  # at least this many channels per group by default: below it GroupNorm tends to InstanceNorm
 ENCODER_INITS = ("default", "bn-mimic")
+register_choices("model.encoder_init", lambda: ENCODER_INITS)
 
 
 class WSConv2d(nn.Conv2d):

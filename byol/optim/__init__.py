@@ -8,11 +8,13 @@ import logging
 import torch
 from torch import nn
 
+from byol.config.registry import register_choices
 from byol.optim.lars import LARS
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
+register_choices("optim.optimizer", lambda: OPTIMIZERS)
 
 
 def param_groups(modules: nn.Module | list[nn.Module], weight_decay: float) -> list[dict]:
@@ -99,21 +101,3 @@ def build_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-
-
-def optimizer_for(
-    optim_cfg, modules: nn.Module | list[nn.Module], lr: float, fused: bool = True
-) -> torch.optim.Optimizer:
-    """The optimiser an ``OptimConfig`` describes over ``modules`` (the paper's parameter groups), at ``lr``:
-    the one builder of ``byol pretrain`` and the Lightning module (``fused``: as ``build_optimizer``)."""
-    return build_optimizer(
-        optim_cfg.optimizer,
-        param_groups(modules, optim_cfg.weight_decay),
-        lr=lr,
-        weight_decay=optim_cfg.weight_decay,
-        momentum=optim_cfg.momentum,
-        trust_coefficient=optim_cfg.trust_coefficient,
-        clip=optim_cfg.clip_lr,
-        compiled=optim_cfg.compiled_step,
-        fused=fused,
-    )

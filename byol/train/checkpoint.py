@@ -1,8 +1,10 @@
-"""Checkpoint files: atomic (``byol.files.atomic_write``), explicit keys, strict loading.
+"""Checkpoint files: a typed record (``Checkpoint``: the one place its keys are written and read),
+atomic (``byol.files.atomic_write``), strict loading.
 
-What a checkpoint holds is decided in ``byol.train.state.checkpoint_state``: the whole method module
-(online, target, predictor), the optimiser, the online classifier, the step, the schedule, the
-run's config and RNG states. It never holds pickled objects: ``torch.load(weights_only=True)`` reads it.
+A checkpoint holds the whole method module (online, target, predictor), the optimiser, the online
+classifier, the step, the schedule, the run's config and RNG states, and the clock;
+``byol.train.state`` fills it from a run and its ``TrainState`` and reads a run back from it. It never
+holds pickled objects: ``torch.load(weights_only=True)`` reads it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from byol.constants import VERSION
 from byol.errors import ByolError
 from byol.files import atomic_write
 from byol.optim import with_kernels_of
@@ -27,7 +31,46 @@ from byol.run_files import CHECKPOINT_PATTERN, RunFiles
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(f"^{CHECKPOINT_PATTERN}$")
-REQUIRED_KEYS = ("model", "optimizer", "step", "schedule", "config", "rng")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, key by key. The keys without a default are required: a file
+    without one is refused (``load_checkpoint``); the others were added later, and a file written
+    before them reads with their default."""
+
+    model: dict[str, Any]  # the method module's state dict (online, target, predictor)
+    optimizer: dict[str, Any]
+    step: int
+    schedule: dict[str, Any]  # ``Plan.as_dict``: the lr and τ plan, as laid
+    config: dict[str, Any]  # the run's resolved config
+    rng: dict[str, Any]  # ``rng_state``
+    data: dict[str, Any] | None = None  # the source's fingerprint: a resume on other data is refused
+    elapsed: float = 0.0  # seconds of training, all sittings
+    compile_seconds: float = 0.0  # seconds to each sitting's first step, all sittings
+    timed_steps: int = 0  # steps the clock counted
+    extensions: list[dict[str, Any]] = field(default_factory=list)  # each change of the run's length
+    precision: str | None = None  # what a resume trains in (auto measured it once); None before 2026-12-07
+    byol_version: str = VERSION
+    classifier: dict[str, Any] | None = None  # the online classifier (labelled data)
+    classes: list[str] | None = None  # what its rows stand for; None before 2026-12-06
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's content: every key (a classifier's two only with a classifier)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if k not in ("classifier", "classes") or self.classifier is not None}
+
+    @classmethod
+    def from_dict(cls, values: Any, where: Path | str) -> Checkpoint:
+        """The record of a file's content; a one-line error naming the file when a required key is missing."""
+        missing = [k for k in REQUIRED_KEYS if not isinstance(values, dict) or k not in values]
+        if missing:
+            raise ByolError(f"checkpoint {where} is missing {', '.join(missing)}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+REQUIRED_KEYS = tuple(f.name for f in fields(Checkpoint) if f.default is MISSING and f.default_factory is MISSING)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -64,12 +107,12 @@ class CheckpointWriter:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="byol-checkpoint") if background else None
         self.pending: Future | None = None
 
-    def write(self, ckpt: dict[str, Any], step: int) -> None:
+    def write(self, ckpt: Checkpoint, step: int) -> None:
         self.wait()
         if self.executor is None:
-            self._write(ckpt, step)
+            self._write(ckpt.to_dict(), step)
         else:
-            self.pending = self.executor.submit(self._write, to_host(ckpt), step)
+            self.pending = self.executor.submit(self._write, to_host(ckpt.to_dict()), step)
 
     def _write(self, ckpt: dict[str, Any], step: int) -> None:
         atomic_save(ckpt, checkpoint_path(self.run_dir, step))
@@ -128,16 +171,15 @@ def prune(run_dir: Path, keep: int) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (no unpickling of arbitrary objects); one-line error if it is bad."""
+    """Read a checkpoint file safely (no unpickling of arbitrary objects), its required keys checked
+    (``Checkpoint``); one-line error if it is bad."""
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, corrupted or not a checkpoint at all
         raise ByolError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
         ) from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
-        missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-        raise ByolError(f"checkpoint {path} is missing {', '.join(missing)}")
+    Checkpoint.from_dict(ckpt, path)
     return ckpt
 
 
@@ -150,13 +192,16 @@ def saved_precision(run_dir: Path) -> str | None:
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:  # unreadable: latest_checkpoint says so when it resumes
             continue
-        return ckpt.get("precision") if isinstance(ckpt, dict) else None
+        try:
+            return Checkpoint.from_dict(ckpt, path).precision
+        except ByolError:  # not a whole checkpoint: latest_checkpoint says so when it resumes
+            return None
     return None
 
 
 def latest_checkpoint(
-    run_dir: Path, map_location="cpu", restore: Callable[[Path, dict[str, Any]], None] | None = None
-) -> tuple[Path, dict[str, Any]] | None:
+    run_dir: Path, map_location="cpu", restore: Callable[[Path, Checkpoint], None] | None = None
+) -> tuple[Path, Checkpoint] | None:
     """The newest checkpoint that reads (and that ``restore`` accepts), or None when there is none.
 
     A newest file that is corrupt, or that ``restore`` refuses with a ``ByolError`` (weights of
@@ -166,7 +211,7 @@ def latest_checkpoint(
     errors: list[tuple[Path, str]] = []
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            ckpt = load_checkpoint(path, map_location)
+            ckpt = Checkpoint.from_dict(load_checkpoint(path, map_location), path)
             if restore is not None:
                 restore(path, ckpt)
         except ByolError as e:

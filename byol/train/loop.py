@@ -14,13 +14,14 @@ import torch
 from byol import faults
 from byol.data.batch import Batch
 from byol.train.engine import augmentation_generator, make_views, train_step
-from byol.train.hooks.base import Hook, StepEvent
+from byol.train.hooks.base import Hook, StepEvent, check_order
 from byol.train.setup import Run
 from byol.train.state import TrainState
 
 
 def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
-    """Train from ``state.step`` until the schedule ends or a hook stops the run."""
+    """Train from ``state.step`` until the schedule ends or a hook stops the run (its ``Stop``)."""
+    check_order(hooks)
     cfg = run.cfg
     run.method.train()
     state.start_sitting()
@@ -45,7 +46,9 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                     state.first_step_done(run.device)
                 event = StepEvent(state, lr, tau, result, micro_batches[-1].labels)
                 for hook in hooks:
-                    hook.after_step(event)
+                    stop = hook.after_step(event)
+                    if stop is not None and state.stop is None:
+                        state.stop = stop
                 if state.finished:
                     break
     finally:

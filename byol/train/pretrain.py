@@ -12,15 +12,16 @@ from pathlib import Path
 
 import torch
 
+from byol.build import encoder_meta
 from byol.config import Config
 from byol.data.source import TrainSource
 from byol.device import resolve_device
 from byol.dist import init_distributed, shutdown_distributed
-from byol.encoder_io import run_encoder_meta, save_encoder
+from byol.encoder_io import save_encoder
 from byol.files import atomic_write, exclusive_lock
 from byol.run_files import RunFiles
 from byol.train.checkpoint import list_checkpoints
-from byol.train.hooks import default_hooks
+from byol.train.hooks import default_hooks, results
 from byol.train.hooks.knn import knn_summary
 from byol.train.loop import train_loop
 from byol.train.metrics_file import read_metrics
@@ -76,22 +77,24 @@ def pretrain(
                 log.info("%s is already complete (%d steps): nothing to do", run.run_dir, state.step)
                 return _stored_result(run.run_dir)
             with SignalCatcher() as signals:
-                train_loop(run, state, default_hooks(run, state, progress, on_step, signals))
+                hooks = default_hooks(run, state, progress, on_step, signals)
+                train_loop(run, state, hooks)
             if state.preempted is not None:
                 newest = list_checkpoints(run.run_dir)
                 raise Preempted(state.preempted, state.step, newest[-1] if newest else None)
-            return finish(run, state)
+            return finish(run, state, *results(hooks))
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         shutdown_distributed(info)
 
 
-def finish(run: Run, state: TrainState) -> RunResult:
-    """Write the encoder users keep and the run's summary (rank 0); the run's result on every rank."""
+def finish(run: Run, state: TrainState, final_loss: float, knn: dict[str, float]) -> RunResult:
+    """Write the encoder users keep and the run's summary (rank 0); the run's result on every rank
+    (``final_loss``, ``knn``: what the hooks observed last, ``byol.train.hooks.results``)."""
     seconds = state.elapsed()
     result = RunResult(
-        run.run_dir, state.step, state.epoch, state.step * run.images_per_step, seconds, state.final_loss,
-        state.knn, state.compile_seconds,
+        run.run_dir, state.step, state.epoch, state.step * run.images_per_step, seconds, final_loss,
+        knn, state.compile_seconds,
         state.timed_steps * run.images_per_step / seconds if state.timed_steps and seconds > 0 else None,
         state.sitting_step or None,
     )  # fmt: skip
@@ -121,8 +124,8 @@ def finish(run: Run, state: TrainState) -> RunResult:
             "skipped_images": len(run.data.skipped),
             "skipped_files": sorted(run.data.skipped),
         }
-        meta = run_encoder_meta(cfg, run.method.feature_dim)
-        save_encoder(run.method.online_encoder, meta, run.run_dir)  # then the summary: its presence means done
+        meta = encoder_meta(cfg, run.method.feature_dim)
+        save_encoder(run.method.encoder, meta, run.run_dir)  # then the summary: its presence means done
         with atomic_write(RunFiles(run.run_dir).summary, "w") as f:
             f.write(json.dumps(summary, indent=2) + "\n")
     return result

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from byol.config import Config, resumable_keys
-from byol.config_io import load_yaml, save_yaml
+from byol.config.flags import option_name
+from byol.config.io import load_yaml, save_yaml
 from byol.dist import DistInfo
 from byol.errors import ByolError
 from byol.files import atomic_write, remove_stale_temporaries, write_failed
-from byol.flags import option_name
 from byol.run_files import RunFiles
 from byol.schedules import Plan, warmup_steps
 from byol.train import checkpoint as ckpt_io

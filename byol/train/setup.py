@@ -17,17 +17,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from byol.config import Config
+from byol import build
+from byol.config import Config, option_name
 from byol.data.augment import TwoViewAugment
-from byol.data.source import LabelledImages, TrainSource, build_train_source, check_batch_size
+from byol.data.source import LabelledImages, TrainSource, check_batch_size
 from byol.device import DevicePolicy, configure_device
 from byol.dist import DistInfo, barrier
-from byol.encoder_io import build_configured_encoder
 from byol.errors import ByolError
-from byol.flags import option_name
-from byol.method import Method, build_method
+from byol.method import Method
 from byol.models.norms import mimic_batchnorm
-from byol.optim import optimizer_for
 from byol.run_files import RunFiles
 from byol.train import checkpoint as ckpt_io
 from byol.train.engine import augmentation_generator, make_views
@@ -89,7 +87,7 @@ def build_run(
     r = cfg.run
     policy = DevicePolicy.resolve(device, r.precision, r.channels_last, cfg.augment.compile, cfg.model.sync_bn)
     data, steps_per_epoch = _build_data(cfg, info, device, run_dir, source)
-    augment = cfg.augment.build(cfg.data.image_size, compile=policy.compile_augment)
+    augment = build.augmentation(cfg, compile=policy.compile_augment)
     eager = augment.eager()  # the memory probe's: a pass at its own size, not compiled
     first_views = lambda: _first_views(cfg, data, augment, device)  # noqa: E731
     method, model, optimizer, peak_lr = build_model(cfg, policy, info, first_views)
@@ -128,7 +126,7 @@ def _build_data(
     if data is None:
         if not info.is_main:
             barrier(info)  # rank 0 decodes the image cache once; the others then read it
-        data = build_train_source(cfg, info.rank, info.world_size, device, RunFiles(run_dir).skip_log(info.rank))
+        data = build.train_source(cfg, info.rank, info.world_size, device, RunFiles(run_dir).skip_log(info.rank))
         if info.is_main:
             barrier(info)
     check_batch_size(data, cfg.optim.batch_size, cfg.data.path or "pretrain(source=...)")
@@ -165,15 +163,15 @@ def build_model(
     ``first_views`` gives the images of a data-dependent start (``model.encoder_init bn-mimic``);
     under DDP rank 0's start is every rank's (DDP broadcasts its weights when it wraps them)."""
     m, device = cfg.model, policy.device
-    enc = build_configured_encoder(m, cfg.data.image_size)
+    enc = build.encoder(cfg)
     if m.encoder_init == "bn-mimic":  # before the method copies the encoder into its target
         if first_views is None:
             raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
         layers = mimic_batchnorm(enc.module.to(device), first_views())
         log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
-    method = build_method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
-    peak_lr = cfg.optim.peak_lr(info.world_size)
-    optimizer = optimizer_for(cfg.optim, method.trained_modules(), peak_lr)
+    method = build.method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
+    peak_lr = build.peak_lr(cfg.optim, info.world_size)
+    optimizer = build.optimizer(cfg.optim, method.trained_modules(), peak_lr)
     model: nn.Module = method
     if info.distributed:
         if policy.sync_bn:

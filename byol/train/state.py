@@ -1,32 +1,43 @@
-"""Where a run stands: its step, its plan (lr and τ) and its clock; started fresh or resumed from a checkpoint.
+"""Where a run stands: its step, its plan (lr and τ), its clock and why it stopped; started fresh or
+resumed from a checkpoint.
 
-A checkpoint holds the whole method module (online, target, predictor), the optimiser, the online
-classifier, the step, the plan, the time spent, the config and the RNG states. Everything else
-of the run (the data order, every augmentation draw, lr and τ) is a function of the step.
+A checkpoint (``byol.train.checkpoint.Checkpoint``) holds the whole method module (online, target,
+predictor), the optimiser, the online classifier, the step, the plan, the time spent, the config and
+the RNG states: ``checkpoint_state`` fills one, ``start_state`` reads one back. Everything else of the
+run (the data order, every augmentation draw, lr and τ) is a function of the step.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from byol.constants import VERSION
 from byol.schedules import Plan
 from byol.train import checkpoint as ckpt_io
+from byol.train.checkpoint import Checkpoint
 from byol.train.run_folder import check_same_data, fit_length, record_length, truncate_metrics
 from byol.train.setup import Run
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stops before its plan's end, as a hook reports it (``Hook.after_step`` returns one):
+    ``reason`` in words; ``signal``, the signal that asked for it (preemption: the run is checkpointed
+    and ``pretrain`` raises ``Preempted``), None for a stop that ends the run (the time budget)."""
+
+    reason: str
+    signal: str | None = None
+
+
 @dataclass
 class TrainState:
-    """The loop's record: the step, the plan (lr and τ), the clock, and what the monitors last measured.
+    """The loop's record: the step, the plan (lr and τ), the clock, and why the run stopped.
 
     The clock counts training: each sitting's first step, which holds compilation and warm-up,
     is timed apart (``compile_seconds``) and left out of ``elapsed()``, of the time budget and of
@@ -38,11 +49,7 @@ class TrainState:
     elapsed_before: float = 0.0  # seconds of training in earlier sittings of a resumed run
     compile_before: float = 0.0  # seconds to the first step in earlier sittings
     timed_steps_before: int = 0  # steps counted by the clock in earlier sittings
-    stop: bool = False  # set when the time budget runs out, or a signal stops the run
-    preempted: str | None = None  # the signal that stopped the run (byol.train.signals)
-    final_loss: float = math.nan  # the last logged mean loss
-    knn: dict[str, float] = field(default_factory=dict)  # the last kNN monitor figures
-    last_logs: dict[str, Any] | None = None  # the last metrics line
+    stop: Stop | None = None  # what a hook reported: the time budget ran out, a signal came
     sitting_started: float = field(default_factory=time.perf_counter)
     sitting_step: int = 0  # the step this sitting began at
     started: float | None = None  # when the clock started: after the sitting's first step
@@ -82,8 +89,13 @@ class TrainState:
         return self.step / self.plan.steps_per_epoch
 
     @property
+    def preempted(self) -> str | None:
+        """The signal that stopped the run (``byol.train.signals``), if one did."""
+        return self.stop.signal if self.stop is not None else None
+
+    @property
     def finished(self) -> bool:
-        return self.stop or self.step >= self.plan.total_steps
+        return self.stop is not None or self.step >= self.plan.total_steps
 
 
 def start_state(run: Run, resume: bool) -> TrainState:
@@ -101,21 +113,21 @@ def start_state(run: Run, resume: bool) -> TrainState:
     return TrainState(0, Plan.for_run(run.steps_per_epoch, run.cfg.optim.warmup_epochs, r.epochs, budget))
 
 
-def _resumed(run: Run, path, ckpt: dict[str, Any]) -> TrainState:
+def _resumed(run: Run, path, ckpt: Checkpoint) -> TrainState:
     """The state of checkpoint ``ckpt`` (read from ``path``; its weights already restored), its
     length fitted to the one the config asks for now."""
-    check_same_data(run.cfg, path, ckpt.get("data"), run.data.fingerprint())
-    ckpt_io.set_rng_state(ckpt["rng"])
-    step = int(ckpt["step"])
+    check_same_data(run.cfg, path, ckpt.data, run.data.fingerprint())
+    ckpt_io.set_rng_state(ckpt.rng)
+    step = int(ckpt.step)
     truncate_metrics(run.run_dir, step, run.info.is_main)
     log.info("resumed from %s at step %d", path, step)
     state = TrainState(
         step,
-        Plan.from_dict(ckpt["schedule"]),
-        elapsed_before=float(ckpt.get("elapsed", 0.0)),
-        compile_before=float(ckpt.get("compile_seconds", 0.0)),
-        timed_steps_before=int(ckpt.get("timed_steps", 0)),
-        extensions=list(ckpt.get("extensions", [])),
+        Plan.from_dict(ckpt.schedule),
+        elapsed_before=float(ckpt.elapsed),
+        compile_before=float(ckpt.compile_seconds),
+        timed_steps_before=int(ckpt.timed_steps),
+        extensions=list(ckpt.extensions),
     )
     state.plan, what = fit_length(run.cfg, state.plan, step, state.elapsed_before, state.timed_steps_before)
     if what:
@@ -124,39 +136,38 @@ def _resumed(run: Run, path, ckpt: dict[str, Any]) -> TrainState:
     return state
 
 
-def _restore(run: Run, path, ckpt: dict[str, Any]) -> None:
-    ckpt_io.load_state_strict(run.method, ckpt["model"], f"checkpoint {path}")
-    ckpt_io.load_state_strict(run.optimizer, ckpt["optimizer"], f"the optimiser state of checkpoint {path}")
-    if run.classifier is not None and "classifier" in ckpt:
-        saved = ckpt.get("classes")  # the classes its rows stand for (checkpoints before 2026-12-06: unsaid)
+def _restore(run: Run, path, ckpt: Checkpoint) -> None:
+    ckpt_io.load_state_strict(run.method, ckpt.model, f"checkpoint {path}")
+    ckpt_io.load_state_strict(run.optimizer, ckpt.optimizer, f"the optimiser state of checkpoint {path}")
+    if run.classifier is not None and ckpt.classifier is not None:
+        saved = ckpt.classes  # the classes its rows stand for (checkpoints before 2026-12-06: unsaid)
         if saved is not None and list(saved) != _classes(run):
             log.warning("online classifier: started afresh, the training folder's classes changed since %s "
                         "(%d then, %d now): its rows stood for the old ones", path, len(saved),
                         len(_classes(run)))  # fmt: skip
         else:
-            run.classifier.load(ckpt["classifier"])
+            run.classifier.load(ckpt.classifier)
 
 
-def checkpoint_state(run: Run, state: TrainState) -> dict[str, Any]:
-    ckpt = {
-        "model": run.method.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "step": state.step,
-        "schedule": state.plan.as_dict(),
-        "config": run.cfg.to_dict(),
-        "data": run.data.fingerprint(),
-        "rng": ckpt_io.rng_state(),
-        "elapsed": state.elapsed(),
-        "compile_seconds": state.compile_seconds,
-        "timed_steps": state.timed_steps,
-        "extensions": state.extensions,
-        "precision": run.precision,  # what a resume trains in (auto measured it once: it must not flip)
-        "byol_version": VERSION,
-    }
-    if run.classifier is not None:
-        ckpt["classifier"] = run.classifier.state()
-        ckpt["classes"] = _classes(run)  # what its rows stand for: a resume on other classes restarts it
-    return ckpt
+def checkpoint_state(run: Run, state: TrainState) -> Checkpoint:
+    """The checkpoint of ``run`` at ``state``."""
+    classifier = run.classifier
+    return Checkpoint(
+        model=run.method.state_dict(),
+        optimizer=run.optimizer.state_dict(),
+        step=state.step,
+        schedule=state.plan.as_dict(),
+        config=run.cfg.to_dict(),
+        rng=ckpt_io.rng_state(),
+        data=run.data.fingerprint(),
+        elapsed=state.elapsed(),
+        compile_seconds=state.compile_seconds,
+        timed_steps=state.timed_steps,
+        extensions=state.extensions,
+        precision=run.precision,  # what a resume trains in (auto measured it once: it must not flip)
+        classifier=classifier.state() if classifier is not None else None,
+        classes=_classes(run) if classifier is not None else None,  # a resume on other classes restarts it
+    )
 
 
 def _classes(run: Run) -> list[str]:

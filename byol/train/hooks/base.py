@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from byol.train.engine import StepResult
-from byol.train.state import TrainState
+from byol.train.state import Stop, TrainState
 
 
 @dataclass
@@ -30,10 +32,29 @@ class StepEvent:
 
 
 class Hook:
-    """A periodic concern: ``after_step`` is called after every step, ``close`` once at the end."""
+    """A periodic concern: ``after_step`` is called after every step, ``close`` once at the end.
 
-    def after_step(self, event: StepEvent) -> None:
+    ``after_step`` returns a ``Stop`` to end the run after this step (the hooks after it see
+    ``event.last``), None otherwise. A hook that reads what another hook does in the same step (its
+    line, its stop) names that hook's class in ``runs_after``: ``check_order`` refuses a list that
+    puts it first.
+    """
+
+    runs_after: ClassVar[tuple[str, ...]] = ()
+
+    def after_step(self, event: StepEvent) -> Stop | None:
         raise NotImplementedError
 
     def close(self) -> None:
         pass
+
+
+def check_order(hooks: Sequence[Hook]) -> None:
+    """A ``ValueError`` naming both when a hook comes before one it reads (``Hook.runs_after``). A hook is
+    known by its class's name, or by its ``name`` (a wrapper's: the hook it wraps)."""
+    names = [getattr(h, "name", type(h).__name__) for h in hooks]
+    position = {name: i for i, name in enumerate(names)}
+    for i, hook in enumerate(hooks):
+        late = [name for name in getattr(hook, "runs_after", ()) if position.get(name, -1) > i]
+        if late:
+            raise ValueError(f"hook {names[i]} reads what {late[0]} does in a step: it must run after it")

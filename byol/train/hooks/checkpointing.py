@@ -21,6 +21,8 @@ class CheckpointCadence(Hook):
     (``checkpoint.CheckpointWriter``) while training goes on; ``close`` waits for it.
     """
 
+    runs_after = ("Preemption", "TimeBudget")  # a stop makes this step the last: checkpointed
+
     def __init__(self, run: Run, background: bool | None = None):
         self.run = run
         self.minutes = run.cfg.run.checkpoint_every_minutes
@@ -37,7 +39,7 @@ class CheckpointCadence(Hook):
 
     def save(self, state: TrainState) -> None:
         ckpt = checkpoint_state(self.run, state)
-        weights = [v for v in ckpt["model"].values() if v.is_floating_point()]
+        weights = [v for v in ckpt.model.values() if v.is_floating_point()]
         if not bool(torch.stack([torch.isfinite(v).all() for v in weights]).all()):  # one host sync
             raise ByolError(
                 f"weights became non-finite at step {state.step}; not overwriting good checkpoints. Lower --lr"

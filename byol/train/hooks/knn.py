@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import torch
 
 from byol import faults
+from byol.config.flags import option_name
 from byol.data.eval_stream import eval_images
 from byol.data.folder import ImageList, list_images
 from byol.data.labels import labelled_as
@@ -18,7 +19,6 @@ from byol.data.source import LabelledImages
 from byol.errors import ByolError
 from byol.eval.features import extract_features
 from byol.eval.knn import knn_accuracy
-from byol.flags import option_name
 from byol.train.hooks.base import Hook, StepEvent
 from byol.train.metrics_file import MetricsWriter
 from byol.train.setup import Run
@@ -36,12 +36,16 @@ class KnnMonitor(Hook):
     it, a fixed held-out part of the training images (``data.monitor_fraction``, at most 5,000) is
     scored against up to ``run.knn_max_bank`` of the others, for data without a test split. Both are
     seen as evaluation views (``data.eval_crop``); k and T are ``run.knn_k`` / ``run.knn_temperature``.
-    Each metrics line names its protocol (``knn_protocol``) and the seconds it took (``knn_seconds``).
+    Each metrics line names its protocol (``knn_protocol``) and the seconds it took (``knn_seconds``);
+    ``last`` holds the last figures (the run's result).
     """
+
+    runs_after = ("Preemption", "TimeBudget")  # the last step: scored, but not in a grace period
 
     def __init__(self, run: Run, logger: MetricsWriter):
         cfg, data = run.cfg, run.data
         self.run, self.logger = run, logger
+        self.last: dict[str, float] = {}
         self.every = max(1, round(cfg.run.knn_every * run.steps_per_epoch))
         self.test = labelled_test_folder(cfg.data.knn_test, data, cfg.data.path) if cfg.data.knn_test else None
         if self.test is not None:
@@ -73,12 +77,12 @@ class KnnMonitor(Hook):
             self.logger.log(event.step, {"epoch": event.state.epoch, **knn})
             log.info("step %d: kNN top-1 %.4f (%s, %.1f s)", event.step, knn["knn_top1"], self.protocol,
                      knn["knn_seconds"])  # fmt: skip
-            event.state.knn = {k: knn[k] for k in ("knn_top1", "knn_top5")}
+            self.last = {k: knn[k] for k in ("knn_top1", "knn_top5")}
 
     def evaluate(self, step: int = 0) -> dict[str, float | str]:
         run, data, cfg = self.run, self.run.data, self.run.cfg
         start = time.perf_counter()
-        encoder, mean, std = run.method.online_encoder, cfg.augment.mean, cfg.augment.std
+        encoder, mean, std = run.method.encoder, cfg.augment.mean, cfg.augment.std
         # In the run's precision, features and the kNN on the device: no host sync but the result.
         extract = functools.partial(
             extract_features,

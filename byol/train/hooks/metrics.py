@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -12,7 +13,6 @@ from byol.train.diagnostics import batch_diagnostics, is_collapsed
 from byol.train.hooks.base import Hook, StepEvent
 from byol.train.metrics_file import MetricsWriter
 from byol.train.setup import Run
-from byol.train.state import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ class MetricsLog(Hook):
     host: logging never stalls the device. With an ``OnlineClassifierHook`` (run before this hook), its
     accuracy over the interval is in the line. A sitting that resumed from a checkpoint says so in its
     first line (``resumed_at``: the checkpoint's step), so the file shows where each sitting began.
-    The line written last is ``state.last_logs`` (``CollapseWatch`` and the progress bar read it).
-    Stopping a run that no longer steps is ``NonFiniteGuard``'s.
+    The line written last is ``last_line`` (``CollapseWatch`` and the progress bar are wired to it), its
+    mean loss ``final_loss`` (the run's result). Stopping a run that no longer steps is ``NonFiniteGuard``'s.
     """
+
+    runs_after = ("Preemption", "TimeBudget", "OnlineClassifierHook")  # the last step's line; the probe's hits
 
     def __init__(self, run: Run, logger: MetricsWriter, start_step: int, probe: OnlineClassifierHook | None = None):
         self.run, self.logger, self.log_every = run, logger, run.cfg.run.log_every
@@ -69,6 +71,8 @@ class MetricsLog(Hook):
         self.since: tuple[float, int] | None = None  # (training seconds, timed steps) at the last line
         self.pending: _Pending | None = None
         self.resumed_at = start_step or None  # said in this sitting's first line, then cleared
+        self.last_line: dict[str, Any] | None = None  # the line written last, with its step
+        self.final_loss = math.nan  # the last logged mean loss
 
     def after_step(self, event: StepEvent) -> None:
         run, result = self.run, event.result
@@ -81,16 +85,16 @@ class MetricsLog(Hook):
         self.good += ~skipped
         self.skipped += skipped
         if self.pending is not None and (event.last or self.pending.ready()):
-            self._write(self.pending, event.state)
+            self._write(self.pending)
         if event.step % self.log_every == 0 or event.step == event.state.plan.total_steps:
             self._start(event)
             if event.last or self.run.device.type != "cuda":
-                self._write(self.pending, event.state)
+                self._write(self.pending)
 
     def _start(self, event: StepEvent) -> None:
         """Copy what the line needs to the host, without waiting; then reset the counters."""
         if self.pending is not None:  # the last copy has not landed in log_every steps: wait for it
-            self._write(self.pending, event.state)
+            self._write(self.pending)
         info, state, out = self.run.info, event.state, event.result.output
         elapsed, timed = state.elapsed(), state.timed_steps
         correct, labels_seen = self.probe.take() if self.probe is not None else (torch.zeros_like(self.good), 0)
@@ -125,7 +129,7 @@ class MetricsLog(Hook):
         )
         self.logger.log(0, values)
 
-    def _write(self, pending: _Pending, state: TrainState) -> None:
+    def _write(self, pending: _Pending) -> None:
         self.pending = None
         (loss_sum, correct, good, skipped), representation, projection = pending.host()
         step, values = pending.step, pending.values
@@ -145,8 +149,8 @@ class MetricsLog(Hook):
             values["resumed_at"], self.resumed_at = self.resumed_at, None
         self.logger.log(step, values)
         if mean_loss is not None:
-            state.final_loss = mean_loss
-        state.last_logs = {"step": step, **values}
+            self.final_loss = mean_loss
+        self.last_line = {"step": step, **values}
 
     def close(self) -> None:
         self.pending = None  # a line not yet written when the loop broke off: it is not waited for
@@ -178,14 +182,17 @@ class _Pending:
 
 
 class CollapseWatch(Hook):
-    """One warning at the first metrics line (``state.last_logs``, written by ``MetricsLog`` before
-    this hook) whose collapse diagnostics say the representation looks collapsed."""
+    """One warning at the first metrics line (``MetricsLog.last_line``, the line of this step written
+    before this hook) whose collapse diagnostics say the representation looks collapsed."""
 
-    def __init__(self):
+    runs_after = ("MetricsLog",)
+
+    def __init__(self, metrics: MetricsLog):
+        self.metrics = metrics
         self.seen: int | None = None  # the step of the last line looked at
 
     def after_step(self, event: StepEvent) -> None:
-        line = event.state.last_logs
+        line = self.metrics.last_line
         if line is None or line["step"] == self.seen or self.seen == -1:
             return
         self.seen = line["step"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from byol.train.hooks.base import Hook, StepEvent
+from byol.train.hooks.metrics import MetricsLog
 from byol.train.state import TrainState
 
 
@@ -14,7 +15,9 @@ class ProgressBar(Hook):
     """A tqdm bar with the last logged figures: over the steps of a run of fixed length, over the
     training seconds of a time budget (with the time left; its step count is an estimate)."""
 
-    def __init__(self, state: TrainState):
+    runs_after = ("MetricsLog",)  # the figures of this step's line
+
+    def __init__(self, state: TrainState, metrics: MetricsLog | None = None):
         from tqdm import tqdm
 
         self.budget = state.plan.budget_seconds
@@ -27,12 +30,13 @@ class ProgressBar(Hook):
                 bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s of training{postfix}",
                 desc="time budget ", **options,
             )  # fmt: skip
+        self.metrics = metrics
         self.shown_logs: dict[str, Any] | None = None
         self.figures: dict[str, str] = {}
 
     def after_step(self, event: StepEvent) -> None:
         state = event.state
-        logs = state.last_logs
+        logs = self.metrics.last_line if self.metrics is not None else None
         if logs is not None and logs is not self.shown_logs:
             self.shown_logs = logs
             ips = logs["images_per_sec"]

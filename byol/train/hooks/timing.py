@@ -10,7 +10,7 @@ from byol.dist import from_rank0
 from byol.schedules import Plan, warmup_steps
 from byol.train.hooks.base import Hook, StepEvent
 from byol.train.setup import Run
-from byol.train.state import TrainState
+from byol.train.state import Stop, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,11 @@ class TimeBudget(Hook):
         self.paces: list[float] = []  # seconds per step of each stretch between estimates
         self.decay_start: float | None = None  # training seconds at which the clock's cosine starts
 
-    def after_step(self, event: StepEvent) -> None:
+    def after_step(self, event: StepEvent) -> Stop | None:
         state, info = event.state, self.run.info
         plan = state.plan
         if plan.budget_seconds is None:
-            return
+            return None
         if self.mark is None and event.step >= self.first_step + self.WARMUP_STEPS:
             self.mark = (event.step, self._clock(state))
         elif self.mark is not None and (
@@ -64,7 +64,8 @@ class TimeBudget(Hook):
         check = not info.distributed or event.step % self.run.cfg.run.log_every == 0
         if check and from_rank0(int(state.elapsed() >= state.plan.budget_seconds), info, self.run.device):
             state.plan = state.plan.ended_at(event.step)
-            state.stop = True
+            return Stop(f"the time budget of {state.plan.budget_seconds / 60:g} minutes is spent")
+        return None
 
     def _estimate(self, state: TrainState) -> None:
         plan, step = state.plan, state.step

@@ -22,7 +22,7 @@ from pathlib import Path
 from byol.ablate import AblationRunner
 from byol.ablate.runner import results_json
 from byol.ablate.variants import SUITES
-from byol.presets import resolve
+from byol.config.presets import resolve
 
 PAGE = Path(__file__).resolve().parent
 KEPT = ("config.yaml", "metrics.jsonl", "summary.json", "ablation_eval.json")

@@ -3,7 +3,7 @@
 import sys, statistics, torch
 sys.path.insert(0, "benchmarks")
 import step as S
-from byol.presets import resolve
+from byol.config.presets import resolve
 dev = torch.device("cpu")
 fns = {}
 for name, b in (("b256", 256), ("b128", 128), ("b64", 64)):

@@ -10,12 +10,12 @@ import time
 
 import torch
 
-from byol.config_io import merge
+from byol.config.io import merge
 from byol.demo import DEMO_RECIPE
 from byol.device import DevicePolicy, cpu_name
 from byol.dist import DistInfo
 from byol.optim import param_groups
-from byol.presets import resolve
+from byol.config.presets import resolve
 from byol.train.setup import build_model
 
 cfg = resolve("cpu", merge(DEMO_RECIPE, {"data": {"path": "unused"}}))

@@ -9,11 +9,11 @@ from typing import Any
 
 import yaml
 
-from byol.config import Config
-from byol.config_io import config_from_dict, merge, upgrade
+from byol.config.io import config_from_dict, merge, upgrade
+from byol.config.registry import registered_methods
+from byol.config.schema import Config
 from byol.constants import is_small
 from byol.errors import ByolError
-from byol.method import METHODS
 
 PRESETS = ("imagenet", "cifar10", "cpu")
 
@@ -57,7 +57,7 @@ def imagenet_schedule_for(epochs: float) -> tuple[float, float, float]:
 def resolve(preset: str, overrides: dict[str, Any]) -> Config:
     """Preset, then the imagenet length rule for values the user did not set, then overrides, then the
     views the method asks for where the user set none (``MethodSpec.views``: ``--method simclr
-    --simclr-recipe paper`` brings SimCLR's). Keys that moved (``config_io.MOVED``) are read in their new place."""
+    --simclr-recipe paper`` brings SimCLR's). Keys that moved (``byol.config.io.MOVED``) are read in their new place."""
     values = preset_dict(preset)
     if values.get("preset") == "imagenet":
         epochs = overrides.get("run", {}).get("epochs", values.get("run", {}).get("epochs", 1000))
@@ -65,7 +65,7 @@ def resolve(preset: str, overrides: dict[str, Any]) -> Config:
         values = merge(values, {"optim": {"base_lr": lr, "weight_decay": wd, "tau_base": tau}})
     values = merge(values, upgrade(overrides))
     method = values.get("model", {}).get("method", "byol")
-    spec = METHODS.get(method) if isinstance(method, str) else None  # another value: refused by validate
+    spec = registered_methods().get(method) if isinstance(method, str) else None  # another value: refused by validate
     if spec is not None:  # the views the method asks for, where the user set none
         values = spec.views(values, keep=set(overrides.get("augment", {})))
     return config_from_dict(values).validate()

@@ -11,12 +11,11 @@ from typing import Any
 
 import yaml
 
-from byol.config import AugmentConfig, Config, DataConfig, ModelConfig, OptimConfig, RunConfig
-from byol.data.augment import ViewParams
+from byol.config.registry import default_options
+from byol.config.schema import Config, option_name, section_classes
+from byol.config.views import ViewParams
 from byol.errors import ByolError
 from byol.files import atomic_write
-from byol.flags import option_name
-from byol.method import default_options
 
 # Keys that moved, old → new: a run folder or YAML written before still loads (and resumes).
 MOVED = {
@@ -102,13 +101,7 @@ def _methods(values: Any) -> dict[str, Any]:
 
 def config_from_dict(values: dict[str, Any]) -> Config:
     values = upgrade(values)
-    sections = {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "augment": AugmentConfig,
-        "optim": OptimConfig,
-        "run": RunConfig,
-    }
+    sections = {name: cls for name, cls in section_classes().items() if not name.startswith("methods.")}
     unknown = sorted(set(values) - set(sections) - {"methods", "preset"})
     if unknown:
         raise ByolError(f"unknown config section {unknown[0]!r}; known: {', '.join([*sections, 'methods'])}")

@@ -1,54 +1,55 @@
-"""The configuration's schema: typed sections with their defaults and validation.
+"""The configuration's schema: typed sections with their defaults, their flags and validation.
 
-A dict or YAML becomes a ``Config`` in ``config_io``; ``presets`` resolves a preset with the user's
-overrides; ``flags`` is the command line's table. A run's resolved config is saved as
+The ground floor of the configuration: it imports nothing of byol but the constants, the errors, the
+views' value type and the registries the modules that own a key's names fill (``byol.config.registry``).
+A field is declared with ``option``: its default, the flag of ``byol pretrain`` that sets it and whether a
+resumed run may change it, in one place; ``byol.config.flags`` and ``byol.train.run_folder`` derive theirs
+from it, its docstring is its ``--help`` and its reference (``byol.config.docs``). A dict or YAML becomes
+a ``Config`` in ``byol.config.io``; ``byol.config.presets`` resolves a preset with the user's overrides;
+``byol.build`` turns a ``Config`` into the objects a run trains. A run's resolved config is saved as
 ``RUN_DIR/config.yaml`` and inside every checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from byol.constants import IMAGENET_MEAN, IMAGENET_STD, KNN_K, KNN_TEMPERATURE, PAPER_EVAL_CROP
-from byol.data.augment import JITTERS, VIEW1, VIEW2, TwoViewAugment, ViewParams
-from byol.data.shards import DEFAULT_SHUFFLE_BUFFER
-from byol.device import default_workers
+from byol.config.registry import CHECKS, CHOICES, default_options, method_option_classes, option
+from byol.config.views import VIEW1, VIEW2, ViewParams
+from byol.constants import (
+    DEFAULT_SHUFFLE_BUFFER,
+    GROUP_CHANNELS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KNN_K,
+    KNN_TEMPERATURE,
+    PAPER_EVAL_CROP,
+    default_workers,
+    is_timm,
+)
 from byol.errors import ByolError
-from byol.flags import option_name
-from byol.method import METHODS, default_options
-from byol.models.backbones import ENCODER_NORMS, TIMM_PREFIX, available_backbones, check_backbone, is_timm
-from byol.models.heads import NORMS
-from byol.models.norms import ENCODER_INITS, GROUP_CHANNELS
-from byol.optim import OPTIMIZERS
-from byol.schedules import scaled_lr
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-AUTO_ON_OFF = ("auto", "on", "off")
+def section_classes() -> dict[str, type]:
+    """Every section's class by the name a key starts with (``data``, …, ``methods.simclr``)."""
+    sections = {cls.SECTION: cls for cls in (DataConfig, ModelConfig, AugmentConfig, OptimConfig, RunConfig)}
+    return sections | {f"methods.{name}": cls for name, cls in method_option_classes().items()}
 
-# The keys whose values are names from a list, and where the list comes from (a registry where there
-# is one): validation and the help text (``config_docs.option_help``) both read it, so a new backbone, optimiser
-# or method shows up in ``--help`` and in the error without anyone writing it there.
-CHOICES: dict[str, Callable[[], Sequence[str]]] = {
-    "data.cache": lambda: AUTO_ON_OFF,
-    "data.cache_on_device": lambda: AUTO_ON_OFF,
-    "model.backbone": lambda: [*available_backbones(), f"{TIMM_PREFIX}<name>"],
-    "model.method": lambda: list(METHODS),
-    "model.norm": lambda: NORMS,
-    "model.encoder_norm": lambda: ENCODER_NORMS,
-    "model.encoder_init": lambda: ENCODER_INITS,
-    "model.sync_bn": lambda: AUTO_ON_OFF,
-    "augment.interpolation": lambda: ("bilinear", "bicubic"),
-    "augment.jitter": lambda: JITTERS,
-    "augment.compile": lambda: AUTO_ON_OFF,
-    "optim.optimizer": lambda: OPTIMIZERS,
-    "run.precision": lambda: ("auto", "fp32", "bf16"),
-    "run.compile_mode": lambda: COMPILE_MODES,
-}
+
+def declared(key: str) -> dataclasses.Field | None:
+    """The field of ``section.key`` (``methods.simclr.temperature``), or None."""
+    section, _, name = key.rpartition(".")
+    cls = section_classes().get(section)
+    return next((f for f in fields(cls) if f.name == name), None) if cls is not None else None
+
+
+def option_name(key: str) -> str:
+    """How a user sets ``section.key``: its flag, or ``--set section.key``."""
+    f = declared(key)
+    return (f.metadata.get("flag") if f is not None else None) or f"--set {key}"
 
 
 def _requirer(section: Any) -> Callable[[str, bool, str], None]:
@@ -71,23 +72,23 @@ class _Section:
         _requirer(self)(key, ok, rule)
 
     def _one_of(self, key: str) -> None:
-        choices = CHOICES[f"{self.SECTION}.{key}"]()
-        self._require(key, getattr(self, key) in choices, "one of " + ", ".join(map(str, choices)))
-
-
-def resumable(default: Any = MISSING, *, default_factory: Any = MISSING) -> Any:
-    """A field a resumed run may change (``byol pretrain`` on a run folder applies it and records it in
-    ``config_history.jsonl``); the saved config keeps every other. Its policy stands where it is declared."""
-    return field(default=default, default_factory=default_factory, metadata={"resumable": True})
+        """``key``'s value is one of its choices (``CHOICES``), or passes the check its owner registered."""
+        full, value = f"{self.SECTION}.{key}", getattr(self, key)
+        if full in CHECKS:
+            try:
+                CHECKS[full](value)
+            except ValueError as e:
+                raise ByolError(f"{option_name(full)} {value!r} is unknown: {e}") from None
+            return
+        choices = CHOICES[full]()
+        self._require(key, value in choices, "one of " + ", ".join(map(str, choices)))
 
 
 def resumable_keys() -> tuple[str, ...]:
-    """``section.key`` of every field declared with ``resumable``."""
-    sections = [type(getattr(Config(), s.name)) for s in fields(Config)]
+    """``section.key`` of every field declared ``resumable``."""
     return tuple(
-        f"{cls.SECTION}.{f.name}"
-        for cls in sections
-        if hasattr(cls, "SECTION")
+        f"{section}.{f.name}"
+        for section, cls in section_classes().items()
         for f in fields(cls)
         if f.metadata.get("resumable")
     )
@@ -97,31 +98,31 @@ def resumable_keys() -> tuple[str, ...]:
 class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
 
-    path: str = resumable("")
+    path: str = option("", resumable=True)
     """Folder of images (ImageFolder-style or unlabelled), cifar10 / cifar100 / stl10, WebDataset
     tar shards (a .tar pattern such as train-{000000..000127}.tar, or pipe:COMMAND), or a Hugging Face
     dataset: Parquet files, a save_to_disk folder or hf:NAME from the local cache (#split=, #image=,
     #label= options)."""
-    image_size: int = 224
+    image_size: int = option(224, flag="--image-size")
     """Side of the training views in pixels (32 for CIFAR)."""
     cache: str = "auto"
     """Decode images once into a uint8 cache: auto (images of at most 64 px), on, off."""
-    cache_dir: str = resumable("")
+    cache_dir: str = option("", flag="--cache-dir", resumable=True)
     """Where the cache lives (default $BYOL_CACHE_DIR or ~/.cache/byol)."""
-    cache_on_device: str = resumable("auto")
+    cache_on_device: str = option("auto", resumable=True)
     """Keep the uint8 cache on the training device: auto (on a GPU, when it takes at most a quarter of
     its free memory), on, off. Batches are then gathered there: no host copy per step."""
-    workers: int = resumable(default_factory=default_workers)
+    workers: int = option(flag="--workers", default_factory=default_workers, resumable=True)
     """DataLoader workers for streamed (large) images (default: the cores this process may use, at most 8)."""
     monitor_fraction: float = 0.1
     """Part of a labelled folder held out as kNN queries for the monitor (when knn_test is not set)."""
-    knn_test: str = resumable("")
+    knn_test: str = option("", flag="--knn-test", resumable=True)
     """Labelled folder of test images (<class>/*.jpg, the training folder's classes): the kNN monitor then
     takes every training image as its bank and these as its queries, the protocol of byol eval knn, lightly
     and solo-learn. Unset: a held-out part of the training folder (monitor_fraction) is scored instead."""
-    allow_changed: bool = resumable(False)
+    allow_changed: bool = option(False, resumable=True)
     """Resume on images other than those the run was trained on (refused by default)."""
-    eval_crop: float = resumable(PAPER_EVAL_CROP)
+    eval_crop: float = option(PAPER_EVAL_CROP, resumable=True)
     """Evaluation view: shorter side resized to image_size / eval_crop, centre crop (224/256 in the
     paper; 1.0 for small images). Used by the kNN monitor and saved with the encoder for every evaluation."""
     samples_per_epoch: int = 0
@@ -144,11 +145,11 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     SECTION: ClassVar[str] = "model"
 
-    backbone: str = "resnet50"
+    backbone: str = option("resnet50", flag="--backbone")
     """The encoder: a name from byol's registry (byol.available_backbones()), or timm:<name> (the byol[timm] extra)."""
     timm_args: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of timm.create_model for a timm backbone, e.g. --set model.timm_args.patch_size=4."""
-    width: float = 1.0
+    width: float = option(1.0, flag="--width")
     """Channel multiplier of the backbone (0.25 for CPU-sized runs)."""
     small_images: bool | None = None
     """3×3 stride-1 stem without max-pool; default: image_size <= 64."""
@@ -158,31 +159,28 @@ class ModelConfig(_Section):
     """Output size of the projector and the predictor (256 in the paper)."""
     predictor_hidden: int = 4096
     """Hidden width of the predictor (4096 in the paper)."""
-    method: str = "byol"
+    method: str = option("byol", flag="--method")
     """The method: byol, or simclr, the contrastive baseline (NT-Xent, no predictor, no target), all else shared.
     A method's own options are its section of methods (methods.simclr.temperature)."""
-    norm: str = "batchnorm"
+    norm: str = option("batchnorm", flag="--head-norm")
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
-    encoder_norm: str = "batchnorm"
+    encoder_norm: str = option("batchnorm", flag="--encoder-norm")
     """Normalisation in the encoder: batchnorm, groupnorm-ws (GroupNorm + weight-standardised convolutions,
     no batch statistics anywhere; Richemond et al. 2020), or none (every BatchNorm removed: with
     model.norm none, no normalisation anywhere, the ablation that collapses)."""
     group_channels: int = GROUP_CHANNELS
     """groupnorm-ws only: at least this many channels per GroupNorm group (up to 32 groups; Wu & He 2018)."""
-    encoder_init: str = "default"
+    encoder_init: str = option("default", flag="--encoder-init")
     """groupnorm-ws only: default, or bn-mimic: each GroupNorm's affine set on the first batch so every channel
     starts at zero mean and unit variance over the batch, as BatchNorm starts (Richemond et al. 2020)."""
-    use_predictor: bool = True
+    use_predictor: bool = option(True, flag="--no-predictor")
     """Ablation only: BYOL collapses without its predictor."""
     sync_bn: str = "auto"
     """BatchNorm statistics over all processes under torchrun: auto (on with CUDA), on, off.
     SyncBatchNorm needs CUDA; on CPU each process keeps its own statistics."""
 
     def validate(self) -> None:
-        try:
-            check_backbone(self.backbone)
-        except ValueError as e:
-            raise ByolError(f"--backbone {self.backbone!r} is unknown: {e}") from None
+        self._one_of("backbone")
         if self.timm_args and not is_timm(self.backbone):
             raise ByolError(f"--set model.timm_args is for timm:<name> backbones, not {self.backbone!r}")
         self._require("width", self.width > 0, "positive")
@@ -217,7 +215,7 @@ class AugmentConfig(_Section):
     """Per-channel standard deviation the views are normalised with (ImageNet's)."""
     compile: str = "auto"
     """torch.compile the augmentation ops: auto (on when a C++ compiler or CUDA is there), on, off."""
-    color: bool = True
+    color: bool = option(True, flag="--no-color")
     """Colour jitter and grayscale in the views; off (--no-color), the paper's colour ablation (fig. 3b)."""
     jitter: str = "torchvision"
     """Colour ops: torchvision (brightness multiplies, contrast and saturation blend with luma; the PyTorch
@@ -230,12 +228,6 @@ class AugmentConfig(_Section):
             return self.view1, self.view2
         return tuple(dataclasses.replace(v, jitter_p=0.0, grayscale_p=0.0) for v in (self.view1, self.view2))
 
-    def build(self, image_size: int, compile: bool = False) -> TwoViewAugment:
-        """The two-view augmentation these settings describe, for views of ``image_size`` pixels."""
-        return TwoViewAugment(
-            image_size, *self.views(), self.mean, self.std, self.interpolation, compile=compile, jitter=self.jitter
-        )
-
     def validate(self) -> None:
         self._one_of("interpolation")
         self._one_of("jitter")
@@ -247,18 +239,18 @@ class AugmentConfig(_Section):
 class OptimConfig(_Section):
     SECTION: ClassVar[str] = "optim"
 
-    optimizer: str = "lars"
+    optimizer: str = option("lars", flag="--optimizer")
     """The optimiser: lars is the paper's."""
-    batch_size: int = 4096
+    batch_size: int = option(4096, flag="--batch-size")
     """Images per forward pass (per process); the effective batch is batch_size × accumulate × processes."""
-    accumulate: int = 1
+    accumulate: int = option(1, flag="--accumulate")
     """Batches per optimiser step; the target is updated once per step, as the paper emulated big batches."""
-    micro_batch: str = "auto"
+    micro_batch: str = option("auto", flag="--micro-batch")
     """Images per forward pass: auto (what fits in memory; the whole batch when it fits) or a number.
     Gradients of the passes are accumulated, so the step sees the whole batch; BatchNorm sees each pass."""
-    base_lr: float = resumable(0.2)
+    base_lr: float = option(0.2, flag="--lr", resumable=True)
     """Learning rate per 256 images: lr = base_lr × effective batch / 256 (LARS, SGD). AdamW uses it as is."""
-    weight_decay: float = 1.5e-6
+    weight_decay: float = option(1.5e-6, flag="--weight-decay")
     """Weight decay of the weights (biases and norm parameters excluded, as the paper)."""
     momentum: float = 0.9
     """Momentum of LARS and SGD."""
@@ -266,13 +258,13 @@ class OptimConfig(_Section):
     """LARS: η, the trust coefficient of the layer-wise rate."""
     clip_lr: bool = False
     """LARS: clip the adapted learning rate to the global one (the CIFAR recipe)."""
-    compiled_step: bool = resumable(False)
+    compiled_step: bool = option(False, resumable=True)
     """LARS: each step as one compiled graph (torch.compile; lr a device tensor, so one graph serves
     every step): a few fused kernels instead of a launch per tensor. For a GPU; same result to float
     tolerance. SGD and AdamW use PyTorch's fused kernels instead (on CUDA and CPUs)."""
-    warmup_epochs: float = 10.0
+    warmup_epochs: float = option(10.0, flag="--warmup-epochs")
     """Linear warmup, then cosine decay to 0; capped at half of the run."""
-    tau_base: float = 0.996
+    tau_base: float = option(0.996, flag="--tau-base")
     """Start of the target decay rate τ, which rises to 1 with a cosine schedule."""
     scale_lr: bool = True
     """Apply the linear scaling rule batch/256 (off for AdamW presets)."""
@@ -295,41 +287,36 @@ class OptimConfig(_Section):
         self._require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")
 
-    def peak_lr(self, world_size: int = 1) -> float:
-        """The lr after warm-up: ``base_lr`` scaled by the effective batch / 256 (unless scale_lr is off)."""
-        batch = self.batch_size * self.accumulate * world_size
-        return scaled_lr(self.base_lr, batch) if self.scale_lr else self.base_lr
-
 
 @dataclass
 class RunConfig(_Section):
     SECTION: ClassVar[str] = "run"
 
-    epochs: float = resumable(100)
+    epochs: float = option(100, flag="--epochs", resumable=True)
     """Length of the run in epochs (ignored when time_budget is set)."""
-    time_budget: float | None = resumable(None)
+    time_budget: float | None = option(None, flag="--time-budget", resumable=True)
     """Minutes of training: schedules are laid over the steps this allows, estimated from the first steps."""
-    seed: int = 0
+    seed: int = option(0, flag="--seed")
     """Seed of the initialisation, the data order and every augmentation draw."""
-    device: str = resumable("auto")
+    device: str = option("auto", flag="--device", resumable=True)
     """auto (cuda when available), cpu, cuda, cuda:N."""
-    precision: str = resumable("auto")
+    precision: str = option("auto", flag="--precision", resumable=True)
     """auto: bf16 autocast on CUDA; on a CPU with bf16 units (AMX, AVX-512 BF16) bf16 where a probe of the
     run's own passes finds it 1.1× faster than fp32 (said in the log and summary.json), measured once a
     run: a resume keeps its checkpoint's, a run under 200 steps or a 2-minute budget is fp32; fp32 on
     other CPUs. Or fp32, or bf16."""
     channels_last: bool = True
     """Images and convolutions in channels-last memory order (faster convolutions on GPUs and CPUs)."""
-    compile: bool = False
+    compile: bool = option(False, flag="--compile")
     """torch.compile the model (CUDA: faster after a minute of compiling)."""
-    compile_mode: str = resumable("default")
+    compile_mode: str = option("default", resumable=True)
     """torch.compile's mode with --compile: default, reduce-overhead (CUDA graphs: fewer kernel launches
     from the host), max-autotune (also searches kernels; minutes of compiling) or max-autotune-no-cudagraphs."""
-    deterministic: bool = False
+    deterministic: bool = option(False, flag="--deterministic")
     """Deterministic kernels: a resumed run then equals an uninterrupted one exactly (CPU)."""
-    log_every: int = resumable(50)
+    log_every: int = option(50, flag="--log-every", resumable=True)
     """Steps between metrics lines (loss, lr, τ, images/s, collapse diagnostics)."""
-    knn_every: float = 1.0
+    knn_every: float = option(1.0, flag="--knn-every")
     """Epochs between kNN monitor evaluations when labels exist (0: off)."""
     knn_k: int = KNN_K
     """kNN's k: the neighbours that vote (the training monitor's, and byol eval knn's --k)."""
@@ -340,7 +327,7 @@ class RunConfig(_Section):
     """At most this many training images form the monitor's kNN memory bank."""
     online_classifier: bool = True
     """Train a linear classifier on detached features to monitor progress (official BYOL does)."""
-    checkpoint_every_minutes: float = 10.0
+    checkpoint_every_minutes: float = option(10.0, flag="--checkpoint-every")
     """Also checkpoint inside an epoch this often (0: only at epoch ends)."""
     keep_checkpoints: int = 2
     """Checkpoints kept in checkpoints/; older ones are deleted."""
@@ -375,7 +362,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     methods: dict[str, Any] = field(default_factory=default_options)
-    """Each method's own options by its name (``MethodSpec.options``): methods.simclr.temperature."""
+    """Each method's own options by its name (``byol.config.registry.register_methods``): methods.simclr.temperature."""
     preset: str = ""
 
     def validate(self) -> Config:

@@ -1,6 +1,6 @@
 """The one text of each config option: the attribute docstring written under it in the schema
-(``byol.config``'s sections, each method's options class), then its choices from their registries.
-``--help`` (``byol.flags.add_flags``) and the documentation's reference both print it.
+(``byol.config.schema``'s sections, each method's options class), then its choices from their registries.
+``--help`` (``byol.config.flags.add_flags``) and the documentation's reference both print it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ import functools
 import inspect
 from typing import Any
 
-from byol import config
-from byol.config import CHOICES
-from byol.flags import option_name
-from byol.method import METHODS
+from byol.config import schema
+from byol.config.registry import CHOICES, method_option_classes
+from byol.config.schema import option_name
 
 
 @functools.cache
 def option_docstrings() -> dict[str, str]:
     """``section.key`` → the attribute docstring written under that key in byol.config's sections and in
     each method's options class (``MethodSpec.options``, section ``methods.<name>``)."""
-    sources = [inspect.getsource(config)]
-    sources += [inspect.getsource(spec.options) for spec in METHODS.values() if spec.options is not None]
+    sources = [inspect.getsource(schema)]
+    sources += [inspect.getsource(cls) for cls in method_option_classes().values()]
     docs = {}
     for source in sources:
         for cls in (n for n in ast.parse(inspect.cleandoc(source)).body if isinstance(n, ast.ClassDef)):
@@ -72,13 +71,13 @@ def _default_text(value: Any) -> str:
 def config_reference() -> str:
     """Every config key as a Markdown page: its section, type, default, how it is set and its text
     (``option_help``, the text ``--help`` prints). The documentation's reference is this page."""
-    cfg = config.Config()
+    cfg = schema.Config()
     sections = [(s, getattr(cfg, s)) for s in ("data", "model", "augment", "optim", "run")]
     sections += [(f"methods.{name}", options) for name, options in cfg.methods.items()]
     lines = [
         "# Configuration reference",
         "",
-        "Generated from the schema (`byol/config.py` and each method's options): the text of each key is",
+        "Generated from the schema (`byol/config/schema.py` and each method's options): the text of each key is",
         "its docstring there, the same text `byol pretrain --help` prints. Defaults are the schema's; a",
         "preset (`--preset cpu|cifar10|imagenet`) sets many of them (`byol/presets/*.yaml`). Set a key in a",
         "YAML file, with its flag, or with `--set section.key=value`.",
