@@ -110,14 +110,14 @@ def train_lightly(args, run_dir: Path) -> dict:
     from lightly.loss import NegativeCosineSimilarity
     from lightly_recipe import PeerBYOL, peer_transform
 
-    from byol.build import encoder as build_configured_encoder
+    from byol import build
     from byol.constants import default_workers
     from byol.schedules import lr_schedule, tau_schedule
     from byol.train.diagnostics import centred_diagnostics, effective_rank
 
     cfg = config(args)
     torch.manual_seed(args.seed)
-    enc = build_configured_encoder(cfg)
+    enc = build.encoder(cfg)
     model = PeerBYOL(enc.module, enc.feature_dim, LIGHTLY_HIDDEN, cfg.model.projection_dim).train()
     dataset = torchvision.datasets.ImageFolder(
         str(args.data / "train"), transform=peer_transform(cfg.data.image_size, *cfg.augment.views())

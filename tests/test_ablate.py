@@ -342,13 +342,13 @@ def test_issue_44s_missing_claims_are_variants_with_rules_read_only_where_they_r
     appears once its runs exist (pages of suites without them are unchanged: the byte checks)."""
     from torch import nn
 
-    from byol.build import encoder as build_configured_encoder
+    from byol.build import encoder as build_encoder_of
 
     base = resolve("cpu", {})
     lars, none = (variant_config(base, VARIANTS[n], epochs=1) for n in ("lars", "no_norm_lars"))
     assert (none.model.norm, none.model.encoder_norm, none.optim.optimizer) == ("none", "none", "lars")
     assert none.optim.weight_decay == lars.optim.weight_decay > 0
-    encoder = build_configured_encoder(none).module
+    encoder = build_encoder_of(none).module
     assert not [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert encoder(torch.rand(2, 3, 32, 32)).shape == (2, 128)
     adamw = variant_config(base, VARIANTS["heads_none"], epochs=1)

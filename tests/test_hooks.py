@@ -565,8 +565,24 @@ def test_the_hooks_order_is_declared_and_a_hook_put_before_what_it_reads_is_refu
     with pytest.raises(ValueError, match="CollapseWatch reads what MetricsLog does in a step"):
         check_order(late_line)
     budget = next(h for h in hooks if type(h).__name__ == "TimeBudget")
-    with pytest.raises(ValueError, match="MetricsLog reads what TimeBudget does in a step"):
+    with pytest.raises(ValueError, match="NonFiniteGuard reads what TimeBudget does in a step"):
         train_loop(run, state, [h for h in hooks if h is not budget] + [budget])
     assert state.step == 0
+    typo = types.SimpleNamespace(runs_after=("MetricLog",), name="Typo")
+    with pytest.raises(ValueError, match="Typo: runs_after names MetricLog, which is no hook class"):
+        check_order([*hooks, typo])
     for hook in hooks:
         hook.close()
+
+
+def test_a_resume_keeps_the_precision_of_the_checkpoint_it_resumes_from(tmp_path):
+    """``saved_precision`` reads the checkpoint a resume will use: a newest file without its keys is passed
+    over for the one before, as ``latest_checkpoint`` passes it over (the precision must not flip)."""
+    whole = {"model": {}, "optimizer": {}, "step": 12, "schedule": {}, "config": {}, "rng": {}, "precision": "fp32"}
+    ckpt_io.atomic_save(whole, ckpt_io.checkpoint_path(tmp_path, 12))
+    ckpt_io.atomic_save({**whole, "step": 24, "precision": "bf16"}, ckpt_io.checkpoint_path(tmp_path, 24))
+    assert ckpt_io.saved_precision(tmp_path) == "bf16"  # a whole newest file: its own
+    broken = {k: v for k, v in whole.items() if k != "rng"} | {"step": 36}
+    ckpt_io.atomic_save(broken, ckpt_io.checkpoint_path(tmp_path, 36))
+    assert ckpt_io.saved_precision(tmp_path) == "bf16"  # step 24's, the one latest_checkpoint resumes from
+    assert ckpt_io.latest_checkpoint(tmp_path)[1].step == 24

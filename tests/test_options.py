@@ -5,13 +5,14 @@ The cases come from the config dataclasses themselves, so a new option is covere
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import pytest
 import torch
 
 from byol.cli.__main__ import main as cli
 from byol.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, RunConfig
-from byol.config.flags import FLAGS, option_name
+from byol.config.flags import flags, option_name
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "augment": AugmentConfig, "optim": OptimConfig, "run": RunConfig}
 
@@ -39,7 +40,7 @@ def test_every_config_key_with_a_wrong_value_is_one_line(key, value, tmp_path, c
     assert "does not exist" not in err  # refused before the data is looked at
 
 
-@pytest.mark.parametrize("flag", [f.name for f in FLAGS if f.type in (int, float)])
+@pytest.mark.parametrize("flag", [f.name for f in flags() if f.type in (int, float)])
 def test_every_numeric_flag_with_text_is_one_line(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["pretrain", str(tmp_path), "--out", str(tmp_path / "run"), flag, "abc"])
@@ -166,7 +167,7 @@ def test_every_flag_sets_a_config_key_that_exists_and_errors_name_the_flag():
     from byol.config.flags import add_flags, flag_values
 
     cfg = Config()
-    for f in FLAGS:
+    for f in flags():
         *path, key = f.key.split(".")
         section = getattr(cfg, path[0])
         section = section[path[1]] if len(path) == 2 else section  # a method's options: methods.<name>.<key>
@@ -192,7 +193,7 @@ def test_help_is_each_options_docstring_and_lists_choices_from_their_registries(
         cli(["pretrain", "--help"])
     squeeze = lambda text: "".join(text.split())  # noqa: E731  (argparse wraps lines, even at hyphens)
     shown = squeeze(capsys.readouterr().out)
-    for f in FLAGS:
+    for f in flags():
         doc = option_docstrings()[f.key]  # every flag's key has its docstring in the schema
         assert doc and squeeze(option_help(f.key)) in shown, f.name
     assert squeeze("The optimiser: lars is the paper's. One of: lars, sgd, adamw.") in shown
@@ -220,3 +221,64 @@ def test_the_resume_policy_is_declared_on_the_fields_and_read_from_there():
     assert set(LENGTH_CHANGES) <= set(RESUMABLE_CHANGES) and resumable_keys() == RESUMABLE_CHANGES
     declared = {f.name: bool(f.metadata.get("resumable")) for cls in (DataConfig, RunConfig) for f in fields(cls)}
     assert declared["path"] and declared["epochs"] and not declared["image_size"] and not declared["seed"]
+
+
+def test_every_committed_run_folders_config_loads_as_it_was_written():
+    """Behaviour unchanged across reshapings (issue 42): the config.yaml of every committed run folder
+    (docs/results, written by byol since 2026-11-30) loads with today's schema, validates, and gives back
+    every value it holds (keys that moved, in their new place), so ``byol pretrain`` on such a folder
+    takes up the run it was."""
+    import yaml
+
+    from byol.config.io import load_yaml, upgrade
+
+    def held(saved: dict, now: dict, prefix: str = "") -> list[str]:
+        """The keys of ``saved`` whose value ``now`` does not give back."""
+        out = []
+        for key, value in saved.items():
+            if isinstance(value, dict) and isinstance(now.get(key), dict):
+                out += held(value, now[key], f"{prefix}{key}.")
+            elif now.get(key) != value:
+                out.append(f"{prefix}{key}: {value!r} -> {now.get(key)!r}")
+        return out
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "docs" / "results").rglob("config.yaml"))
+    assert len(paths) >= 40
+    for path in paths:
+        saved = upgrade(yaml.safe_load(path.read_text()))
+        assert held(saved, load_yaml(path).validate().to_dict()) == [], path
+
+
+def test_a_flag_declared_twice_is_refused_and_a_method_registered_later_brings_its_flags(monkeypatch):
+    """The flag table is read from the schema when asked (``flags()``): a method registered after the
+    module was imported brings its flag; two fields of one flag are an error naming both."""
+    import dataclasses as dc
+
+    from byol.config import option
+    from byol.method import METHODS, MethodSpec
+
+    @dc.dataclass
+    class Mine:
+        SECTION = "methods.mine"
+        weight: float = option(1.0, flag="--mine-weight")
+
+        def check(self, require):
+            pass
+
+    monkeypatch.setitem(METHODS, "mine", MethodSpec(lambda *a: None, Mine))
+    assert ("--mine-weight", "methods.mine.weight") in {(f.name, f.key) for f in flags()}
+    assert option_name("methods.mine.weight") == "--mine-weight"
+
+    @dc.dataclass
+    class Clash:
+        SECTION = "methods.clash"
+        t: float = option(0.5, flag="--temperature")
+
+        def check(self, require):
+            pass
+
+    monkeypatch.setitem(METHODS, "clash", MethodSpec(lambda *a: None, Clash))
+    with pytest.raises(
+        ValueError, match="--temperature is declared by both methods.simclr.temperature and methods.clash.t"
+    ):
+        flags()

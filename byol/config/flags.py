@@ -19,7 +19,7 @@ from typing import Any
 
 from byol.config.schema import option_name, section_classes
 
-__all__ = ["FLAGS", "Flag", "add_flags", "flag_values", "flags", "option_name"]
+__all__ = ["Flag", "add_flags", "flag_values", "flags", "option_name"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ def _value_type(hint: Any) -> type:
 
 
 def flags() -> tuple[Flag, ...]:
-    """Every field declared with a flag, section by section in the schema's order."""
-    table = []
+    """Every field declared with a flag, section by section in the schema's order; two fields of one
+    flag are a ``ValueError`` naming both (a method's options class that took another's flag)."""
+    table: list[Flag] = []
     for section, cls in section_classes().items():
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
@@ -55,15 +56,17 @@ def flags() -> tuple[Flag, ...]:
                 table.append(Flag(name, f"{section}.{f.name}", None, switch=not name.startswith("--no-")))
             else:
                 table.append(Flag(name, f"{section}.{f.name}", kind))
+    seen: dict[str, str] = {}
+    for f in table:
+        if seen.setdefault(f.name, f.key) != f.key:
+            raise ValueError(f"{f.name} is declared by both {seen[f.name]} and {f.key}")
     return tuple(table)
 
 
-FLAGS: tuple[Flag, ...] = flags()
-
-
 def add_flags(parser: argparse.ArgumentParser, help_for: Callable[[str], str] | None = None) -> None:
-    """Every flag of the table, its help ``help_for(key)`` (``byol.config.docs.option_help``)."""
-    for f in FLAGS:
+    """Every flag of the table (``flags()``: read now, so a method registered after this module was
+    imported brings its flags), its help ``help_for(key)`` (``byol.config.docs.option_help``)."""
+    for f in flags():
         text = help_for(f.key).replace("%", "%%") if help_for is not None else None
         if f.switch is None:
             parser.add_argument(f.name, type=f.type, default=None, help=text)
@@ -75,7 +78,7 @@ def flag_values(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The config values the flags in ``args`` set, as ``{section: {key: value}}`` (nested deeper for
     a method's options: ``{"methods": {"simclr": {"temperature": ...}}}``)."""
     out: dict[str, dict[str, Any]] = {}
-    for f in FLAGS:
+    for f in flags():
         given = getattr(args, f.dest)
         if given is None:
             continue

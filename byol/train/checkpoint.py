@@ -194,8 +194,8 @@ def saved_precision(run_dir: Path) -> str | None:
             continue
         try:
             return Checkpoint.from_dict(ckpt, path).precision
-        except ByolError:  # not a whole checkpoint: latest_checkpoint says so when it resumes
-            return None
+        except ByolError:  # not a whole checkpoint: latest_checkpoint resumes from the one before, so do we
+            continue
     return None
 
 

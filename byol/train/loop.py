@@ -7,6 +7,7 @@ concerns (``byol.train.hooks``), each deciding for itself whether this step is i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -17,6 +18,8 @@ from byol.train.engine import augmentation_generator, make_views, train_step
 from byol.train.hooks.base import Hook, StepEvent, check_order
 from byol.train.setup import Run
 from byol.train.state import TrainState
+
+log = logging.getLogger(__name__)
 
 
 def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
@@ -49,6 +52,7 @@ def train_loop(run: Run, state: TrainState, hooks: list[Hook]) -> None:
                     stop = hook.after_step(event)
                     if stop is not None and state.stop is None:
                         state.stop = stop
+                        log.info("stopping after step %d: %s", state.step, stop.reason)
                 if state.finished:
                     break
     finally:

@@ -1,7 +1,8 @@
 """The periodic concerns of the training loop, one class each.
 
 After every optimiser step the loop hands each hook a ``StepEvent``; a hook decides for itself
-whether this step is its step, and returns a ``Stop`` (with its reason) to end the run after it.
+whether this step is its step, and returns a ``Stop`` (with its reason) to end the run after it
+(``NonFiniteGuard`` raises instead: a run that no longer steps is an error, not a stop).
 What a hook observes stays in it (``MetricsLog.last_line``, ``KnnMonitor.last``); a hook that reads
 another is given it and names it in ``runs_after``, and ``check_order`` refuses an order that breaks
 that. In the order the loop calls them (``default_hooks``):

@@ -49,12 +49,21 @@ class Hook:
         pass
 
 
+def _hook_classes_of(cls: type) -> list[type]:
+    """Every subclass of ``cls``, at any depth."""
+    return [c for sub in cls.__subclasses__() for c in (sub, *_hook_classes_of(sub))]
+
+
 def check_order(hooks: Sequence[Hook]) -> None:
-    """A ``ValueError`` naming both when a hook comes before one it reads (``Hook.runs_after``). A hook is
-    known by its class's name, or by its ``name`` (a wrapper's: the hook it wraps)."""
+    """A ``ValueError`` naming both when a hook comes before one it reads (``Hook.runs_after``), or when
+    ``runs_after`` names no hook class (a typo, a renamed class). A hook is known by its class's name, or
+    by its ``name`` (a wrapper's: the hook it wraps); one not in the list is not waited for."""
     names = [getattr(h, "name", type(h).__name__) for h in hooks]
-    position = {name: i for i, name in enumerate(names)}
+    position, known = {name: i for i, name in enumerate(names)}, {c.__name__ for c in _hook_classes_of(Hook)}
     for i, hook in enumerate(hooks):
+        unknown = [name for name in getattr(hook, "runs_after", ()) if name not in known]
+        if unknown:
+            raise ValueError(f"hook {names[i]}: runs_after names {unknown[0]}, which is no hook class")
         late = [name for name in getattr(hook, "runs_after", ()) if position.get(name, -1) > i]
         if late:
             raise ValueError(f"hook {names[i]} reads what {late[0]} does in a step: it must run after it")

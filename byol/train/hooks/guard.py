@@ -21,6 +21,8 @@ class NonFiniteGuard(Hook):
     most twice that many steps after it began to exceed it.
     """
 
+    runs_after = ("Preemption", "TimeBudget")  # a stop makes this step the last: looked at
+
     def __init__(self, run: Run):
         self.run, self.limit = run, run.cfg.run.max_skipped_steps
         self.every = max(1, self.limit) if run.device.type == "cuda" else 1

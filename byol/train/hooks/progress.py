@@ -15,7 +15,7 @@ class ProgressBar(Hook):
     """A tqdm bar with the last logged figures: over the steps of a run of fixed length, over the
     training seconds of a time budget (with the time left; its step count is an estimate)."""
 
-    runs_after = ("MetricsLog",)  # the figures of this step's line
+    runs_after = ("TimeBudget", "MetricsLog")  # the plan as re-laid this step; the figures of this step's line
 
     def __init__(self, state: TrainState, metrics: MetricsLog | None = None):
         from tqdm import tqdm
