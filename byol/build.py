@@ -58,7 +58,8 @@ def encoder_meta(cfg: Config, feature_dim: int) -> dict[str, Any]:
 def heads(model: ModelConfig) -> Heads:
     """The heads ``model.*`` sets."""
     m = model
-    return Heads(m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor)
+    return Heads(m.projector_hidden, m.projection_dim, m.predictor_hidden, m.norm, m.use_predictor,
+                 m.projector_output_norm)  # fmt: skip
 
 
 def method(cfg: Config, encoder: nn.Module, feature_dim: int) -> Method:
@@ -74,13 +75,26 @@ def peak_lr(optim: OptimConfig, world_size: int = 1) -> float:
 
 
 def optimizer(
-    optim: OptimConfig, modules: nn.Module | list[nn.Module], lr: float, fused: bool = True
+    optim: OptimConfig,
+    modules: nn.Module | list[nn.Module],
+    lr: float,
+    fused: bool = True,
+    predictor: nn.Module | None = None,
 ) -> torch.optim.Optimizer:
     """The optimiser ``optim`` describes over ``modules`` (the paper's parameter groups), at ``lr``
-    (``fused``: as ``byol.optim.build_optimizer``)."""
-    o = optim
+    (``fused``: as ``byol.optim.build_optimizer``); ``predictor``, the one of ``modules`` whose lr is
+    ``optim.predictor_lr`` times the others' (groups of their own; the loop's ``set_lr`` keeps the ratio)."""
+    o, modules = optim, [modules] if isinstance(modules, nn.Module) else list(modules)
+    scales = None
+    if o.predictor_lr != 1:
+        if not any(m is predictor for m in modules):
+            raise ByolError(f"--set optim.predictor_lr {o.predictor_lr:g}: this method has no predictor to scale")
+        scales = [o.predictor_lr if m is predictor else 1.0 for m in modules]
+    groups = param_groups(modules, o.weight_decay, scales)
+    for group in groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     return build_optimizer(
-        o.optimizer, param_groups(modules, o.weight_decay), lr=lr, weight_decay=o.weight_decay,
+        o.optimizer, groups, lr=lr, weight_decay=o.weight_decay,
         momentum=o.momentum, trust_coefficient=o.trust_coefficient, clip=o.clip_lr, compiled=o.compiled_step,
         fused=fused,
     )  # fmt: skip

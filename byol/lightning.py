@@ -111,7 +111,8 @@ class BYOLModule(L.LightningModule):
         # Lightning refuses to clip the gradients of an optimiser that unscales them itself (fused kernels
         # under mixed precision): unfused when the Trainer clips.
         clips = bool(getattr(self.trainer, "gradient_clip_val", None))
-        optimizer = build.optimizer(cfg, self.method.trained_modules(), self.peak_lr(), fused=not clips)
+        predictor = getattr(self.method, "predictor", None)
+        optimizer = build.optimizer(cfg, self.method.trained_modules(), self.peak_lr(), not clips, predictor)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

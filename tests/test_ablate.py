@@ -370,3 +370,49 @@ def test_issue_44s_missing_claims_are_variants_with_rules_read_only_where_they_r
                             (("crop_only", 0.30), ("simclr", 0.38), ("simclr_crop_only", 0.20))})  # fmt: skip
     got = {c["claim"].split(" (")[0]: c["verdict"] for c in claims(res)}
     assert got["Crops alone hurt BYOL less than SimCLR"] == "reproduced"  # BYOL −10, SimCLR −18
+
+
+def test_issue_44s_two_details_are_variants_with_rules_committed_before_their_runs():
+    """τ = 0 with the predictor's lr × 10 (under LARS, beside τ = 0 alone) and BatchNorm on the projector's
+    output: each differs from its reference by what it names; the predictor's groups step at 10× the lr, the
+    others at 1× (as the loop sets it); the target's projector carries the BatchNorm too; the claims appear
+    only where the runs exist, the "matters" rule two-sided."""
+    from dataclasses import replace
+
+    from byol import build
+    from byol.ablate.claims import matters_verdict
+    from byol.train.engine import set_lr
+
+    base = resolve("cpu", {})
+    tau0, fast = (variant_config(base, VARIANTS[n], epochs=1) for n in ("tau_0_lars", "tau_0_predictor_lr_lars"))
+    assert (fast.optim.tau_base, fast.optim.optimizer, fast.optim.predictor_lr) == (0.0, "lars", 10.0)
+    assert replace(fast.optim, predictor_lr=1.0) == tau0.optim
+    enc = build.encoder(fast)
+    method = build.method(fast, enc.module, enc.feature_dim)
+    opt = build.optimizer(fast.optim, method.trained_modules(), 0.5, predictor=method.predictor)
+    predictor = {id(p) for p in method.predictor.parameters()}
+    set_lr(opt, 0.2)
+    for group in opt.param_groups:
+        inside = {id(p) in predictor for p in group["params"]}
+        assert len(inside) == 1 and group["lr"] == pytest.approx(2.0 if inside == {True} else 0.2)
+    assert len(build.optimizer(tau0.optim, method.trained_modules(), 0.5).param_groups) == 2  # as always
+    with pytest.raises(ByolError, match="optim.predictor_lr 10: this method has no predictor"):
+        build.optimizer(fast.optim, method.trained_modules(), 0.5)
+    bn = variant_config(base, VARIANTS["projector_output_bn"], epochs=1)
+    model = build.method(bn, build.encoder(bn).module, enc.feature_dim)
+    for head in (model.online_projector, model.target_projector):
+        assert isinstance(head[-1], torch.nn.BatchNorm1d) and head[-1].num_features == bn.model.projection_dim
+    assert not isinstance(method.online_projector[-1], torch.nn.BatchNorm1d)
+    assert matters_verdict([0.03, 0.04, 0.05]) == matters_verdict([-0.03, -0.04, -0.05]) == "reproduced"
+    assert (
+        matters_verdict([0.01, -0.005, 0.0]) == "not reproduced"
+        and matters_verdict([0.05, -0.04, 0.0]) == "inconclusive"
+    )
+    rows = {"baseline": [_row(0.40)] * 3, "lars": [_row(0.40)] * 3, "tau_0_lars": [_row(0.19)] * 3}
+    assert not [
+        c for c in claims(_table(**rows)) if "predictor trained 10" in c["claim"] or "projector's output" in c["claim"]
+    ]
+    got = {c["claim"].split(" (")[0]: c["verdict"] for c in claims(_table(
+        **rows, tau_0_predictor_lr_lars=[_row(0.33)] * 3, projector_output_bn=[_row(0.41)] * 3))}  # fmt: skip
+    assert got["Without a moving target"] == "reproduced"  # +13 over untrained, +14 over τ = 0 alone
+    assert got["BatchNorm on the projector's output changes what BYOL learns"] == "not reproduced"  # 1 point

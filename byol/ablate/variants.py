@@ -207,6 +207,20 @@ VARIANTS: dict[str, Variant] = {
             f"{GRILL}, fig. 3b",
         ),  # fmt: skip
         Variant(
+            "tau_0_predictor_lr_lars",
+            "τ = 0 (no moving target) with the predictor's lr × 10, under LARS + weight decay",
+            {"optim": {**LARS, "tau_base": 0.0, "predictor_lr": 10.0}},
+            66.5,
+            f"{GRILL}, §5 (300 epochs)",
+        ),  # fmt: skip
+        Variant(
+            "projector_output_bn",
+            "BatchNorm on the projector's output (online and target), as SimCLR's projector has",
+            {"model": {"projector_output_norm": True}},
+            None,
+            'issue 44 ("this seemingly small detail turns out to matter"; no figure)',
+        ),  # fmt: skip
+        Variant(
             "simclr_crop_only",
             "SimCLR, random crops and flips only",
             {"model": {"method": "simclr"}, **CROP_ONLY},
@@ -291,6 +305,8 @@ SUITES = {
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
     # Issue 44's missing claims: each beside the baseline of its optimiser and method.
     "missing": ["baseline", "heads_none", "lars", "no_norm_lars", "simclr", "crop_only", "simclr_crop_only"],
+    # Issue 44's two details: the target's role (τ = 0 alone and with a faster predictor), BatchNorm on z.
+    "details": ["baseline", "lars", "tau_0_lars", "tau_0_predictor_lr_lars", "projector_output_bn"],
 }
 
 

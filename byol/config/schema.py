@@ -175,6 +175,8 @@ class ModelConfig(_Section):
     starts at zero mean and unit variance over the batch, as BatchNorm starts (Richemond et al. 2020)."""
     use_predictor: bool = option(True, flag="--no-predictor")
     """Ablation only: BYOL collapses without its predictor."""
+    projector_output_norm: bool = False
+    """Ablation only: BatchNorm on the projector's output, as SimCLR's projector has and BYOL's has not."""
     sync_bn: str = "auto"
     """BatchNorm statistics over all processes under torchrun: auto (on with CUDA), on, off.
     SyncBatchNorm needs CUDA; on CPU each process keeps its own statistics."""
@@ -262,6 +264,9 @@ class OptimConfig(_Section):
     """LARS: each step as one compiled graph (torch.compile; lr a device tensor, so one graph serves
     every step): a few fused kernels instead of a launch per tensor. For a GPU; same result to float
     tolerance. SGD and AdamW use PyTorch's fused kernels instead (on CUDA and CPUs)."""
+    predictor_lr: float = 1.0
+    """The predictor's learning rate as a multiple of the others' (1 in the paper's runs; 10 in its §5
+    experiment: without a moving target, τ = 0, a predictor kept near its optimum still learns)."""
     warmup_epochs: float = option(10.0, flag="--warmup-epochs")
     """Linear warmup, then cosine decay to 0; capped at half of the run."""
     tau_base: float = option(0.996, flag="--tau-base")
@@ -284,6 +289,7 @@ class OptimConfig(_Section):
             not self.compiled_step or self.optimizer == "lars",
             "false with --optimizer sgd or adamw (PyTorch's fused kernels serve them)",
         )
+        self._require("predictor_lr", self.predictor_lr > 0, "positive")
         self._require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._require("tau_base", 0 <= self.tau_base <= 1, "in [0, 1]")
 

@@ -33,6 +33,7 @@ class Heads:
     predictor_hidden: int = 4096
     norm: str = "batchnorm"
     use_predictor: bool = True  # the ablation without a predictor (BYOL only)
+    projector_output_norm: bool = False  # the ablation with BatchNorm on the projector's output (BYOL only)
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ class BYOL(nn.Module):
         predictor_hidden: hidden width of predictor q (4096).
         norm: normalisation inside both heads (``"batchnorm"``; the ablations use others).
         use_predictor: without a predictor BYOL collapses (paper table 5); for ablations only.
+        projector_output_norm: BatchNorm on the projector's output (online and target); for ablations only.
     """
 
     def __init__(
@@ -47,10 +48,11 @@ class BYOL(nn.Module):
         predictor_hidden: int = 4096,
         norm: str = "batchnorm",
         use_predictor: bool = True,
+        projector_output_norm: bool = False,
     ):
         super().__init__()
         self.online_encoder = encoder
-        self.online_projector = MLP(feature_dim, projector_hidden, projection_dim, norm)
+        self.online_projector = MLP(feature_dim, projector_hidden, projection_dim, norm, projector_output_norm)
         self.predictor = MLP(projection_dim, predictor_hidden, projection_dim, norm) if use_predictor else nn.Identity()
         # The target starts as an exact copy of the online encoder and projector.
         self.target_encoder = copy.deepcopy(self.online_encoder)
@@ -114,4 +116,5 @@ class BYOL(nn.Module):
 def build_byol(heads: Heads, options: None, encoder: nn.Module, feature_dim: int) -> BYOL:
     """BYOL around ``encoder`` with ``heads``; it has no options of its own (no ``methods`` section)."""
     h = heads
-    return BYOL(encoder, feature_dim, h.projector_hidden, h.projection_dim, h.predictor_hidden, h.norm, h.use_predictor)
+    return BYOL(encoder, feature_dim, h.projector_hidden, h.projection_dim, h.predictor_hidden, h.norm, h.use_predictor,
+                h.projector_output_norm)  # fmt: skip

@@ -24,7 +24,8 @@ def make_norm1d(norm: str, dim: int) -> nn.Module:
 
 
 class MLP(nn.Sequential):
-    """Linear(in → hidden) → norm → ReLU → Linear(hidden → out), no norm on the output.
+    """Linear(in → hidden) → norm → ReLU → Linear(hidden → out), no norm on the output (``output_norm``:
+    BatchNorm there, an ablation).
 
     BYOL's projector and predictor (Grill et al. 2020, §3.3): "a linear layer with output size
     4096 followed by batch normalization, rectified linear units (ReLU), and a final linear layer
@@ -36,14 +37,18 @@ class MLP(nn.Sequential):
         torch.Size([8, 256])
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256, norm: str = "batchnorm"):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int = 4096,
+        out_dim: int = 256,
+        norm: str = "batchnorm",
+        output_norm: bool = False,
+    ):
         # As the official release (haiku's MLP): a bias on the first Linear, none on the last.
-        super().__init__(
-            nn.Linear(in_dim, hidden_dim),
-            make_norm1d(norm, hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, out_dim, bias=False),
-        )
+        layers = [nn.Linear(in_dim, hidden_dim), make_norm1d(norm, hidden_dim), nn.ReLU(inplace=True)]
+        layers.append(nn.Linear(hidden_dim, out_dim, bias=False))
+        super().__init__(*layers, *([nn.BatchNorm1d(out_dim)] if output_norm else []))
 
 
 class SimCLRProjector(nn.Sequential):

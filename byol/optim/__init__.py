@@ -17,30 +17,41 @@ OPTIMIZERS = ("lars", "sgd", "adamw")
 register_choices("optim.optimizer", lambda: OPTIMIZERS)
 
 
-def param_groups(modules: nn.Module | list[nn.Module], weight_decay: float) -> list[dict]:
+def param_groups(
+    modules: nn.Module | list[nn.Module], weight_decay: float, lr_scales: list[float] | None = None
+) -> list[dict]:
     """Split trainable parameters into a decayed group and an excluded one.
 
     Biases and normalisation parameters (every tensor with at most one dimension) are excluded
     from weight decay and, under LARS, from the trust-ratio adaptation (Grill et al. 2020, app. C),
     and so are those a submodule names in ``no_weight_decay()`` (timm's convention: a ViT's
-    position embedding and class token).
+    position embedding and class token). ``lr_scales``: one per module, its lr as a multiple of the
+    run's; the modules of a scale other than 1 get two groups of their own, marked ``lr_scale``
+    (``byol.train.engine.set_lr`` applies it). Without them: the same two groups as always.
     """
     if isinstance(modules, nn.Module):
         modules = [modules]
-    decay, excluded = [], []
+    scales = lr_scales or [1.0] * len(modules)
+    by_scale: dict[float, tuple[list, list]] = {}
     seen: set[int] = set()
-    for module in modules:
+    for module, scale in zip(modules, scales, strict=True):
         named = _no_weight_decay(module)
+        decay, excluded = by_scale.setdefault(float(scale), ([], []))
         for p in module.parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
             (excluded if p.ndim <= 1 or id(p) in named else decay).append(p)
-    log.info("optimizer groups: %d tensors decayed/adapted, %d excluded (biases, norms)", len(decay), len(excluded))
-    return [
-        {"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
-        {"params": excluded, "weight_decay": 0.0, "lars_exclude": True},
-    ]
+    groups = []
+    for scale, (decay, excluded) in sorted(by_scale.items(), key=lambda kv: kv[0] != 1.0):
+        marked = {} if scale == 1.0 else {"lr_scale": scale}
+        log.info("optimizer groups: %d tensors decayed/adapted, %d excluded (biases, norms)%s", len(decay),
+                 len(excluded), f", lr × {scale:g}" if marked else "")  # fmt: skip
+        groups += [
+            {"params": decay, "weight_decay": weight_decay, "lars_exclude": False, **marked},
+            {"params": excluded, "weight_decay": 0.0, "lars_exclude": True, **marked},
+        ]
+    return groups
 
 
 def _no_weight_decay(module: nn.Module) -> set[int]:

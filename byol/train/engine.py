@@ -24,8 +24,9 @@ class StepResult:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at ``lr``, a group marked ``lr_scale`` (``byol.optim.param_groups``) at that multiple of it."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def train_step(

@@ -171,7 +171,9 @@ def build_model(
         log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
     method = build.method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
     peak_lr = build.peak_lr(cfg.optim, info.world_size)
-    optimizer = build.optimizer(cfg.optim, method.trained_modules(), peak_lr)
+    optimizer = build.optimizer(
+        cfg.optim, method.trained_modules(), peak_lr, predictor=getattr(method, "predictor", None)
+    )
     model: nn.Module = method
     if info.distributed:
         if policy.sync_bn:
