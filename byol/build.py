@@ -87,8 +87,8 @@ def optimizer(
     o, modules = optim, [modules] if isinstance(modules, nn.Module) else list(modules)
     scales = None
     if o.predictor_lr != 1:
-        if not any(m is predictor for m in modules):
-            raise ByolError(f"--set optim.predictor_lr {o.predictor_lr:g}: this method has no predictor to scale")
+        if not any(m is predictor and any(True for _ in m.parameters()) for m in modules):
+            raise ByolError(f"--set optim.predictor_lr={o.predictor_lr:g}: this run has no predictor to scale")
         scales = [o.predictor_lr if m is predictor else 1.0 for m in modules]
     groups = param_groups(modules, o.weight_decay, scales)
     for group in groups:

@@ -396,7 +396,7 @@ def test_issue_44s_two_details_are_variants_with_rules_committed_before_their_ru
         inside = {id(p) in predictor for p in group["params"]}
         assert len(inside) == 1 and group["lr"] == pytest.approx(2.0 if inside == {True} else 0.2)
     assert len(build.optimizer(tau0.optim, method.trained_modules(), 0.5).param_groups) == 2  # as always
-    with pytest.raises(ByolError, match="optim.predictor_lr 10: this method has no predictor"):
+    with pytest.raises(ByolError, match="optim.predictor_lr=10: this run has no predictor to scale"):
         build.optimizer(fast.optim, method.trained_modules(), 0.5)
     bn = variant_config(base, VARIANTS["projector_output_bn"], epochs=1)
     model = build.method(bn, build.encoder(bn).module, enc.feature_dim)
@@ -416,3 +416,7 @@ def test_issue_44s_two_details_are_variants_with_rules_committed_before_their_ru
         **rows, tau_0_predictor_lr_lars=[_row(0.33)] * 3, projector_output_bn=[_row(0.41)] * 3))}  # fmt: skip
     assert got["Without a moving target"] == "reproduced"  # +13 over untrained, +14 over τ = 0 alone
     assert got["BatchNorm on the projector's output changes what BYOL learns"] == "not reproduced"  # 1 point
+    collapsed = claims(_table(**rows, tau_0_predictor_lr_lars=[_row(0.17)] * 3))  # below its untrained, as τ = 0
+    assert {c["claim"].split(" (")[0]: c["verdict"] for c in collapsed}["Without a moving target"] == "not reproduced"
+    with pytest.raises(ByolError, match="model.projector_output_norm is BYOL's ablation, not simclr's"):
+        resolve("cpu", {"model": {"method": "simclr", "projector_output_norm": True}})

@@ -203,3 +203,27 @@ def test_compiled_step_is_for_lars_only():
         cfg.optim.validate()
     cfg.optim.optimizer = "lars"
     cfg.optim.validate()
+
+
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("grad_scale", [1e-3, 10.0])  # trust ≫ lr (the clip binds when on); trust < lr (it does not)
+def test_a_group_with_an_lr_scale_steps_that_many_times_as_far_clipped_or_not(clip, grad_scale):
+    """The predictor's lr × 10 (``optim.predictor_lr``): its groups carry ``lr_scale`` and 10× the lr; the
+    clip stays the run's lr, so the step is 10× as long whether the clip binds or not (a clip at the scaled
+    lr would leave a step whose trust is under the lr unscaled: min(trust, 10·lr) = trust)."""
+    torch.manual_seed(0)
+    start = torch.randn(4, 4)
+    plain, scaled = nn.Parameter(start.clone()), nn.Parameter(start.clone())
+    groups = [
+        {"params": [plain], "lars_exclude": False},
+        {"params": [scaled], "lars_exclude": False, "lr": 10 * 0.5, "lr_scale": 10.0},
+    ]
+    opt = LARS(groups, lr=0.5, momentum=0.0, weight_decay=0.0, trust_coefficient=1.0, clip=clip)
+    grad = torch.randn(4, 4) * grad_scale
+    plain.grad, scaled.grad = grad.clone(), grad.clone()
+    opt.step()
+    moved_plain, moved_scaled = (start - plain.detach()).norm().item(), (start - scaled.detach()).norm().item()
+    assert moved_scaled == pytest.approx(10 * moved_plain, rel=1e-5)
+    trust = (start.norm() / grad.norm()).item()
+    rate = min(trust, 0.5) if clip else 0.5 * trust  # the plain group's: clipped to the run's lr, or lr · trust
+    assert moved_plain == pytest.approx(rate * grad.norm().item(), rel=1e-5)

@@ -196,6 +196,8 @@ class ModelConfig(_Section):
                 f"{option_name('model.encoder_norm')} groupnorm-ws, not {self.encoder_norm}"
             )
         self._one_of("method")
+        if self.projector_output_norm and self.method != "byol":
+            raise ByolError(f"--set model.projector_output_norm is BYOL's ablation, not {self.method}'s")
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
             self._require(key, getattr(self, key) >= 1, "at least 1")
         self._one_of("sync_bn")

@@ -20,14 +20,15 @@ register_choices("optim.optimizer", lambda: OPTIMIZERS)
 def param_groups(
     modules: nn.Module | list[nn.Module], weight_decay: float, lr_scales: list[float] | None = None
 ) -> list[dict]:
-    """Split trainable parameters into a decayed group and an excluded one.
+    """Split trainable parameters into a decayed group and an excluded one (two of each lr scale).
 
     Biases and normalisation parameters (every tensor with at most one dimension) are excluded
     from weight decay and, under LARS, from the trust-ratio adaptation (Grill et al. 2020, app. C),
     and so are those a submodule names in ``no_weight_decay()`` (timm's convention: a ViT's
     position embedding and class token). ``lr_scales``: one per module, its lr as a multiple of the
     run's; the modules of a scale other than 1 get two groups of their own, marked ``lr_scale``
-    (``byol.train.engine.set_lr`` applies it). Without them: the same two groups as always.
+    (``byol.train.engine.set_lr`` applies it). Without them: the same two groups as always. A
+    parameter two modules share stays in the first one's groups.
     """
     if isinstance(modules, nn.Module):
         modules = [modules]

@@ -14,8 +14,10 @@ class LARS(Optimizer):
 
     For a tensor ``p`` with gradient ``g`` in a group that is not excluded:
     ``g ← g + wd·p``, ``trust = η·‖p‖/‖g‖`` (1 when either norm is 0), ``g ← trust·g``;
-    with ``clip`` the adapted rate ``trust`` never exceeds the global lr (``g ← min(trust/lr, 1)·g``,
-    as NVIDIA's LARC and solo-learn's CIFAR recipe). Then ``v ← m·v + g`` and ``p ← p − lr·v``.
+    with ``clip`` the adapted rate ``trust`` never exceeds the run's lr (``g ← min(trust/lr, 1)·g``,
+    as NVIDIA's LARC and solo-learn's CIFAR recipe). Then ``v ← m·v + g`` and ``p ← p − lr·v``. A group
+    marked ``lr_scale`` (``byol.optim.param_groups``: the predictor's lr × 10) has ``lr`` that multiple of
+    the run's, and its clip is still the run's lr: its steps are ``lr_scale`` times as long, clipped or not.
 
     Groups with ``lars_exclude=True`` (biases and normalisation parameters, see
     ``byol.optim.param_groups``) get neither weight decay nor the trust ratio, as in the paper.
@@ -30,7 +32,7 @@ class LARS(Optimizer):
         momentum: in [0, 1).
         weight_decay: >= 0.
         trust_coefficient: η > 0 (1e-3 in the paper).
-        clip: clip the adapted rate to the global lr.
+        clip: clip the adapted rate to the run's lr (a group's lr over its ``lr_scale``).
         eps: added to the denominator of the trust ratio.
         compiled: run each group's update as one ``torch.compile``d graph (for a GPU: the trust
             ratios, the momentum and the select of a skipped step fused into a few kernels instead of
@@ -88,6 +90,7 @@ class LARS(Optimizer):
             bufs = [self.state[p]["momentum_buffer"] for p in params]
             grads = [p.grad for p in params]
             options = {k: group[k] for k in ("momentum", "weight_decay", "trust_coefficient", "clip", "eps")}
+            options["lr_scale"] = group.get("lr_scale", 1.0)
             adapt = not group["lars_exclude"]
             if not self.compiled:
                 lars_update(params, grads, bufs, group["lr"], found_inf, adapt=adapt, **options)
@@ -125,6 +128,7 @@ def lars_update(
     clip: bool,
     eps: float,
     adapt: bool,
+    lr_scale: float = 1.0,
 ) -> None:
     """One LARS step over a group's tensors, in place (see ``LARS``): eager with a float ``lr``, or
     compiled with ``lr`` a 0-d tensor. Where ``skip`` (a 0-d device flag) is set, parameters and
@@ -139,10 +143,11 @@ def lars_update(
             trust_coefficient * p_norm / (g_norm + eps),
             torch.ones_like(p_norm),
         )
+        cap = lr / lr_scale  # the run's lr: the clip of a scaled group too
         if clip and isinstance(lr, torch.Tensor):  # trust / 0 is inf, clamped to 1, and not taken
-            trust = torch.where(lr > 0, torch.clamp(trust / lr, max=1.0), trust)
-        elif clip and lr > 0:
-            trust = torch.clamp(trust / lr, max=1.0)
+            trust = torch.where(cap > 0, torch.clamp(trust / cap, max=1.0), trust)
+        elif clip and cap > 0:
+            trust = torch.clamp(trust / cap, max=1.0)
         grads = torch._foreach_mul(grads, list(trust.unbind()))
     if skip is None:
         torch._foreach_mul_(bufs, momentum)
