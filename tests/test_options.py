@@ -257,28 +257,15 @@ def test_a_flag_declared_twice_is_refused_and_a_method_registered_later_brings_i
     from byol.config import option
     from byol.method import METHODS, MethodSpec
 
-    @dc.dataclass
-    class Mine:
-        SECTION = "methods.mine"
-        weight: float = option(1.0, flag="--mine-weight")
+    def register(name: str, key: str, flag: str) -> None:
+        """A method ``name`` whose options class has one field ``key`` with ``flag``."""
+        options = dc.make_dataclass(name.title(), [(key, float, option(1.0, flag=flag))])
+        options.SECTION = f"methods.{name}"
+        monkeypatch.setitem(METHODS, name, MethodSpec(lambda *a: None, options))
 
-        def check(self, require):
-            pass
-
-    monkeypatch.setitem(METHODS, "mine", MethodSpec(lambda *a: None, Mine))
+    register("mine", "weight", "--mine-weight")
     assert ("--mine-weight", "methods.mine.weight") in {(f.name, f.key) for f in flags()}
     assert option_name("methods.mine.weight") == "--mine-weight"
-
-    @dc.dataclass
-    class Clash:
-        SECTION = "methods.clash"
-        t: float = option(0.5, flag="--temperature")
-
-        def check(self, require):
-            pass
-
-    monkeypatch.setitem(METHODS, "clash", MethodSpec(lambda *a: None, Clash))
-    with pytest.raises(
-        ValueError, match="--temperature is declared by both methods.simclr.temperature and methods.clash.t"
-    ):
+    register("clash", "t", "--temperature")
+    with pytest.raises(ValueError, match="--temperature is declared by both methods.simclr.temperature and methods.cl"):
         flags()
