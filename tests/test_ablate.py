@@ -276,7 +276,14 @@ def test_the_claims_as_the_paper_states_them():
 
 
 @pytest.mark.parametrize(
-    "name", ["ablations", "ablations-collapse-2ep", "ablations-1.5ep", "ablations-rule-2026-12-07"]
+    "name",
+    [
+        "ablations",
+        "ablations-collapse-2ep",
+        "ablations-1.5ep",
+        "ablations-rule-2026-12-07",
+        "ablations-missing-2026-12-07",
+    ],
 )
 def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results(name, tmp_path):
     """docs/results/ablations*/: ``byol ablate ... --report-only`` on the committed results writes the
