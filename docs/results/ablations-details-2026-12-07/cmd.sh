@@ -1,0 +1,1 @@
+cd /work/main && .venv/bin/byol ablate ../shared/data/cifar10/train --test ../shared/data/cifar10/test --preset cpu --seeds 3 --epochs 10 --suite details --out /work/abl-details/run  # after setup.sh: the references are skipped, the two details train; then publish.sh (its --report-only and the copies)
