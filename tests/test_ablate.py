@@ -302,6 +302,31 @@ def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results
         assert (out / name).read_bytes() == (page / name).read_bytes(), name
 
 
+def test_report_only_reads_each_kept_run_s_row_from_its_folder(tmp_path):
+    """A published page's rows come from its runs' own files: a row deleted from or edited in
+    ablations.json is written back from ``runs/<variant>/seed<N>/ablation_eval.json`` (the runner's
+    ``<variant>/seed<N>/`` layout read alike), a row without a folder stays; the page's bytes return."""
+    import shutil
+    from pathlib import Path
+
+    from byol.ablate import AblationRunner
+    from byol.ablate.runner import kept_runs
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "results" / "ablations-details-2026-12-07"
+    out = tmp_path / "page"
+    shutil.copytree(page, out)
+    shutil.move(out / "runs" / "projector_output_bn", out / "projector_output_bn")  # the runner's layout
+    results = json.loads((out / "ablations.json").read_text())
+    del results["variants"]["projector_output_bn"]  # a whole variant, found only in its folders
+    del results["variants"]["tau_0_predictor_lr_lars"]["seeds"]["1"]
+    results["variants"]["tau_0_predictor_lr_lars"]["seeds"]["0"]["knn_top1"] = 0.99
+    (out / "ablations.json").write_text(json.dumps(results))
+    assert {name for name, _ in kept_runs(out)} == {"projector_output_bn", "tau_0_predictor_lr_lars"}
+    AblationRunner(resolve("cpu", {}), out, None).report()
+    assert (out / "ablations.json").read_text() == (page / "ablations.json").read_text()
+    assert (out / "ablations.md").read_text() == (page / "ablations.md").read_text()
+
+
 def test_the_claims_page_s_kept_run_folders_are_the_runs_its_table_reads():
     """docs/results/ablations/runs/<variant>/seed<N>/: each kept run's config trained the seed, τ_base
     and batch its row says, its summary the steps, its kNN result the row's kNN; a variant with kept

@@ -136,10 +136,12 @@ class AblationRunner:
                 "bn_adapted_top1": adapted[str(seed)]}  # fmt: skip
 
     def report(self) -> dict[str, Any]:
-        """Write the report and plots again from ``ablations.json`` (after the claims changed, say)."""
-        results = self._load()
+        """Write the report and plots again (after the claims changed, say): each run's row read from
+        its run folder's ``ablation_eval.json`` where the folder is kept (``<variant>/seed<N>/``, or
+        ``runs/<variant>/seed<N>/`` on a published page), the rest of ``ablations.json`` as it is."""
+        results = with_kept_runs(self._load(), self.out)
         if not results:
-            raise ByolError(f"no {RESULTS_JSON} in {self.out}: nothing to report")
+            raise ByolError(f"no {RESULTS_JSON} and no run folders in {self.out}: nothing to report")
         self._save(results)
         return results
 
@@ -172,6 +174,34 @@ def results_json(results: dict[str, Any]) -> str:
         return match.group(1) + json.dumps(json.loads(match.group(2)), separators=(",", ":"))
 
     return NUMBERS.sub(inline, json.dumps(results, indent=1)) + "\n"
+
+
+def kept_runs(out: Path) -> dict[tuple[str, str], Path]:
+    """The scored run folders under ``out`` by (variant, seed): ``<variant>/seed<N>/`` as the runner
+    writes them and ``runs/<variant>/seed<N>/`` as a published page keeps them."""
+    found = {}
+    for root in (out, out / "runs"):
+        for run in sorted(root.glob(f"*/seed*/{EVAL_FILE}")):
+            name, seed = run.parent.parent.name, run.parent.name.removeprefix("seed")
+            if name in VARIANTS and seed.isdigit():
+                found[(name, seed)] = run.parent
+    return found
+
+
+def with_kept_runs(results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``results`` with every kept run's row taken from its folder (a variant not in ``results`` yet
+    added after the others, in the catalogue's order), so the report reads the runs' own files."""
+    runs = kept_runs(out)
+    if not runs:
+        return results
+    variants = results.setdefault("variants", {})
+    for name, seed in sorted(runs, key=lambda k: (list(VARIANTS).index(k[0]), int(k[1]))):
+        entry = variants.setdefault(name, _entry(VARIANTS[name]))
+        entry["seeds"][seed] = json.loads((runs[name, seed] / EVAL_FILE).read_text())
+    for entry in variants.values():  # seeds in order, however the folders were found
+        if "seeds" in entry:
+            entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda kv: int(kv[0])))
+    return results
 
 
 def _diagnostics(line: dict[str, Any]) -> dict[str, Any]:

@@ -305,6 +305,21 @@ SUITES = {
     "collapse": ["baseline", "no_predictor", "tau_0", "tau_1"],
     # Issue 44's missing claims: each beside the baseline of its optimiser and method.
     "missing": ["baseline", "heads_none", "lars", "no_norm_lars", "simclr", "crop_only", "simclr_crop_only"],
+    # Issue 44: the first sitting's variants (2026-11-30), whose run folders were not kept, run again into one
+    # folder beside the baseline and SimCLR, so the claims page reads run folders only.
+    "first_sitting": [
+        "simclr",
+        "no_predictor",
+        "tau_0",
+        "tau_0_lars",
+        "tau_1",
+        *HEADS,
+        "heads_layernorm",
+        "encoder_gn_ws",
+        "encoder_gn_ws_mimic",
+        "no_color",
+        "simclr_no_color",
+    ],
     # Issue 44's two details: the target's role (τ = 0 alone and with a faster predictor), BatchNorm on z.
     "details": ["baseline", "lars", "tau_0_lars", "tau_0_predictor_lr_lars", "projector_output_bn"],
 }
