@@ -10,6 +10,7 @@ import logging
 import platform
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -64,6 +65,12 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    """What a run trained on, for its summary: the CPU's name and threads, and the GPU's name on CUDA."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), **({"gpu": gpu} if gpu else {})}
 
 
 def precision_reason(setting: str, device: torch.device) -> str:

@@ -15,7 +15,7 @@ import torch
 from byol.build import encoder_meta
 from byol.config import Config
 from byol.data.source import TrainSource
-from byol.device import resolve_device
+from byol.device import hardware, resolve_device
 from byol.dist import init_distributed, shutdown_distributed
 from byol.encoder_io import save_encoder
 from byol.files import atomic_write, exclusive_lock
@@ -114,6 +114,7 @@ def finish(run: Run, state: TrainState, final_loss: float, knn: dict[str, float]
             "images_per_sec": result.images_per_sec,
             "precision": run.precision,
             "precision_reason": run.policy.precision_reason,
+            **hardware(run.device),
             "final_loss": result.final_loss,
             "images": len(run.data),  # the training set's size (the model card says it)
             **({"extended": state.extensions} if state.extensions else {}),
