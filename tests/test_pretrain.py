@@ -196,6 +196,8 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
     assert cli(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 400 // 64 and summary["images_seen"] == 6 * 64 and summary["resumed_at"] is None
+    # the hardware it trained on, so a figure from a run folder names its host
+    assert summary["cpu"] == cpu_name() and summary["threads"] == torch.get_num_threads() and "gpu" not in summary
     assert (
         cli(
             [
@@ -277,8 +279,6 @@ def test_time_budget_lays_the_schedule_over_the_budget_and_ends_on_time(small, t
     assert wall >= result.seconds + 3.0  # the 3 s of the first step were not taken out of the budget
     summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
     assert summary["compile_seconds"] == pytest.approx(result.compile_seconds)
-    # the hardware it trained on, so a figure from a run folder names its host
-    assert summary["cpu"] == cpu_name() and summary["threads"] == torch.get_num_threads() and "gpu" not in summary
     # images/s over the timed steps (all but the first): what 6 s of steps did, not diluted by the 3 s
     assert summary["images_per_sec"] == pytest.approx((result.steps - 1) * 32 / result.seconds, rel=1e-6)
     state = ckpt_io.load_checkpoint(ckpt_io.list_checkpoints(tmp_path / "budget")[-1])
