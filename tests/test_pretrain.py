@@ -197,7 +197,8 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 400 // 64 and summary["images_seen"] == 6 * 64 and summary["resumed_at"] is None
     # the hardware it trained on, so a figure from a run folder names its host
-    assert summary["cpu"] == cpu_name() and summary["threads"] == torch.get_num_threads() and "gpu" not in summary
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["cpu"] == cpu_name() and stored["threads"] == torch.get_num_threads() and "gpu" not in stored
     assert (
         cli(
             [
