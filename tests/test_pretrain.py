@@ -198,7 +198,8 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
     assert summary["steps"] == 400 // 64 and summary["images_seen"] == 6 * 64 and summary["resumed_at"] is None
     # the hardware it trained on, so a figure from a run folder names its host
     stored = json.loads((out / "summary.json").read_text())
-    assert stored["cpu"] == cpu_name() and stored["threads"] == torch.get_num_threads() and "gpu" not in stored
+    assert stored["cpu"] == cpu_name() and stored["threads"] == torch.get_num_threads()
+    assert ("gpu" in stored) == torch.cuda.is_available()  # the CLI's default device: CUDA where there is one
     assert (
         cli(
             [

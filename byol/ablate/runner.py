@@ -177,14 +177,15 @@ def results_json(results: dict[str, Any]) -> str:
 
 
 def kept_runs(out: Path) -> dict[tuple[str, str], Path]:
-    """The scored run folders under ``out`` by (variant, seed): ``<variant>/seed<N>/`` as the runner
-    writes them and ``runs/<variant>/seed<N>/`` as a published page keeps them."""
+    """The scored run folders under ``out`` by (variant, seed): ``runs/<variant>/seed<N>/`` as a
+    published page keeps them and ``<variant>/seed<N>/`` as the runner writes them (the latter wins
+    where both hold a seed). Folders of no catalogued variant, or not named seed<N>, are not runs."""
     found = {}
-    for root in (out, out / "runs"):
+    for root in (out / "runs", out):
         for run in sorted(root.glob(f"*/seed*/{EVAL_FILE}")):
             name, seed = run.parent.parent.name, run.parent.name.removeprefix("seed")
             if name in VARIANTS and seed.isdigit():
-                found[(name, seed)] = run.parent
+                found[(name, str(int(seed)))] = run.parent
     return found
 
 
@@ -197,7 +198,7 @@ def with_kept_runs(results: dict[str, Any], out: Path) -> dict[str, Any]:
     variants = results.setdefault("variants", {})
     for name, seed in sorted(runs, key=lambda k: (list(VARIANTS).index(k[0]), int(k[1]))):
         entry = variants.setdefault(name, _entry(VARIANTS[name]))
-        entry["seeds"][seed] = json.loads((runs[name, seed] / EVAL_FILE).read_text())
+        entry.setdefault("seeds", {})[seed] = json.loads((runs[name, seed] / EVAL_FILE).read_text())
     for entry in variants.values():  # seeds in order, however the folders were found
         if "seeds" in entry:
             entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda kv: int(kv[0])))
