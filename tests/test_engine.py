@@ -318,6 +318,36 @@ def test_auto_precision_on_a_cpu_with_bf16_units_is_measured(units, bf16_seconds
     assert probe_module.measured_precision(cpu, "auto", probe, DistInfo(), (1, 2.0))[0].precision == expected
 
 
+def test_the_precision_probe_reads_the_hardware_through_a_busy_spell(monkeypatch):
+    """Another process holding a core for part of the probe slows some of its passes, never speeds one
+    up: bf16 twice as fast, its first three passes tripled by load, is still chosen (a median would read
+    0.67× and pick fp32, as a run beside the test suite did on an AMD EPYC)."""
+    import types
+
+    import byol.train.precision_probe as probe_module
+    from byol.device import DevicePolicy
+    from byol.dist import DistInfo
+
+    monkeypatch.setattr(probe_module, "cpu_bf16_units", lambda: "AVX-512 BF16")
+    clock, bf16_passes = [0.0], []
+    monkeypatch.setattr(probe_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def probe(policy):
+        def one_pass():
+            if policy.precision == "bf16":
+                bf16_passes.append(1)  # the warm-up pass is the first: passes 2-4 are the busy spell
+                clock[0] += 0.006 if 2 <= len(bf16_passes) <= 4 else 0.002
+            else:
+                clock[0] += 0.004
+
+        return one_pass
+
+    cpu = DevicePolicy.resolve(torch.device("cpu"), "fp32")
+    chosen, speedup = probe_module.measured_precision(cpu, "auto", probe, DistInfo())
+    assert len(bf16_passes) == 1 + probe_module.ROUNDS and probe_module.ROUNDS >= 5  # warm-up, then the rounds
+    assert chosen.precision == "bf16" and speedup == pytest.approx(2.0)
+
+
 def test_the_precision_probe_runs_the_runs_own_passes_and_leaves_no_trace(synthetic, tmp_path, monkeypatch):
     """byol pretrain with precision auto on a CPU said to have bf16 units: both precisions are timed on
     the run's model and the choice and its reason reach summary.json. A run whose probe chose fp32 ends
