@@ -404,6 +404,30 @@ def test_issue_44s_missing_claims_are_variants_with_rules_read_only_where_they_r
     assert got["Crops alone hurt BYOL less than SimCLR"] == "reproduced"  # BYOL −10, SimCLR −18
 
 
+def test_the_reply_s_batchnorm_free_start_is_a_variant_with_its_rule_before_its_runs():
+    """no_norm_lars_mimic differs from no_norm_lars only in the encoder (every BatchNorm a per-channel affine,
+    set on the first batch); its claim appears only where its runs exist, and needs both parts: above its
+    untrained encoder and above the default start, in every seed by the margin."""
+    from dataclasses import replace
+
+    base = resolve("cpu", {})
+    plain, mimic = (variant_config(base, VARIANTS[n], epochs=1) for n in ("no_norm_lars", "no_norm_lars_mimic"))
+    assert (mimic.model.encoder_norm, mimic.model.encoder_init, mimic.model.norm) == ("affine", "bn-mimic", "none")
+    assert replace(mimic.model, encoder_norm="none", encoder_init="default") == plain.model
+    assert mimic.optim == plain.optim
+    text = "Without normalisation anywhere, BYOL learns from a data-dependent start"
+    res = _table(baseline=[_row(0.40)] * 3, lars=[_row(0.40)] * 3, no_norm_lars=[_row(0.15, untrained=0.18)] * 3)
+    assert not [c for c in claims(res) if c["claim"].startswith(text)]
+    for rows, expected in (
+        ([_row(0.30, untrained=0.18)] * 3, "reproduced"),  # +12 over untrained, +15 over the default start
+        ([_row(0.15, untrained=0.18)] * 3, "not reproduced"),  # of no use, like the default start
+        ([_row(0.30, untrained=0.18)] * 2 + [_row(0.17, untrained=0.18)], "inconclusive"),  # one seed fails
+    ):
+        res["variants"]["no_norm_lars_mimic"] = {"seeds": dict(enumerate(rows))}
+        [got] = [c for c in claims(res) if c["claim"].startswith(text)]
+        assert got["verdict"] == expected, (rows, got)
+
+
 def test_issue_44s_two_details_are_variants_with_rules_committed_before_their_runs():
     """τ = 0 with the predictor's lr × 10 (under LARS, beside τ = 0 alone) and BatchNorm on the projector's
     output: each differs from its reference by what it names; the predictor's groups step at 10× the lr, the

@@ -16,7 +16,7 @@ from byol.encoder_io import load_encoder, save_encoder
 from byol.losses import nt_xent_loss
 from byol.method import BYOL, SimCLR
 from byol.models.heads import MLP
-from byol.models.norms import WSConv2d, group_count, mimic_batchnorm
+from byol.models.norms import ChannelAffine, WSConv2d, group_count, mimic_batchnorm
 from byol.schedules import tau_schedule
 
 
@@ -260,6 +260,42 @@ def test_bn_mimicking_start_gives_every_channel_batchnorms_start_statistics():
     torch.testing.assert_close(enc(x), measure()[:1], rtol=1e-4, atol=1e-5)
 
 
+def test_the_batchnorm_free_encoder_of_per_channel_affines_starts_as_batchnorm_from_the_first_batch(tmp_path):
+    """``--encoder-norm affine``: every BatchNorm a learned per-channel scale and shift with no statistics
+    (a sample's output is its own); ``mimic_batchnorm`` sets them from one batch so each channel starts at
+    zero mean and unit variance over it (Richemond et al. 2020's BatchNorm-free start); a saved encoder
+    loads back as the same function."""
+    torch.manual_seed(0)
+    enc = build_encoder("resnet18", 0.25, 32, norm="affine").module
+    assert not [m for m in enc.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    affines = [m for m in enc.modules() if isinstance(m, ChannelAffine)]
+    assert len(affines) == 20  # 1 + 8 blocks × 2 + 3 shortcuts, as BatchNorm layers
+    images = torch.randn(64, 3, 32, 32) * 0.5 + 0.2
+    stats = []
+
+    def record(_m, _i, out):
+        var, mean = torch.var_mean(out, dim=(0, 2, 3), unbiased=False)
+        stats.append((mean.abs().max().item(), (var - 1).abs().max().item()))
+
+    handles = [m.register_forward_hook(record) for m in affines]
+    with torch.no_grad():
+        enc(images)
+    assert max(m for m, _ in stats) > 0.1 or max(v for _, v in stats) > 0.1  # the default start is not there
+    assert mimic_batchnorm(enc, images) == 20
+    stats.clear()
+    with torch.no_grad():
+        out = enc(images)
+    for h in handles:
+        h.remove()
+    assert max(m for m, _ in stats) < 1e-3 and max(v for _, v in stats) < 1e-2, stats
+    with torch.no_grad():
+        torch.testing.assert_close(enc(images[:1]), out[:1], rtol=1e-4, atol=1e-5)  # no batch statistics
+    cfg = resolve("cpu", {"model": {"backbone": "resnet18", "encoder_norm": "affine", "width": 0.25}})
+    save_encoder(enc, encoder_meta(cfg, 128), tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(load_encoder(tmp_path)(images[:4]), out[:4], rtol=1e-4, atol=1e-5)
+
+
 def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path):
     from helpers import tiny_config
 
@@ -280,5 +316,5 @@ def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains
     result = pretrain(cfg, tmp_path / "run", progress=False)
     assert result.steps > 0 and math.isfinite(result.final_loss)
     cfg.model.encoder_norm = "batchnorm"
-    with pytest.raises(ByolError, match=r"--encoder-init bn-mimic sets GroupNorm layers: it needs --encoder-norm"):
+    with pytest.raises(ByolError, match=r"--encoder-init bn-mimic sets GroupNorm or per-channel affine layers"):
         cfg.validate()

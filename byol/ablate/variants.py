@@ -200,6 +200,14 @@ VARIANTS: dict[str, Variant] = {
             "Richemond et al. 2020 (no normalisation, default initialisation)",
         ),  # fmt: skip
         Variant(
+            "no_norm_lars_mimic",
+            "no normalisation anywhere, under LARS + weight decay, from the data-dependent start: each of the "
+            "encoder's BatchNorms a per-channel affine set on the first batch (heads without norm, as no_norm_lars)",
+            {"model": {"norm": "none", "encoder_norm": "affine", "encoder_init": "bn-mimic"}, "optim": LARS},
+            65.7,
+            "Richemond et al. 2020 (no normalisation, data-dependent affine start; 300 epochs)",
+        ),  # fmt: skip
+        Variant(
             "crop_only",
             "BYOL, random crops and flips only (no colour, blur or solarisation)",
             CROP_ONLY,
@@ -325,6 +333,8 @@ SUITES = {
     # Issue 44: the claims whose reading depends on length, at 30–40 epochs (tau_0.9 trains the baseline's
     # config, under the name the τ order claim reads).
     "long": ["tau_0.9", "tau_0.99", "tau_0.999", "tau_1", "encoder_gn_ws", "heads_none"],
+    # Issue 44: no normalisation anywhere from the reply's data-dependent start, beside the default start.
+    "init": ["lars", "no_norm_lars", "no_norm_lars_mimic"],
     # Issue 44's two details: the target's role (τ = 0 alone and with a faster predictor), BatchNorm on z.
     "details": ["baseline", "lars", "tau_0_lars", "tau_0_predictor_lr_lars", "projector_output_bn"],
 }

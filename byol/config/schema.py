@@ -166,13 +166,15 @@ class ModelConfig(_Section):
     """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
     encoder_norm: str = option("batchnorm", flag="--encoder-norm")
     """Normalisation in the encoder: batchnorm, groupnorm-ws (GroupNorm + weight-standardised convolutions,
-    no batch statistics anywhere; Richemond et al. 2020), or none (every BatchNorm removed: with
-    model.norm none, no normalisation anywhere, the ablation that collapses)."""
+    no batch statistics anywhere; Richemond et al. 2020), affine (every BatchNorm a learned per-channel scale
+    and shift, no statistics), or none (every BatchNorm removed: with model.norm none, no normalisation
+    anywhere, the ablation that collapses)."""
     group_channels: int = GROUP_CHANNELS
     """groupnorm-ws only: at least this many channels per GroupNorm group (up to 32 groups; Wu & He 2018)."""
     encoder_init: str = option("default", flag="--encoder-init")
-    """groupnorm-ws only: default, or bn-mimic: each GroupNorm's affine set on the first batch so every channel
-    starts at zero mean and unit variance over the batch, as BatchNorm starts (Richemond et al. 2020)."""
+    """groupnorm-ws or affine only: default, or bn-mimic: each GroupNorm's (or per-channel affine's) scale and
+    shift set on the first batch so every channel starts at zero mean and unit variance over the batch, as
+    BatchNorm starts (Richemond et al. 2020: with affine, their BatchNorm-free network)."""
     use_predictor: bool = option(True, flag="--no-predictor")
     """Ablation only: BYOL collapses without its predictor."""
     projector_output_norm: bool = False
@@ -190,10 +192,10 @@ class ModelConfig(_Section):
         self._one_of("encoder_norm")
         self._require("group_channels", self.group_channels >= 1, "at least 1")
         self._one_of("encoder_init")
-        if self.encoder_init != "default" and self.encoder_norm != "groupnorm-ws":
+        if self.encoder_init != "default" and self.encoder_norm not in ("groupnorm-ws", "affine"):
             raise ByolError(
-                f"{option_name('model.encoder_init')} {self.encoder_init} sets GroupNorm layers: it needs "
-                f"{option_name('model.encoder_norm')} groupnorm-ws, not {self.encoder_norm}"
+                f"{option_name('model.encoder_init')} {self.encoder_init} sets GroupNorm or per-channel affine "
+                f"layers: it needs {option_name('model.encoder_norm')} groupnorm-ws or affine, not {self.encoder_norm}"
             )
         self._one_of("method")
         if self.projector_output_norm and self.method != "byol":

@@ -16,7 +16,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from byol.config.registry import register_choices
 from byol.constants import GROUP_CHANNELS, TIMM_PREFIX, is_small, is_timm
-from byol.models.norms import groupnorm_ws, without_batchnorm
+from byol.models.norms import batchnorm_to_affine, groupnorm_ws, without_batchnorm
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def build_timm(name: str, image_size: int, args: dict | None = None) -> Encoder:
     return Encoder(module, int(dim))
 
 
-ENCODER_NORMS = ("batchnorm", "groupnorm-ws", "none")
+ENCODER_NORMS = ("batchnorm", "groupnorm-ws", "affine", "none")
 register_choices("model.encoder_norm", lambda: ENCODER_NORMS)
 register_choices("model.backbone", lambda: [*available_backbones(), f"{TIMM_PREFIX}<name>"], check_backbone)
 
@@ -105,8 +105,9 @@ def build_encoder(
         image_size: side of the training images; picks the stem when ``small_images`` is None.
         small_images: 3×3 stride-1 stem without max-pool; default: ``byol.constants.is_small(image_size)``.
         norm: ``batchnorm``, or ``groupnorm-ws``: every BatchNorm a GroupNorm and every convolution
-            weight-standardised, no batch statistics anywhere (Richemond et al. 2020); or ``none``: every
-            BatchNorm removed, no normalisation at all (``byol.models.norms.without_batchnorm``).
+            weight-standardised, no batch statistics anywhere (Richemond et al. 2020); ``affine``: every
+            BatchNorm a learned per-channel scale and shift, no statistics (``byol.models.norms.ChannelAffine``);
+            or ``none``: every BatchNorm removed, no normalisation at all (``byol.models.norms.without_batchnorm``).
         timm_args: keyword arguments of ``timm.create_model`` (timm backbones only; width and
             small_images apply to byol's own backbones).
         group_channels: ``groupnorm-ws`` only: at least this many channels per GroupNorm group
@@ -125,6 +126,8 @@ def build_encoder(
         encoder = _REGISTRY[name](width=width, small_images=small_images)
     if norm == "groupnorm-ws":
         encoder = Encoder(groupnorm_ws(encoder.module, group_channels), encoder.feature_dim)
+    elif norm == "affine":
+        encoder = Encoder(batchnorm_to_affine(encoder.module), encoder.feature_dim)
     elif norm == "none":
         encoder = Encoder(without_batchnorm(encoder.module), encoder.feature_dim)
     return encoder

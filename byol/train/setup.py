@@ -168,7 +168,7 @@ def build_model(
         if first_views is None:
             raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
         layers = mimic_batchnorm(enc.module.to(device), first_views())
-        log.info("encoder start: %d GroupNorm layers set on the first batch to start as BatchNorm does", layers)
+        log.info("encoder start: %d normalisation layers set on the first batch to start as BatchNorm does", layers)
     method = build.method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
     peak_lr = build.peak_lr(cfg.optim, info.world_size)
     optimizer = build.optimizer(
