@@ -296,7 +296,8 @@ def test_the_batchnorm_free_encoder_of_per_channel_affines_starts_as_batchnorm_f
         torch.testing.assert_close(load_encoder(tmp_path)(images[:4]), out[:4], rtol=1e-4, atol=1e-5)
 
 
-def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path):
+@pytest.mark.parametrize("norm, layer", [("groupnorm-ws", nn.GroupNorm), ("affine", ChannelAffine)])
+def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path, norm, layer):
     from helpers import tiny_config
 
     from byol.device import DevicePolicy
@@ -306,12 +307,12 @@ def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains
     from byol.train.setup import build_model
 
     cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=1)
-    cfg.model.encoder_norm, cfg.model.encoder_init = "groupnorm-ws", "bn-mimic"
+    cfg.model.encoder_norm, cfg.model.encoder_init = norm, "bn-mimic"
     views = torch.randn(32, 3, 32, 32)
     method, *_ = build_model(cfg.validate(), DevicePolicy(torch.device("cpu")), DistInfo(), lambda: views)
-    online = [m.weight for m in method.online_encoder.modules() if isinstance(m, nn.GroupNorm)]
-    target = [m.weight for m in method.target_encoder.modules() if isinstance(m, nn.GroupNorm)]
-    assert online and not all(torch.all(w == 1) for w in online)  # moved from GroupNorm's ones
+    online = [m.weight for m in method.online_encoder.modules() if isinstance(m, layer)]
+    target = [m.weight for m in method.target_encoder.modules() if isinstance(m, layer)]
+    assert online and not all(torch.all(w == 1) for w in online)  # moved from the layer's ones
     assert all(torch.equal(a, b) for a, b in zip(online, target, strict=True))  # the target starts there too
     result = pretrain(cfg, tmp_path / "run", progress=False)
     assert result.steps > 0 and math.isfinite(result.final_loss)
