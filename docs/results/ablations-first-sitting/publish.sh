@@ -1,0 +1,19 @@
+#!/bin/bash
+# Copy the finished runs of /work/abl-first/run (config, metrics, summary, kNN result; no checkpoints or encoders)
+# and the suite's ablations.json into the page, in the runs/<variant>/seed<N>/ layout; the baseline and SimCLR
+# copies are the claims page's own runs (docs/results/ablations/runs/), not copied again.
+set -euo pipefail
+SRC=/work/abl-first/run
+DST=/work/main/docs/results/ablations-first-sitting
+mkdir -p "$DST"
+for run in "$SRC"/*/seed*; do
+  [ -f "$run/ablation_eval.json" ] || continue
+  rel=${run#"$SRC"/}
+  case "$rel" in baseline/*|simclr/*) continue;; esac
+  mkdir -p "$DST/runs/$rel"
+  for f in ablation_eval.json config.yaml metrics.jsonl summary.json; do cp "$run/$f" "$DST/runs/$rel/"; done
+done
+cp "$SRC/ablations.json" "$DST/"
+cp /work/abl-first/setup.sh /work/abl-first/cmd.sh /work/abl-first/publish.sh /work/abl-first/resume.sh "$DST/"
+tr "\r" "\n" < /work/abl-first/log.txt | grep -v "^W1207\|^$" > "$DST/log.txt"
+ls "$DST" "$DST"/runs/*
