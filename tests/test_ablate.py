@@ -415,7 +415,9 @@ def test_the_reply_s_batchnorm_free_start_is_a_variant_with_its_rule_before_its_
     assert (mimic.model.encoder_norm, mimic.model.encoder_init, mimic.model.norm) == ("affine", "bn-mimic", "none")
     assert replace(mimic.model, encoder_norm="none", encoder_init="default") == plain.model
     assert mimic.optim == plain.optim
-    text = "Without normalisation anywhere, BYOL learns from a data-dependent start"
+    every = variant_config(base, VARIANTS["no_norm_lars_mimic_all"], epochs=1)
+    assert replace(every.model, norm="none") == mimic.model and every.optim == plain.optim  # the heads' start too
+    text = "Without normalisation anywhere, BYOL learns from a data-dependent start ("
     res = _table(baseline=[_row(0.40)] * 3, lars=[_row(0.40)] * 3, no_norm_lars=[_row(0.15, untrained=0.18)] * 3)
     assert not [c for c in claims(res) if c["claim"].startswith(text)]
     for rows, expected in (

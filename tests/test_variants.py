@@ -296,6 +296,41 @@ def test_the_batchnorm_free_encoder_of_per_channel_affines_starts_as_batchnorm_f
         torch.testing.assert_close(load_encoder(tmp_path)(images[:4]), out[:4], rtol=1e-4, atol=1e-5)
 
 
+def test_the_bn_mimicking_start_with_affine_heads_starts_every_layer_there_and_the_target_with_it(synthetic):
+    """``--head-norm affine`` with ``--encoder-init bn-mimic``: after the encoder, the projector's and the
+    predictor's affines are set from the encoder's features of the first batch, so each of their hidden
+    features starts at zero mean and unit variance over it; the target's projector starts equal."""
+    from helpers import tiny_config
+
+    from byol.device import DevicePolicy
+    from byol.dist import DistInfo
+    from byol.errors import ByolError
+    from byol.train.setup import build_model
+
+    cfg = tiny_config(synthetic["train"], synthetic["cache"], epochs=1)
+    cfg.model.encoder_norm, cfg.model.norm, cfg.model.encoder_init = "affine", "affine", "bn-mimic"
+    torch.manual_seed(0)
+    views = torch.randn(64, 3, 32, 32)
+    method, *_ = build_model(cfg.validate(), DevicePolicy(torch.device("cpu")), DistInfo(), lambda: views)
+    heads = [
+        m for h in (method.online_projector, method.predictor) for m in h.modules() if isinstance(m, ChannelAffine)
+    ]
+    assert len(heads) == 2 and not any(torch.all(m.weight == 1) for m in heads)
+    stats = []
+    record = lambda _m, _i, out: stats.append(torch.var_mean(out, 0, unbiased=False))  # noqa: E731
+    handles = [m.register_forward_hook(record) for m in heads]
+    with torch.no_grad():
+        method.predictor(method.online_projector(method.online_encoder(views)))
+    for h in handles:
+        h.remove()
+    assert all(mean.abs().max() < 1e-3 and (var - 1).abs().max() < 1e-2 for var, mean in stats), stats
+    for a, b in zip(method.online_projector.parameters(), method.target_projector.parameters(), strict=True):
+        assert torch.equal(a, b)
+    cfg.model.method = "simclr"
+    with pytest.raises(ByolError, match=r"sets BYOL's projector and predictor, not simclr's"):
+        cfg.validate()
+
+
 @pytest.mark.parametrize("norm, layer", [("groupnorm-ws", nn.GroupNorm), ("affine", ChannelAffine)])
 def test_a_run_with_the_bn_mimicking_start_starts_both_networks_there_and_trains(synthetic, tmp_path, norm, layer):
     from helpers import tiny_config

@@ -208,6 +208,14 @@ VARIANTS: dict[str, Variant] = {
             "Richemond et al. 2020 (no normalisation, data-dependent affine start; 300 epochs)",
         ),  # fmt: skip
         Variant(
+            "no_norm_lars_mimic_all",
+            "no normalisation anywhere, under LARS + weight decay, from the data-dependent start in every layer: "
+            "each BatchNorm of the encoder and the heads a per-channel affine set on the first batch",
+            {"model": {"norm": "affine", "encoder_norm": "affine", "encoder_init": "bn-mimic"}, "optim": LARS},
+            65.7,
+            "Richemond et al. 2020 (no normalisation, data-dependent affine start; 300 epochs)",
+        ),  # fmt: skip
+        Variant(
             "crop_only",
             "BYOL, random crops and flips only (no colour, blur or solarisation)",
             CROP_ONLY,
@@ -334,7 +342,7 @@ SUITES = {
     # config, under the name the τ order claim reads).
     "long": ["tau_0.9", "tau_0.99", "tau_0.999", "tau_1", "encoder_gn_ws", "heads_none"],
     # Issue 44: no normalisation anywhere from the reply's data-dependent start, beside the default start.
-    "init": ["lars", "no_norm_lars", "no_norm_lars_mimic"],
+    "init": ["lars", "no_norm_lars", "no_norm_lars_mimic", "no_norm_lars_mimic_all"],
     # Issue 44's two details: the target's role (τ = 0 alone and with a faster predictor), BatchNorm on z.
     "details": ["baseline", "lars", "tau_0_lars", "tau_0_predictor_lr_lars", "projector_output_bn"],
 }

@@ -163,7 +163,8 @@ class ModelConfig(_Section):
     """The method: byol, or simclr, the contrastive baseline (NT-Xent, no predictor, no target), all else shared.
     A method's own options are its section of methods (methods.simclr.temperature)."""
     norm: str = option("batchnorm", flag="--head-norm")
-    """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, none (the heads' ablation)."""
+    """Normalisation in projector and predictor: batchnorm, layernorm, groupnorm, affine (a learned scale and shift
+    per feature, no statistics; with model.encoder_init bn-mimic set on the first batch), none (the heads' ablation)."""
     encoder_norm: str = option("batchnorm", flag="--encoder-norm")
     """Normalisation in the encoder: batchnorm, groupnorm-ws (GroupNorm + weight-standardised convolutions,
     no batch statistics anywhere; Richemond et al. 2020), affine (every BatchNorm a learned per-channel scale
@@ -198,6 +199,11 @@ class ModelConfig(_Section):
                 f"layers: it needs {option_name('model.encoder_norm')} groupnorm-ws or affine, not {self.encoder_norm}"
             )
         self._one_of("method")
+        if self.encoder_init != "default" and self.norm == "affine" and self.method != "byol":
+            raise ByolError(
+                f"{option_name('model.encoder_init')} {self.encoder_init} with {option_name('model.norm')} affine "
+                f"sets BYOL's projector and predictor, not {self.method}'s"
+            )
         if self.projector_output_norm and self.method != "byol":
             raise ByolError(f"--set model.projector_output_norm is BYOL's ablation, not {self.method}'s")
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):

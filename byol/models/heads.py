@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from byol.config.registry import register_choices
+from byol.models.norms import ChannelAffine
 
-NORMS = ("batchnorm", "layernorm", "groupnorm", "none")
+NORMS = ("batchnorm", "layernorm", "groupnorm", "affine", "none")
 register_choices("model.norm", lambda: NORMS)
 
 
@@ -18,6 +19,8 @@ def make_norm1d(norm: str, dim: int) -> nn.Module:
         return nn.LayerNorm(dim)
     if norm == "groupnorm":
         return nn.GroupNorm(min(32, dim), dim)
+    if norm == "affine":  # a learned scale and shift per feature, no statistics (set on the first batch by bn-mimic)
+        return ChannelAffine(dim)
     if norm == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")

@@ -164,12 +164,20 @@ def build_model(
     under DDP rank 0's start is every rank's (DDP broadcasts its weights when it wraps them)."""
     m, device = cfg.model, policy.device
     enc = build.encoder(cfg)
+    views = None
     if m.encoder_init == "bn-mimic":  # before the method copies the encoder into its target
         if first_views is None:
             raise ByolError(f"{option_name('model.encoder_init')} bn-mimic needs the run's first images")
-        layers = mimic_batchnorm(enc.module.to(device), first_views())
+        views = first_views()
+        layers = mimic_batchnorm(enc.module.to(device), views)
         log.info("encoder start: %d normalisation layers set on the first batch to start as BatchNorm does", layers)
     method = build.method(cfg, enc.module, enc.feature_dim).to(device).to(memory_format=policy.memory_format)
+    if views is not None and m.norm == "affine":  # the heads' affines from the encoder's features, then the target
+        with torch.no_grad():
+            features = method.online_encoder(views)
+        layers = mimic_batchnorm(nn.Sequential(method.online_projector, method.predictor), features)
+        method.update_target(0.0)
+        log.info("heads start: %d affine layers set on the first batch to start as BatchNorm does", layers)
     peak_lr = build.peak_lr(cfg.optim, info.world_size)
     optimizer = build.optimizer(
         cfg.optim, method.trained_modules(), peak_lr, predictor=getattr(method, "predictor", None)
