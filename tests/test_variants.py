@@ -290,6 +290,10 @@ def test_the_batchnorm_free_encoder_of_per_channel_affines_starts_as_batchnorm_f
     assert max(m for m, _ in stats) < 1e-3 and max(v for _, v in stats) < 1e-2, stats
     with torch.no_grad():
         torch.testing.assert_close(enc(images[:1]), out[:1], rtol=1e-4, atol=1e-5)  # no batch statistics
+    with torch.autocast("cpu", torch.bfloat16):  # the layer keeps autocast's dtype, as BatchNorm does
+        assert all(
+            m(torch.ones(2, m.weight.numel(), 4, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16 for m in affines
+        )
     cfg = resolve("cpu", {"model": {"backbone": "resnet18", "encoder_norm": "affine", "width": 0.25}})
     save_encoder(enc, encoder_meta(cfg, 128), tmp_path)
     with torch.no_grad():

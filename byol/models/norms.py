@@ -45,8 +45,8 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        return x * self.weight.view(shape) + self.bias.view(shape)
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # in x's dtype: under bf16 autocast fp32 parameters would promote x
+        return x * self.weight.to(x.dtype).view(shape) + self.bias.to(x.dtype).view(shape)
 
     def extra_repr(self) -> str:
         return str(self.weight.numel())
@@ -100,8 +100,9 @@ def groupnorm_ws(module: nn.Module, group_channels: int = GROUP_CHANNELS, prefix
 
 @torch.no_grad()
 def mimic_batchnorm(module: nn.Module, images: torch.Tensor) -> int:
-    """Set every ``GroupNorm``'s affine from one forward pass of ``images`` so that each channel it
-    puts out has zero mean and unit variance over the batch and positions — what BatchNorm gives at
+    """Set every ``GroupNorm``'s affine and every ``ChannelAffine`` from one forward pass of ``images`` so that
+    each channel it puts out has zero mean and unit variance over the batch and positions (a channel whose
+    scale starts at 0, as a zero-initialised last BatchNorm's, stays 0) — what BatchNorm gives at
     the start of training — layer by layer in the order they run (each layer sees the ones before it
     already set). The data-dependent, BatchNorm-mimicking start of Richemond et al. 2020: a network
     without batch statistics starts where a BatchNorm network starts. Returns how many layers were set."""
