@@ -283,6 +283,8 @@ def test_the_claims_as_the_paper_states_them():
         "ablations-1.5ep",
         "ablations-rule-2026-12-07",
         "ablations-missing-2026-12-07",
+        "ablations-init-2026-12-07",
+        "ablations-details-2026-12-07",
     ],
 )
 def test_the_committed_ablation_page_is_what_report_only_writes_from_its_results(name, tmp_path):
