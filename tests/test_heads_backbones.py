@@ -4,6 +4,7 @@ import torchvision
 from torch import nn
 
 from byol.models import MLP, NORMS, available_backbones, build_encoder
+from byol.models.norms import ChannelAffine
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -11,7 +12,8 @@ def test_mlp_shape_and_structure(norm):
     head = MLP(64, 128, 32, norm=norm)
     assert head(torch.randn(4, 64)).shape == (4, 32)
     assert isinstance(head[0], nn.Linear) and isinstance(head[2], nn.ReLU) and isinstance(head[3], nn.Linear)
-    expected = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm, "groupnorm": nn.GroupNorm, "none": nn.Identity}
+    expected = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm, "groupnorm": nn.GroupNorm,
+                "affine": ChannelAffine, "none": nn.Identity}  # fmt: skip
     assert isinstance(head[1], expected[norm])
     assert len(head) == 4  # no norm on the output
 

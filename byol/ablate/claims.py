@@ -229,17 +229,12 @@ TARGET_CLAIM = (
     f"encoder and above τ = 0 alone ({GRILL}, §5: 66.5 top-1 at 300 epochs against 0.3; not in "
     "../shared/PAPER.md's list)"
 )
-# issue 44: the reply's BatchNorm-free network, read only where its runs exist (rules committed before any run):
-# the start in the encoder alone (heads without norm, as no_norm_lars), and in every layer.
-MIMIC_CLAIMS = (
-    ("no_norm_lars_mimic", "Without normalisation anywhere, BYOL learns from a data-dependent start (each BatchNorm "
-     "a per-channel affine set on the first batch), under LARS + weight decay: above its untrained encoder and "
-     "above the default start (Richemond et al. 2020: 65.7 against 0.1 top-1)"),
-    ("no_norm_lars_mimic_all", "Without normalisation anywhere, BYOL learns from a data-dependent start in every "
-     "layer (each BatchNorm of the encoder and the heads a per-channel affine set on the first batch), under LARS + "
-     "weight decay: above its untrained encoder and above the default start (Richemond et al. 2020: 65.7 against "
-     "0.1 top-1)"),
-)  # fmt: skip
+# issue 44: the reply's BatchNorm-free start, in the encoder alone and in every layer (rules committed before any run)
+_MIMIC = ("Without normalisation anywhere, BYOL learns from a data-dependent start{} (each BatchNorm {}a per-channel "
+          "affine set on the first batch), under LARS + weight decay: above its untrained encoder and above the "
+          "default start (Richemond et al. 2020: 65.7 against 0.1 top-1)")  # fmt: skip
+_EVERY = (" in every layer", "of the encoder and the heads ")
+MIMIC_CLAIMS = (("no_norm_lars_mimic", _MIMIC.format("", "")), ("no_norm_lars_mimic_all", _MIMIC.format(*_EVERY)))
 OUTPUT_BN_CLAIM = (
     "BatchNorm on the projector's output changes what BYOL learns (BYOL's projector, unlike SimCLR's, has none: "
     '"this seemingly small detail turns out to matter", as issue 44 quotes it, no figure; not in '

@@ -200,10 +200,8 @@ class ModelConfig(_Section):
             )
         self._one_of("method")
         if self.encoder_init != "default" and self.norm == "affine" and self.method != "byol":
-            raise ByolError(
-                f"{option_name('model.encoder_init')} {self.encoder_init} with {option_name('model.norm')} affine "
-                f"sets BYOL's projector and predictor, not {self.method}'s"
-            )
+            raise ByolError(f"{option_name('model.encoder_init')} {self.encoder_init} with {option_name('model.norm')}"
+                            f" affine sets BYOL's projector and predictor, not {self.method}'s")  # fmt: skip
         if self.projector_output_norm and self.method != "byol":
             raise ByolError(f"--set model.projector_output_norm is BYOL's ablation, not {self.method}'s")
         for key in ("projector_hidden", "projection_dim", "predictor_hidden"):
