@@ -68,9 +68,12 @@ def cpu_name() -> str:
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
-    """What a run trained on, for its summary: the CPU's name and threads, and the GPU's name on CUDA."""
+    """What a run trained on, for its summary: the CPU's name, the vector unit PyTorch's kernels use
+    (``AVX2``, ``AVX512``) and its bf16 matrix unit (or None), threads, and the GPU's name on CUDA.
+    Hosts that mask their model name (``AMD EPYC``) are told apart by the last two."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), **({"gpu": gpu} if gpu else {})}
+    cpu = {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_bf16": cpu_bf16_units()}
+    return {**cpu, "threads": torch.get_num_threads(), **({"gpu": gpu} if gpu else {})}
 
 
 def precision_reason(setting: str, device: torch.device) -> str:

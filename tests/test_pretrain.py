@@ -14,7 +14,7 @@ from helpers import assert_resume_logged, resume, tiny_config
 from safetensors.torch import load_file
 
 from byol.cli.__main__ import main as cli
-from byol.device import cpu_name
+from byol.device import cpu_bf16_units, cpu_name
 from byol.encoder_io import load_encoder_with_meta
 from byol.eval.runner import EncoderEval, knn_evaluate
 from byol.schedules import Plan
@@ -199,6 +199,9 @@ def test_cli_pretrain_then_eval_knn_json(small, tmp_path, capsys):
     # the hardware it trained on, so a figure from a run folder names its host
     stored = json.loads((out / "summary.json").read_text())
     assert stored["cpu"] == cpu_name() and stored["threads"] == torch.get_num_threads()
+    assert (
+        stored["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and stored["cpu_bf16"] == cpu_bf16_units()
+    )
     assert ("gpu" in stored) == torch.cuda.is_available()  # the CLI's default device: CUDA where there is one
     assert (
         cli(
