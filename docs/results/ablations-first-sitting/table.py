@@ -1,13 +1,24 @@
 """The page's table: each re-run seed beside the first sitting's row for the same variant and seed
-(docs/results/ablations/2026-11-30.json), from the run folders' own files."""
+(docs/results/ablations/2026-11-30.json), from the run folders' own files. The host: the summary's CPU, vector
+and bf16 units (since dff8a3a), else its CPU name where auto found no bf16 unit; the runs that asked for bf16
+outright trained on the AMD EPYC Zen 4 of 2026-12-07's first sitting."""
 import json
 import sys
 from pathlib import Path
 
+
+def host(s: dict) -> str:
+    if "cpu_bf16" in s:
+        return f"{s['cpu']}, {s['cpu_capability']}, {s['cpu_bf16'] or 'no bf16 unit'}"
+    if "no bf16 matrix units" in s["precision_reason"]:
+        return f"{s['cpu']}, no bf16 unit"
+    return "AMD EPYC Zen 4, AVX-512 BF16"  # the first sitting's host, bf16 asked for outright
+
+
 page = Path(sys.argv[1])
 first = json.loads(Path("docs/results/ablations/2026-11-30.json").read_text())["variants"]
-print("| variant | seed | kNN now | first sitting | now − first | its untrained (now / first) | top-direction share now | precision, images/s |")
-print("|---|---:|---:|---:|---:|---|---:|---|")
+print("| variant | seed | kNN now | first sitting | now − first | its untrained (now / first) | top-direction share now | precision, images/s | host |")
+print("|---|---:|---:|---:|---:|---|---:|---|---|")
 diffs = []
 for run in sorted(page.glob("runs/*/seed*")):
     name, seed = run.parent.name, run.name.removeprefix("seed")
@@ -19,7 +30,7 @@ for run in sorted(page.glob("runs/*/seed*")):
     if d is not None:
         diffs.append(d)
     un = f"{100 * e['untrained_top1']:.2f} / {100 * o['untrained_top1']:.2f}" if o.get("untrained_top1") else f"{100 * e['untrained_top1']:.2f} / —"
-    print(f"| {name} | {seed} | {now:.2f} | {'—' if then is None else f'{then:.2f}'} | {'—' if d is None else f'{d:+.2f}'} | {un} | {e['top_share']:.2f} | {s['precision']}, {s['images_per_sec']:,.0f} |")
+    print(f"| {name} | {seed} | {now:.2f} | {'—' if then is None else f'{then:.2f}'} | {'—' if d is None else f'{d:+.2f}'} | {un} | {e['top_share']:.2f} | {s['precision']}, {s['images_per_sec']:,.0f} | {host(s)} |")
 if diffs:
     m = sum(diffs) / len(diffs)
     print(f"\nnow − first over {len(diffs)} runs: mean {m:+.2f}, mean |·| {sum(abs(x) for x in diffs) / len(diffs):.2f}, max |·| {max(abs(x) for x in diffs):.2f}")
