@@ -15,5 +15,9 @@ for run in "$SRC"/*/seed*; do
 done
 cp "$SRC/ablations.json" "$DST/"
 cp /work/abl-first/setup.sh /work/abl-first/cmd.sh /work/abl-first/publish.sh /work/abl-first/resume.sh "$DST/"
-tr "\r" "\n" < /work/abl-first/log.txt | grep -v "^W1207\|^$" > "$DST/log.txt"
+{  # the earlier sittings' log (resume.sh kept it), then this one's, without PyTorch's W<date> warnings
+  cat /work/abl-first/log-before.txt 2>/dev/null || true
+  [ -f /work/abl-first/log-before.txt ] && echo "# next sitting (this log published $(date -u "+%F %H:%M") UTC), on$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2-)"
+  tr "\r" "\n" < /work/abl-first/log.txt | grep -v "^W[0-9]\{4\} \|^$"
+} > "$DST/log.txt"
 ls "$DST" "$DST"/runs/*

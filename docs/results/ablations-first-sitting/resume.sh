@@ -9,4 +9,5 @@ mkdir -p "$OUT"
 cp -r "$PAGE"/runs/* "$OUT"/
 for v in baseline simclr; do cp -r /work/main/docs/results/ablations/runs/$v "$OUT"/; done
 cp "$PAGE"/ablations.json "$OUT"/
+cp "$PAGE"/log.txt /work/abl-first/log-before.txt  # the earlier sittings' log: publish.sh puts this one's after it
 ls "$OUT"
