@@ -244,7 +244,7 @@ def test_lars_skips_on_the_device_flag_and_otherwise_steps_as_usual(found):
 )
 def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, avx512_bf16, expected, monkeypatch):
     """AMX (Intel Xeon) or AVX-512 BF16 (Intel, AMD Zen 4): bf16; neither: fp32. The reason is said."""
-    from byol.device import DevicePolicy, autocast_for, precision_reason, resolve_precision
+    from byol.device import DevicePolicy, autocast_for, hardware, precision_reason, resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
@@ -257,6 +257,7 @@ def test_precision_auto_is_bf16_on_cuda_and_on_cpus_with_bf16_units(amx, avx512_
     assert reason.startswith(f"{expected}: auto") and (units is None or f"({units})" in reason), reason
     assert precision_reason("bf16", cpu) == "bf16: run.precision=bf16"
     assert DevicePolicy.resolve(cpu, "auto").precision_reason == reason
+    assert hardware(cpu)["cpu_bf16"] == units  # summary.json names the unit: VMs often mask the model name
     model = make()
     with autocast_for(resolve_precision("auto", torch.device("cpu")), torch.device("cpu")):
         out = model(*views(3))

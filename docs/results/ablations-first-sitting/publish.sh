@@ -14,10 +14,13 @@ for run in "$SRC"/*/seed*; do
   for f in ablation_eval.json config.yaml metrics.jsonl summary.json; do cp "$run/$f" "$DST/runs/$rel/"; done
 done
 cp "$SRC/ablations.json" "$DST/"
-cp /work/abl-first/setup.sh /work/abl-first/cmd.sh /work/abl-first/publish.sh /work/abl-first/resume.sh "$DST/"
 {  # the earlier sittings' log (resume.sh kept it), then this one's, without PyTorch's W<date> warnings
   cat /work/abl-first/log-before.txt 2>/dev/null || true
-  [ -f /work/abl-first/log-before.txt ] && echo "# next sitting (this log published $(date -u "+%F %H:%M") UTC), on$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2-)"
-  tr "\r" "\n" < /work/abl-first/log.txt | grep -v "^W[0-9]\{4\} \|^$"
+  if [ -f /work/abl-first/log-before.txt ]; then  # the host as /proc/cpuinfo and PyTorch tell it (VMs mask the model name)
+    cpu=$(awk -F': ' '/^model name/{n=$2} /^cpu family/{f=$2} /^model\t/{m=$2} END{print n", family "f" model "m}' /proc/cpuinfo)
+    isa=$(/work/main/.venv/bin/python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
+    echo "# next sitting (this log published $(date -u "+%F %H:%M") UTC), on $cpu, $isa"
+  fi
+  tr "\r" "\n" < /work/abl-first/log.txt | { grep -v "^W[0-9]\{4\} \|^$" || true; }
 } > "$DST/log.txt"
 ls "$DST" "$DST"/runs/*

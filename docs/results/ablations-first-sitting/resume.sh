@@ -9,5 +9,7 @@ mkdir -p "$OUT"
 cp -r "$PAGE"/runs/* "$OUT"/
 for v in baseline simclr; do cp -r /work/main/docs/results/ablations/runs/$v "$OUT"/; done
 cp "$PAGE"/ablations.json "$OUT"/
-cp "$PAGE"/log.txt /work/abl-first/log-before.txt  # the earlier sittings' log: publish.sh puts this one's after it
+# the earlier sittings' log, kept once a sitting (a second resume must not take this sitting's in): publish.sh puts
+# this one's after it
+[ -f /work/abl-first/log-before.txt ] || cp "$PAGE"/log.txt /work/abl-first/log-before.txt
 ls "$OUT"

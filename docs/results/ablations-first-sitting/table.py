@@ -1,18 +1,22 @@
 """The page's table: each re-run seed beside the first sitting's row for the same variant and seed
 (docs/results/ablations/2026-11-30.json), from the run folders' own files. The host: the summary's CPU, vector
-and bf16 units (since dff8a3a), else its CPU name where auto found no bf16 unit; the runs that asked for bf16
-outright trained on the AMD EPYC Zen 4 of 2026-12-07's first sitting."""
+and bf16 units where it names them (since dff8a3a); before, the precision's reason tells the two hosts apart
+(both summaries say only "AMD EPYC"): the first sitting's Zen 4 trained bf16 (asked for, or auto's choice
+for its AVX-512 BF16), the second sitting's Zen 3 fp32 (auto: no bf16 unit)."""
 import json
 import sys
 from pathlib import Path
 
 
 def host(s: dict) -> str:
-    if "cpu_bf16" in s:
-        return f"{s['cpu']}, {s['cpu_capability']}, {s['cpu_bf16'] or 'no bf16 unit'}"
-    if "no bf16 matrix units" in s["precision_reason"]:
-        return f"{s['cpu']}, no bf16 unit"
-    return "AMD EPYC Zen 4, AVX-512 BF16"  # the first sitting's host, bf16 asked for outright
+    if "cpu_bf16" in s:  # the summary says it itself (since dff8a3a)
+        return f"{s.get('cpu') or 'CPU'}, {s['cpu_capability']}, {s['cpu_bf16'] or 'no bf16 unit'}"
+    reason = s["precision_reason"]
+    if "no bf16 matrix units" in reason:  # auto's fp32: the second sitting's host
+        return "AMD EPYC Zen 3, AVX2, no bf16 unit"
+    if reason == "bf16: run.precision=bf16" or "AVX-512 BF16" in reason:  # the first sitting's host
+        return "AMD EPYC Zen 4, AVX-512 BF16"
+    raise ValueError(f"no host known for a run whose precision reason is {reason!r}")
 
 
 page = Path(sys.argv[1])
