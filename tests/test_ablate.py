@@ -353,6 +353,36 @@ def test_the_claims_page_s_kept_run_folders_are_the_runs_its_table_reads():
         assert set(results["variants"][name]["seeds"]) == {p.name.removeprefix("seed") for p in run.parent.iterdir()}
 
 
+def test_the_claims_page_build_reads_every_variant_from_one_kept_folder_and_nothing_else(tmp_path):
+    """docs/results/ablations/build.py (issue 44): every variant a claim reads has a source page; a dry fold
+    writes a row for each source's run folder and no other (no 2026-11-30 row), each the folder's own kNN;
+    the only seeds still missing are the first sitting's re-run's, and the full build refuses, naming them."""
+    import importlib.util
+    from pathlib import Path
+
+    from byol.ablate.variants import SUITES
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "results" / "ablations" / "build.py"
+    spec = importlib.util.spec_from_file_location("claims_page_build", path)
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    suites = ("claims", "batch", "missing", "details", "init", "first_sitting")  # every variant the page's claims read
+    assert {name for suite in suites for name in SUITES[suite]} <= set(build.SOURCES) <= set(VARIANTS)
+    missing = build.missing_seeds()
+    assert {build.SOURCES[name] for name in missing} <= {"ablations-first-sitting"}, missing
+    results = build.build(tmp_path / "page", partial=True)
+    rows = {(name, seed): row for name, entry in results["variants"].items() for seed, row in entry["seeds"].items()}
+    folders = {
+        (run.parent.name, run.name.removeprefix("seed")): run for run in (tmp_path / "page").glob("runs/*/seed*")
+    }
+    assert rows.keys() == folders.keys() and len(rows) == 3 * len(build.SOURCES) - sum(map(len, missing.values()))
+    for key, run in folders.items():
+        assert json.loads((run / "ablation_eval.json").read_text())["knn_top1"] == rows[key]["knn_top1"], run
+    if missing:
+        with pytest.raises(SystemExit, match="no run folder for .*seed 2 \\(ablations-first-sitting\\)"):
+            build.build(tmp_path / "full")
+
+
 def test_results_json_puts_each_curve_on_one_line_and_reads_back_the_same():
     """ablations.json stays small (a 7,810-step run logs 390 [step, value] pairs per curve): every list
     of numbers on one line, everything else one key a line, and json reads back exactly what was written."""
