@@ -191,14 +191,29 @@ def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_targ
     out = tmp_path / "abl"
     argv = [
         "ablate", str(small["train"]), "--test", str(small["test"]), "--out", str(out), "--preset", "cpu",
-        "--suite", "no_predictor,tau_1", "--epochs", "15", "--probe-epochs", "10", "--batch-size", "32",
+        "--suite", "no_predictor,tau_1,tau_0.9", "--epochs", "15", "--probe-epochs", "10", "--batch-size", "32",
         "--log-every", "5",
         "--cache-dir", str(small["cache"]), "--workers", "0", "--set", "augment.compile=off",
         "--set", "model.width=0.25", "--set", "model.projector_hidden=128", "--set", "model.predictor_hidden=128",
     ]  # fmt: skip
+    import byol.train.pretrain
+
+    trained, pretrain = [], byol.train.pretrain.pretrain
+    monkeypatch.setattr(
+        byol.train.pretrain,
+        "pretrain",
+        lambda cfg, run_dir, **k: trained.append(run_dir) or pretrain(cfg, run_dir, **k),
+    )
     assert cli(argv) == 0
     results = json.loads((out / "ablations.json").read_text())
-    assert list(results["variants"]) == ["baseline", "no_predictor", "tau_1"]  # the baseline first, though not named
+    assert list(results["variants"]) == ["baseline", "no_predictor", "tau_1", "tau_0.9"]  # the baseline first
+    # τ_base 0.9 is the preset's: the baseline's config, trained once; its folder holds the baseline run's files
+    assert [p.parent.name for p in trained] == ["baseline", "no_predictor", "tau_1"]
+    twin, base_run = out / "tau_0.9" / "seed0", out / "baseline" / "seed0"
+    assert results["variants"]["tau_0.9"]["seeds"]["0"] == {**results["variants"]["baseline"]["seeds"]["0"],
+                                                            "same_run_as": "baseline"}  # fmt: skip
+    assert (twin / "encoder.safetensors").read_bytes() == (base_run / "encoder.safetensors").read_bytes()
+    assert (base_run / "checkpoints").is_dir() and not (twin / "checkpoints").exists()
     v = {name: entry["seeds"]["0"] for name, entry in results["variants"].items()}  # one seed: a comma-list suite
     assert (out / "no_predictor" / "seed0" / "encoder.safetensors").exists()
     # Without the predictor the projections collapse onto one direction (a dimensional collapse: measured
@@ -226,6 +241,7 @@ def test_ablate_shows_collapse_without_the_predictor_and_none_with_a_frozen_targ
     assert "the geometry: collapsed in 1 of 1 seeds" in found["figures"]
     report = (out / "ablations.md").read_text()
     assert "| no_predictor: no predictor |" in report and "table 5b" in report
+    assert "| tau_0.9: τ_base 0.9 (the baseline runs, the same config) |" in report
     assert "The rule (`byol.ablate.claims.RULE`" in report
     assert "| its untrained | its BN-adapted | gain |" in report
     assert "every variant 15.00 epochs, the collapse probes (no predictor, τ = 0) 10" in report

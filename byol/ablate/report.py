@@ -52,8 +52,10 @@ def report_markdown(results: dict[str, Any]) -> str:
         start = spread(per_seed(results, (name,), lambda r: (r.get("start") or {}).get("spread")), 1)
         flags = per_seed(results, (name,), collapsed_run)  # at the end or over half the run
         untrained = per_seed(results, (name,), lambda r: untrained_top1(results, r))
+        twins = sorted({r["same_run_as"] for r in rows.values() if r.get("same_run_as")})  # not trained twice
+        label = v.get("label", "") + (f" (the {', '.join(twins)} runs, the same config)" if twins else "")
         lines.append(
-            f"| {name}: {v.get('label', '')} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
+            f"| {name}: {label} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
             f"{_column(results, name, 'bn_adapted_top1')} | "
             f"{spread(per_seed(results, (name,), gain(results)))} | {'—' if v.get('paper') is None else v['paper']} | "
             f"{v.get('source', '')} | {start} → {_column(results, name, 'spread', 1)} | "

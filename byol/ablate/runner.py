@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class AblationRunner:
             if variant.probe and self.probe_epochs is not None:
                 epochs = min(epochs, self.probe_epochs)
             cfg = variant_config(base, variant, epochs=epochs, tau_steps=steps)
+            if self.minutes is None and self._baseline_twin(results, variant, cfg, base, setup["epochs"], seed):
+                return
         result = pretrain(cfg, run_dir, resume=True, progress=False)
         if timed:
             setup["epochs"] = result.epochs
@@ -93,6 +96,33 @@ class AblationRunner:
             f.write(results_json(row))
         entry["seeds"][str(seed)] = row
         self._save(results)
+
+    def _baseline_twin(self, results: dict[str, Any], variant: Variant, cfg: Config, base: Config, epochs: float,
+                       seed: int) -> bool:  # fmt: skip
+        """A variant whose config is the baseline's (``tau_0.9`` under the `cpu` preset, whose τ_base is 0.9) is
+        not trained twice: its folder gets the baseline run's files (not its checkpoints) and row, the row
+        marked ``same_run_as``. Only where every run trains epochs: a timed baseline's config differs."""
+        if (
+            variant.name == "baseline"
+            or cfg.to_dict() != variant_config(base, VARIANTS["baseline"], epochs=epochs).to_dict()
+        ):
+            return False
+        twin = self.out / "baseline" / f"seed{seed}"
+        if not (twin / EVAL_FILE).exists():
+            return False
+        log.info("ablate: %s trains the baseline's config: its run is the baseline's, seed %d, not trained again",
+                 variant.name, seed)  # fmt: skip
+        run_dir = self.out / variant.name / f"seed{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for file in twin.iterdir():
+            if file.is_file() and file.name not in (EVAL_FILE, ".lock"):
+                shutil.copy2(file, run_dir / file.name)
+        row = {**json.loads((twin / EVAL_FILE).read_text()), "same_run_as": "baseline"}
+        with atomic_write(run_dir / EVAL_FILE, "w") as f:
+            f.write(results_json(row))
+        results["variants"][variant.name]["seeds"][str(seed)] = row
+        self._save(results)
+        return True
 
     def _score(self, run_dir: Path, result, seed: int, results: dict[str, Any]) -> dict[str, Any]:
         rows = [r for r in read_metrics(run_dir) if "projection_std_ratio" in r]

@@ -338,8 +338,8 @@ SUITES = {
         "batch_32",  # no claim reads these two any more; the page's table shows them
         "simclr_batch_32",
     ],
-    # Issue 44: the claims whose reading depends on length, at 30–40 epochs (tau_0.9 trains the baseline's
-    # config, under the name the τ order claim reads).
+    # Issue 44: the claims whose reading depends on length, at 30–40 epochs (tau_0.9 is the baseline's config,
+    # under the name the τ order claim reads: the runner gives it the baseline's runs, not trained twice).
     "long": ["tau_0.9", "tau_0.99", "tau_0.999", "tau_1", "encoder_gn_ws", "heads_none"],
     # Issue 44: no normalisation anywhere from the reply's data-dependent start, beside the default start.
     "init": ["lars", "no_norm_lars", "no_norm_lars_mimic", "no_norm_lars_mimic_all"],
