@@ -369,10 +369,12 @@ def test_the_claims_page_s_kept_run_folders_are_the_runs_its_table_reads():
         assert set(results["variants"][name]["seeds"]) == {p.name.removeprefix("seed") for p in run.parent.iterdir()}
 
 
-def test_the_claims_page_build_reads_every_variant_from_one_kept_folder_and_nothing_else(tmp_path):
+def test_the_claims_page_build_reads_every_variant_from_one_kept_folder_and_nothing_else(tmp_path, monkeypatch):
     """docs/results/ablations/build.py (issue 44): every variant a claim reads has a source page; a dry fold
-    writes a row for each source's run folder and no other (no 2026-11-30 row), each the folder's own kNN;
-    the only seeds still missing are the first sitting's re-run's, and the full build refuses, naming them."""
+    copies each source's run folder as it is and writes a row for it and no other (no 2026-11-30 row); the
+    τ = 0 claims' pairs trained the same steps, and the report says τ = 0 under LARS is no 2-epoch probe
+    there; the only seeds still missing are the first sitting's re-run's; the full build refuses while a
+    seed is missing, naming it, and no build writes a partial fold over the page or into docs/results."""
     import importlib.util
     from pathlib import Path
 
@@ -386,17 +388,29 @@ def test_the_claims_page_build_reads_every_variant_from_one_kept_folder_and_noth
     assert {name for suite in suites for name in SUITES[suite]} <= set(build.SOURCES) <= set(VARIANTS)
     missing = build.missing_seeds()
     assert {build.SOURCES[name] for name in missing} <= {"ablations-first-sitting"}, missing
-    results = build.build(tmp_path / "page", partial=True)
+    page = tmp_path / "page"
+    results = build.build(page, partial=True)
     rows = {(name, seed): row for name, entry in results["variants"].items() for seed, row in entry["seeds"].items()}
-    folders = {
-        (run.parent.name, run.name.removeprefix("seed")): run for run in (tmp_path / "page").glob("runs/*/seed*")
-    }
+    folders = {(run.parent.name, run.name.removeprefix("seed")): run for run in page.glob("runs/*/seed*")}
     assert rows.keys() == folders.keys() and len(rows) == 3 * len(build.SOURCES) - sum(map(len, missing.values()))
-    for key, run in folders.items():
-        assert json.loads((run / "ablation_eval.json").read_text())["knn_top1"] == rows[key]["knn_top1"], run
-    if missing:
-        with pytest.raises(SystemExit, match="no run folder for .*seed 2 \\(ablations-first-sitting\\)"):
-            build.build(tmp_path / "full")
+    for (name, seed), run in folders.items():
+        src = build.RESULTS / build.SOURCES[name] / "runs" / name / f"seed{seed}"
+        for file in build.KEPT:
+            assert (run / file).read_bytes() == (src / file).read_bytes(), run / file
+    for a, b in (("tau_0_lars", "lars"), ("tau_0_predictor_lr_lars", "tau_0_lars"), ("heads_none_lars", "lars")):
+        assert all(rows[a, s]["steps"] == rows[b, s]["steps"] for s in build.SEEDS if (a, s) in rows), (a, b)
+    assert (
+        "collapse probes (no predictor, τ = 0) 2 (at the reference's length: tau_0_lars 10)"
+        in (page / "ablations.md").read_text()
+    )
+    with pytest.raises(SystemExit, match="never over the published page"):
+        build.build(build.PAGE, partial=True)
+    with pytest.raises(SystemExit, match="outside docs/results"):
+        build.build(build.RESULTS / "fold", partial=True)
+    monkeypatch.setattr(build, "SEEDS", (*build.SEEDS, "3"))  # a seed no page has: the refusal names it
+    with pytest.raises(SystemExit, match="no run folder for baseline seed 3 \\(ablations\\);"):
+        build.build(tmp_path / "full")
+    assert not (tmp_path / "full").exists()
 
 
 def test_results_json_puts_each_curve_on_one_line_and_reads_back_the_same():

@@ -24,7 +24,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         "# BYOL ablations",
         "",
         f"Data `{setup.get('data')}`" + (f", kNN on `{setup['test']}`" if setup.get("test") else "")
-        + f"; preset `{setup.get('preset')}`; {_budget(setup)}; seeds {', '.join(map(str, seeds))}; "
+        + f"; preset `{setup.get('preset')}`; {_budget(setup, variants)}; seeds {', '.join(map(str, seeds))}; "
         f"base batch {setup.get('base_batch')}, baseline τ_base {setup.get('tau_base')}"
         + ("; τ_base of the τ variants scaled to the run's length" if setup.get("scale_tau") else "") + ".",
         "",
@@ -109,7 +109,9 @@ def _catalogue(name: str, results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budget(setup: dict[str, Any]) -> str:
+def _budget(setup: dict[str, Any], variants: dict[str, Any]) -> str:
+    """The runs' length; a collapse probe whose rows trained longer than ``probe_epochs`` (a page that reads
+    it at its reference's length) named with its own."""
     epochs, probe = setup.get("epochs") or 0, setup.get("probe_epochs")
     if setup.get("minutes") is None:
         text = f"every variant {epochs:.2f} epochs"
@@ -117,6 +119,13 @@ def _budget(setup: dict[str, Any]) -> str:
         text = f"the baseline trained {setup['minutes']} minutes ({epochs:.2f} epochs), every variant as many epochs"
     if probe is not None and probe < epochs:
         text += f", the collapse probes (no predictor, τ = 0) {probe:g}"
+        longer = {
+            name: max(row.get("epochs") or 0 for row in entry.get("seeds", {}).values())
+            for name, entry in variants.items()
+            if name in VARIANTS and VARIANTS[name].probe and entry.get("seeds")
+        }  # fmt: skip
+        said = [f"{name} {n:g}" for name, n in longer.items() if n > probe + 0.5]
+        text += f" (at the reference's length: {', '.join(said)})" if said else ""
     return text
 
 

@@ -101,18 +101,18 @@ class AblationRunner:
                        seed: int) -> bool:  # fmt: skip
         """A variant whose config is the baseline's (``tau_0.9`` under the `cpu` preset, whose τ_base is 0.9) is
         not trained twice: its folder gets the baseline run's files (not its checkpoints) and row, the row
-        marked ``same_run_as``. Only where every run trains epochs: a timed baseline's config differs."""
+        marked ``same_run_as``. Only where every run trains epochs (a timed baseline's config differs), and not
+        under ``--scale-tau`` (the arm's τ_base is scaled, the baseline's is not)."""
         if (
             variant.name == "baseline"
             or cfg.to_dict() != variant_config(base, VARIANTS["baseline"], epochs=epochs).to_dict()
         ):
             return False
-        twin = self.out / "baseline" / f"seed{seed}"
-        if not (twin / EVAL_FILE).exists():
+        twin, run_dir = self.out / "baseline" / f"seed{seed}", self.out / variant.name / f"seed{seed}"
+        if not (twin / EVAL_FILE).exists() or (run_dir / "checkpoints").exists():  # one begun before: it resumes
             return False
         log.info("ablate: %s trains the baseline's config: its run is the baseline's, seed %d, not trained again",
                  variant.name, seed)  # fmt: skip
-        run_dir = self.out / variant.name / f"seed{seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         for file in twin.iterdir():
             if file.is_file() and file.name not in (EVAL_FILE, ".lock"):

@@ -31,8 +31,10 @@ SEEDS = ("0", "1", "2")
 
 # variant: the page (under docs/results/) whose runs the table reads. One page a variant, chosen so that a
 # claim's variant and its reference come from one sitting where they can: lars and its 10-epoch τ = 0 (the
-# confound-free reading issue 44 asked for; the 2-epoch probe stays on the first sitting's page) pair with
-# the BatchNorm-free, faster-predictor and mimicking starts, all trained beside those lars runs.
+# confound-free reading issue 44 asked for; the 2-epoch probe stays on the first sitting's page) are the runs
+# the BatchNorm-free, faster-predictor and mimicking pages read beside. Pairs that cross sittings: heads_none_lars
+# (first sitting) against that lars, and every variant against the 2026-12-05 baseline and SimCLR (AMX Xeon,
+# bf16); the first sitting's own lars and tau_0_lars stay on its page (now against first, no claim reads them).
 SOURCES = {
     **dict.fromkeys(
         ["baseline", "simclr", "tau_0.9", "tau_0.99", "tau_0.999", "batch_1024_real", "simclr_batch_1024_real",
@@ -64,6 +66,12 @@ def missing_seeds() -> dict[str, list[str]]:
 
 def build(into: Path, partial: bool = False) -> dict:
     """``into``'s runs/ made the sources' folders, its ablations.json their rows alone, then the report."""
+    if into != PAGE and (into == RESULTS or RESULTS in into.parents or into in RESULTS.parents):
+        sys.exit(f"build.py: --into {into}: a dry fold goes outside docs/results (say /tmp/fold), never over a page")
+    if into != PAGE and into.exists() and any(into.iterdir()) and not (into / "build.py").exists():
+        sys.exit(f"build.py: --into {into} holds files that are not an earlier fold: give an empty or new folder")
+    if partial and into == PAGE:
+        sys.exit("build.py: --partial folds into a copy (--into DIR), never over the published page")
     missing = missing_seeds()
     if missing and not partial:
         said = "; ".join(f"{name} seed {', '.join(seeds)} ({SOURCES[name]})" for name, seeds in missing.items())
@@ -71,16 +79,20 @@ def build(into: Path, partial: bool = False) -> dict:
     if into != PAGE:
         shutil.rmtree(into, ignore_errors=True)
         shutil.copytree(PAGE, into, ignore=shutil.ignore_patterns("runs", "__pycache__"))
-    staged = into / "runs.new"
-    shutil.rmtree(staged, ignore_errors=True)
+    staged, old = into / "runs.new", into / "runs.old"
+    for path in (staged, old):
+        shutil.rmtree(path, ignore_errors=True)
     for name, page in SOURCES.items():
-        for run in sorted((RESULTS / page / "runs" / name).glob(f"seed*/{EVAL_FILE}")):
-            dst = staged / name / run.parent.name
-            dst.mkdir(parents=True)
-            for file in KEPT:
-                shutil.copy2(run.parent / file, dst / file)
-    shutil.rmtree(into / "runs", ignore_errors=True)
+        for seed in SEEDS:
+            src, dst = RESULTS / page / "runs" / name / f"seed{seed}", staged / name / f"seed{seed}"
+            if (src / EVAL_FILE).exists():
+                dst.mkdir(parents=True)
+                for file in KEPT:
+                    shutil.copy2(src / file, dst / file)
+    if (into / "runs").exists():
+        (into / "runs").rename(old)  # the page's runs are back in runs.old if what follows fails
     staged.rename(into / "runs")
+    shutil.rmtree(old, ignore_errors=True)
     setup = json.loads((PAGE / RESULTS_JSON).read_text())["setup"]
     (into / RESULTS_JSON).write_text(results_json({"setup": setup}))  # the report adds each folder's row
     return AblationRunner(resolve("cpu", {}), into, None).report()
