@@ -14,6 +14,8 @@ for run in "$SRC"/*/seed*; do
   for f in ablation_eval.json config.yaml metrics.jsonl summary.json; do cp "$run/$f" "$DST/runs/$rel/"; done
 done
 cp "$SRC/ablations.json" "$DST/"
+LOG=/work/abl-first/log.txt
+[ -s "$LOG" ] || { echo "publish.sh: no $LOG of this sitting (published already?): the page's log stays" >&2; ls "$DST"; exit 0; }
 {  # the earlier sittings' log (resume.sh kept it), then this one's, without PyTorch's W<date> warnings
   cat /work/abl-first/log-before.txt 2>/dev/null || true
   if [ -f /work/abl-first/log-before.txt ]; then  # the host as /proc/cpuinfo and PyTorch tell it (VMs mask the model name)
@@ -21,6 +23,10 @@ cp "$SRC/ablations.json" "$DST/"
     isa=$(/work/main/.venv/bin/python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
     echo "# next sitting (this log published $(date -u "+%F %H:%M") UTC), on $cpu, $isa"
   fi
-  tr "\r" "\n" < /work/abl-first/log.txt | { grep -v "^W[0-9]\{4\} \|^$" || true; }
+  tr "\r" "\n" < "$LOG" | { grep -v "^W[0-9]\{4\} \|^$" || true; }
 } > "$DST/log.txt"
+# the page's log is now every sitting's: the next sitting (on this machine or, through resume.sh, a fresh one)
+# starts from it, and this sitting's raw log is kept beside, so a second publish cannot drop or repeat a sitting
+cp "$DST/log.txt" /work/abl-first/log-before.txt
+mv "$LOG" "/work/abl-first/log-published-$(date -u +%Y%m%dT%H%M).txt"
 ls "$DST" "$DST"/runs/*
