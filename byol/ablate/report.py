@@ -52,10 +52,8 @@ def report_markdown(results: dict[str, Any]) -> str:
         start = spread(per_seed(results, (name,), lambda r: (r.get("start") or {}).get("spread")), 1)
         flags = per_seed(results, (name,), collapsed_run)  # at the end or over half the run
         untrained = per_seed(results, (name,), lambda r: untrained_top1(results, r))
-        twins = sorted({r["same_run_as"] for r in rows.values() if r.get("same_run_as")})  # not trained twice
-        label = v.get("label", "") + (f" (the {', '.join(twins)} runs, the same config)" if twins else "")
         lines.append(
-            f"| {name}: {label} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
+            f"| {name}: {v.get('label', '')} | {_column(results, name, 'knn_top1')} | {spread(untrained)} | "
             f"{_column(results, name, 'bn_adapted_top1')} | "
             f"{spread(per_seed(results, (name,), gain(results)))} | {'—' if v.get('paper') is None else v['paper']} | "
             f"{v.get('source', '')} | {start} → {_column(results, name, 'spread', 1)} | "
@@ -106,6 +104,9 @@ def _catalogue(name: str, results: dict[str, Any]) -> dict[str, Any]:
     trained = trained_taus(results, name)
     if nominal is not None and trained and trained != [nominal]:
         out["label"] += f" — trained τ_base {', '.join(f'{t:.3g}' for t in trained)} (scaled to the run's length)"
+    twins = sorted({r["same_run_as"] for r in seed_rows(results, name).values() if r.get("same_run_as")})
+    if twins:  # the baseline's config: its runs, not trained twice (AblationRunner._baseline_twin)
+        out["label"] += f" (the {', '.join(twins)} runs, the same config)"
     return out
 
 

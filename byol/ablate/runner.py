@@ -18,6 +18,7 @@ from byol.config import Config
 from byol.data.labels import labelled_splits
 from byol.errors import ByolError
 from byol.files import atomic_write
+from byol.run_files import RunFiles
 from byol.train.metrics_file import read_metrics
 
 log = logging.getLogger(__name__)
@@ -109,13 +110,13 @@ class AblationRunner:
         ):
             return False
         twin, run_dir = self.out / "baseline" / f"seed{seed}", self.out / variant.name / f"seed{seed}"
-        if not (twin / EVAL_FILE).exists() or (run_dir / "checkpoints").exists():  # one begun before: it resumes
+        if not (twin / EVAL_FILE).exists() or RunFiles(run_dir).checkpoints.exists():  # one begun before: it resumes
             return False
         log.info("ablate: %s trains the baseline's config: its run is the baseline's, seed %d, not trained again",
                  variant.name, seed)  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         for file in twin.iterdir():
-            if file.is_file() and file.name not in (EVAL_FILE, ".lock"):
+            if file.is_file() and file.name != EVAL_FILE and file != RunFiles(twin).lock:
                 shutil.copy2(file, run_dir / file.name)
         row = {**json.loads((twin / EVAL_FILE).read_text()), "same_run_as": "baseline"}
         with atomic_write(run_dir / EVAL_FILE, "w") as f:
